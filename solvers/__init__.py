@@ -1,0 +1,7 @@
+"""Numerics of interacting-particle gradient flows and their infinite-width limits.
+
+Knows nothing of configs, files or the command line: arrays in, arrays out.
+"""
+from . import gaussian
+
+__all__ = ["gaussian"]
