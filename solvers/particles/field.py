@@ -1,0 +1,241 @@
+r"""The two-layer mean-field velocity field, in both expectation modes.
+
+Model and scaling
+-----------------
+A neuron is :math:`\theta_i = (a_i, w_i, b_i)` stored as a row ``[a, w_1..w_d, (b)]`` of an array
+``theta`` of shape (..., N, p), p = 1 + d (+1 with bias); leading axes batch independent
+networks (seeds). The network is
+
+.. math::  f(x) = \frac{\alpha}{N}\sum_{i=1}^N a_i\,\sigma(w_i\cdot x + b_i).
+
+With a loss :math:`\ell(y, f)` and residual :math:`r = -\partial_f \ell` (square loss:
+:math:`r = y - f`), the risk is :math:`R = E\,\ell(y, f(x))` and the particles move by
+
+.. math::
+    \dot\theta_i = \frac{N}{\alpha^2}\,\Lambda\,(-\nabla_{\theta_i} R)
+                 = \frac{1}{\alpha}\,\Lambda\, E\big[r(x)\,\nabla_\theta\, a_i\sigma(w_i\cdot x+b_i)\big],
+
+:math:`\Lambda = \mathrm{diag}(\lambda_a, \lambda_w I_d, \lambda_b)` per-group learning-rate
+multipliers (:math:`\lambda_a = 0` freezes the output weights). For :math:`\alpha = 1` this is the
+Wasserstein gradient flow :math:`\dot\theta = -\nabla_\theta\Psi(\theta;\mu_t)` of Mei–Montanari–
+Nguyen (2018) and Chizat–Bach (2018) at the empirical measure of the particles. Large
+:math:`\alpha` with the objective scaled by :math:`1/\alpha^2` is the lazy regime of
+Chizat–Oyallon–Bach (2019), on the same time axis.
+
+Expectation modes
+-----------------
+* :func:`mc_risk_velocity`: :math:`E` is an average over given samples (x, y).
+* :func:`population_risk_velocity`: exact population expectations for inputs drawn from a
+  mixture of centred isotropic Gaussians :math:`x\sim\sum_k\pi_k N(0, s_k^2 I_d)` and targets
+  :math:`y = \sum_m c_{km}\sigma_\star(v_m\cdot x) + y_{0k} + \varepsilon` (component k), which
+  covers the teacher–student task (one component, s = 1, :math:`y_0 = 0`) and the isotropic
+  Gaussians classification of Mei–Montanari–Nguyen (two components, :math:`s = 1\pm\Delta`,
+  :math:`y_0 = \pm 1`, no teacher). Square loss, no bias, and the student's activation equal to the
+  teacher's (so that every cross term is a closed-form kernel of :mod:`solvers.gaussian`):
+
+  .. math::
+      R = \tfrac12 E[y^2] - \frac{\alpha}{N}\sum_i a_i\,T_i
+          + \frac{\alpha^2}{2N^2}\sum_{ij} a_i a_j\,\bar K_{ij},
+
+  with :math:`T_i = E[y\,\sigma(w_i\cdot x)]` and
+  :math:`\bar K_{ij} = E[\sigma(w_i\cdot x)\sigma(w_j\cdot x)]`; the velocity follows by
+  differentiating in the first slot. Cost O(N² d) per evaluation through the backend's pairwise
+  kernel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .. import gaussian
+
+__all__ = [
+    "TwoLayer",
+    "GaussianPopulation",
+    "LOSSES",
+    "loss_and_residual",
+    "mc_risk_velocity",
+    "population_risk_velocity",
+]
+
+
+@dataclass(frozen=True)
+class TwoLayer:
+    r"""Shape and scales of a two-layer network / particle system (no state: state is ``theta``).
+
+    Attributes
+    ----------
+    activation : str
+        Name in :data:`solvers.gaussian.ACTIVATIONS`.
+    d : int
+        Input dimension.
+    alpha : float
+        Output scale α (1: mean field; large: lazy).
+    bias : bool
+        Whether neurons carry a bias column.
+    lr_a, lr_w, lr_b : float
+        Learning-rate multipliers λ per parameter group; 0 freezes a group.
+    """
+
+    activation: str
+    d: int
+    alpha: float = 1.0
+    bias: bool = False
+    lr_a: float = 1.0
+    lr_w: float = 1.0
+    lr_b: float = 1.0
+
+    @property
+    def p(self) -> int:
+        """Number of columns of a neuron row."""
+        return 1 + self.d + int(self.bias)
+
+    def split(self, theta):
+        """Views ``(a, w, b)`` of shapes (..., N), (..., N, d), (..., N) or None."""
+        a = theta[..., 0]
+        w = theta[..., 1 : 1 + self.d]
+        b = theta[..., 1 + self.d] if self.bias else None
+        return a, w, b
+
+    def output(self, backend, theta, x):
+        """Network output f on samples x (..., M, d): shape (..., M)."""
+        a, w, b = self.split(theta)
+        return backend.mc_forward(self.activation, x, w, b, a, self.alpha / theta.shape[-2])
+
+    def assemble(self, theta, ga, gw, gb):
+        r"""Velocity from the expectations :math:`E[r\sigma]`, :math:`E[r\sigma' x]`, :math:`E[r\sigma']`."""
+        a = theta[..., 0]
+        v = np.empty_like(theta)
+        s = 1.0 / self.alpha
+        v[..., 0] = (s * self.lr_a) * ga
+        v[..., 1 : 1 + self.d] = (s * self.lr_w) * a[..., None] * gw
+        if self.bias:
+            v[..., 1 + self.d] = (s * self.lr_b) * a * gb
+        return v
+
+
+def _softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def loss_and_residual(loss: str, y, f):
+    r"""Pointwise loss and residual :math:`r = -\partial_f\ell`.
+
+    square: :math:`\ell = \tfrac12 (y-f)^2`, :math:`r = y - f`;
+    logistic (labels ±1): :math:`\ell = \log(1+e^{-yf})`, :math:`r = y\,\mathrm{sigmoid}(-yf)`.
+    """
+    if loss == "square":
+        r = y - f
+        return 0.5 * r * r, r
+    if loss == "logistic":
+        m = y * f
+        return _softplus(-m), y * _sigmoid(-m)
+    raise ValueError(f"unknown loss {loss!r}; choose 'square' or 'logistic'")
+
+
+LOSSES = ("square", "logistic")
+
+
+def mc_risk_velocity(model: TwoLayer, backend, theta, x, y, loss: str = "square", velocity=True):
+    """Risk and velocity with expectations replaced by averages over samples.
+
+    Parameters
+    ----------
+    theta : (..., N, p) array
+    x : (..., M, d) array, shared or batched like ``theta``
+    y : (..., M) array
+
+    Returns
+    -------
+    risk : (...) array
+    v : (..., N, p) array, or None when ``velocity`` is false
+    """
+    a, w, b = model.split(theta)
+    f = backend.mc_forward(model.activation, x, w, b, a, model.alpha / theta.shape[-2])
+    lval, r = loss_and_residual(loss, y, f)
+    risk = lval.mean(axis=-1)
+    if not velocity:
+        return risk, None
+    ga, gw, gb = backend.mc_backward(model.activation, x, w, b, r)
+    return risk, model.assemble(theta, ga, gw, gb)
+
+
+@dataclass(frozen=True)
+class GaussianPopulation:
+    r"""A population law with closed-form expectations (see the module docstring).
+
+    Attributes
+    ----------
+    weights : (K,) mixture weights π_k (sum to 1)
+    scales : (K,) input standard deviations s_k
+    offsets : (K,) constant targets y_{0k}
+    teacher_w : (m, d) teacher neurons v_m (m may be 0)
+    teacher_c : (K, m) teacher output coefficients per component
+    activation : str, the teacher's activation (must equal the student's)
+    noise_var : float, variance of additive label noise ε
+    """
+
+    weights: np.ndarray
+    scales: np.ndarray
+    offsets: np.ndarray
+    teacher_w: np.ndarray
+    teacher_c: np.ndarray
+    activation: str
+    noise_var: float = 0.0
+    _ey2: list = field(default_factory=list, repr=False, compare=False)
+
+    def target_second_moment(self, backend) -> float:
+        r""":math:`E[y^2]`, computed once and cached."""
+        if not self._ey2:
+            total = self.noise_var
+            for pi, s, y0, c in zip(self.weights, self.scales, self.offsets, self.teacher_c):
+                e = y0 * y0
+                if self.teacher_w.shape[0]:
+                    F, _ = backend.pairwise(self.activation, self.teacher_w, self.teacher_w, c, s * s)
+                    q = s * s * np.einsum("md,md->m", self.teacher_w, self.teacher_w)
+                    e += float(c @ F) + 2.0 * y0 * float(c @ gaussian.mean(self.activation, q))
+                total += pi * e
+            self._ey2.append(float(total))
+        return self._ey2[0]
+
+
+def population_risk_velocity(model: TwoLayer, backend, theta, pop: GaussianPopulation, velocity=True):
+    """Exact population risk (½ square loss) and velocity; shapes as in :func:`mc_risk_velocity`."""
+    if model.bias:
+        raise ValueError("analytic expectations need bias = false (no closed form with biases)")
+    if model.activation != pop.activation:
+        raise ValueError(
+            f"analytic expectations need the teacher's activation ({pop.activation}) "
+            f"to equal the student's ({model.activation})"
+        )
+    a, w, _ = model.split(theta)
+    N = theta.shape[-2]
+    k = model.alpha / N
+    risk = np.full(theta.shape[:-2], 0.5 * pop.target_second_moment(backend), dtype=theta.dtype)
+    ga = np.zeros_like(a)
+    gw = np.zeros_like(w)
+    q = np.einsum("...id,...id->...i", w, w)
+    for pi, s, y0, c in zip(pop.weights, pop.scales, pop.offsets, pop.teacher_c):
+        s2 = s * s
+        Fs, Gs = backend.pairwise(model.activation, w, w, a, s2)
+        T = np.zeros_like(a)
+        Tg = np.zeros_like(w)
+        if pop.teacher_w.shape[0]:
+            T, Tg = backend.pairwise(model.activation, w, pop.teacher_w, c, s2)
+        if y0 != 0.0:
+            m, dm = gaussian.mean_and_grad(model.activation, s2 * q)
+            T = T + y0 * m
+            Tg = Tg + (2.0 * s2 * y0 * dm)[..., None] * w
+        risk += pi * (-k * np.einsum("...i,...i->...", a, T) + 0.5 * k * k * np.einsum("...i,...i->...", a, Fs))
+        if velocity:
+            ga += pi * (T - k * Fs)
+            gw += pi * (Tg - k * Gs)
+    if not velocity:
+        return risk, None
+    return risk, model.assemble(theta, ga, gw, None)
