@@ -1,0 +1,19 @@
+"""Analysis of mean-field versus finite-width runs: pure functions on arrays.
+
+Modules
+-------
+distances
+    Wasserstein distances between neuron clouds (exact and guarded, 1-D,
+    sliced, along a known coupling).
+"""
+
+from .distances import Distance, coupling_distance, emd_memory_bytes, w2_1d, w2_exact, w2_sliced
+
+__all__ = [
+    "Distance",
+    "w2_exact",
+    "w2_1d",
+    "w2_sliced",
+    "coupling_distance",
+    "emd_memory_bytes",
+]

@@ -1,0 +1,116 @@
+"""The ``meanfield`` command line: run, plot, bench (and the scan family where installed).
+
+Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged (results up to the
+last finite state are written); 1 any other failure.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main"]
+
+
+def _err(msg):
+    print(f"meanfield: {msg}", file=sys.stderr)
+
+
+def _cmd_run(args):
+    from . import config as C
+    from .run import RunDirError, run_to_dir
+
+    try:
+        cfg = C.load(args.config, args.set or ())
+    except C.ConfigError as e:
+        _err(str(e))
+        return 2
+    out = args.out or os.path.join("runs", cfg.run.name)
+    try:
+        res = run_to_dir(cfg, out, overwrite=args.overwrite, progress=not args.quiet,
+                         log=lambda s: print(s, file=sys.stderr))
+    except RunDirError as e:
+        _err(str(e))
+        return 2
+    s = res.summary
+    if not args.quiet:
+        msg = f"{s['status']}: wrote {out}/result.npz, summary.json, config.toml in {s['seconds_total']:.1f} s"
+        if "risk_mf_final" in s:
+            msg += f"; final limit risk {s['risk_mf_final']:.4g}"
+        print(msg)
+    if s["status"] == "diverged":
+        for dv in s["diverged"]:
+            _err(f"diverged: {dv['message']}")
+        return 3
+    return 0
+
+
+def _cmd_plot(args):
+    from . import plot
+
+    try:
+        files = plot.plot_dir(args.dir, fmt=args.format, **plot.cli_options(args))
+    except (FileNotFoundError, ValueError) as e:
+        _err(str(e))
+        return 2
+    for f in files:
+        print(f)
+    return 0
+
+
+def _cmd_bench(args):
+    try:
+        from benchmarks.suite import main as bench_main
+    except ImportError as e:
+        _err(f"the benchmark suite is not available in this installation ({e})")
+        return 1
+    return bench_main(args.rest) or 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run one config: the limit and the finite-width ensemble")
+    r.add_argument("config", help="TOML config file")
+    r.add_argument("--out", help="output directory (default: runs/<run.name>)")
+    r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
+    r.add_argument("--overwrite", action="store_true", help="replace a finished run already in --out")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary line")
+    r.set_defaults(func=_cmd_run)
+    pl = sub.add_parser("plot", help="draw the figures of a run (or scan) directory")
+    pl.add_argument("dir")
+    pl.add_argument("--format", default="png", choices=("png", "pdf"))
+    from . import plot as _plot_mod  # noqa: F401  (light: matplotlib is imported lazily)
+
+    _plot_mod.add_cli_options(pl)
+    pl.set_defaults(func=_cmd_plot)
+    b = sub.add_parser("bench", help="benchmark the backends (see benchmarks/)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=_cmd_bench)
+    for hook in _extensions():
+        hook(sub)
+    return p
+
+
+def _extensions():
+    """Subcommands contributed by other modules (scan, status, collect) when present."""
+    hooks = []
+    try:
+        from .scan.cli import register
+    except ImportError:
+        return hooks
+    hooks.append(register)
+    return hooks
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted; files already written are intact")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

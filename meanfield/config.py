@@ -1,0 +1,489 @@
+"""Run configuration: schema, defaults, validation, TOML in and out.
+
+A config is a set of sections (``[run]``, ``[task]``, ``[model]``, ``[limit]``, ``[train]``,
+``[time]``, ``[eval]``), each a fixed set of typed keys with defaults. :func:`validate` checks
+everything at once (unknown keys with a did-you-mean, types, finiteness, ranges, choices and
+cross-field compatibility) and raises one :class:`ConfigError` listing every problem, before
+anything runs or is written.
+
+The schema below is the single source of the config reference in the README
+(:func:`reference_markdown` renders it).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "SCHEMA",
+    "Field",
+    "load",
+    "from_dict",
+    "validate",
+    "to_toml",
+    "parse_override",
+    "reference_markdown",
+    "analytic_obstacles",
+]
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config, one per line."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid config ({len(self.problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, default, constraint and documentation."""
+
+    type: str  # 'int', 'float', 'bool', 'str', 'int_list', 'bool_or_auto'
+    default: Any
+    doc: str
+    choices: tuple = ()
+    check: Callable[[Any], bool] | None = None
+    check_doc: str = ""
+
+
+def _pos(v):
+    return v > 0
+
+
+def _nonneg(v):
+    return v >= 0
+
+
+def _ge1(v):
+    return v >= 1
+
+
+ACTIVATIONS = ("linear", "relu", "erf", "tanh")
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "run": {
+        "name": Field("str", "run", "Name of the run (used in the default output directory)."),
+        "seed": Field("int", 0, "Root seed; every random stream is spawned from it by purpose.", check=_nonneg, check_doc=">= 0"),
+        "backend": Field("str", "numpy", "Particle backend for both the limit and the finite-width side.",
+                         choices=("auto", "numpy", "numba", "cuda")),
+        "dtype": Field("str", "float64", "Floating-point type of particles and data.", choices=("float64", "float32")),
+    },
+    "task": {
+        "kind": Field("str", "teacher_student", "Task: Gaussian-input teacher-student, the isotropic Gaussians "
+                      "classification of Mei-Montanari-Nguyen, or a user dataset.",
+                      choices=("teacher_student", "gaussians", "dataset")),
+        "d": Field("int", 10, "Input dimension (read from the file for a dataset).", check=_ge1, check_doc=">= 1"),
+        "teacher_width": Field("int", 4, "Teacher units k (teacher_student).", check=_ge1, check_doc=">= 1"),
+        "teacher_activation": Field("str", "same", "Teacher activation ('same' = the student's).",
+                                    choices=("same",) + ACTIVATIONS),
+        "teacher_init": Field("str", "orthonormal", "Teacher neurons: orthonormal unit vectors (needs k <= d) or "
+                              "Gaussian N(0, I/d).", choices=("orthonormal", "gaussian")),
+        "teacher_a": Field("str", "ones", "Teacher output weights: all ones or standard Gaussian; the teacher is "
+                           "f*(x) = (1/k) sum_m a*_m sigma(v_m . x).", choices=("ones", "gaussian")),
+        "noise": Field("float", 0.0, "Standard deviation of additive Gaussian label noise.", check=_nonneg, check_doc=">= 0"),
+        "delta": Field("float", 0.5, "Class separation Delta (gaussians): covariances (1 +- Delta)^2 I.",
+                       check=lambda v: 0 < v < 1, check_doc="in (0, 1)"),
+        "path": Field("str", "", "Path of an .npz with arrays X (P, d), y (P,), optional X_test, y_test (dataset)."),
+        "loss": Field("str", "square", "Loss: square, or logistic for +-1 labels.", choices=("square", "logistic")),
+    },
+    "model": {
+        "activation": Field("str", "erf", "Activation sigma; erf means erf(z/sqrt 2).", choices=ACTIVATIONS),
+        "alpha": Field("float", 1.0, "Output scale alpha: f = (alpha/N) sum_i a_i sigma(w_i.x + b_i); 1 is mean "
+                       "field, large alpha the lazy regime.", check=_pos, check_doc="> 0"),
+        "bias": Field("bool", False, "Whether neurons have a bias b_i."),
+        "a_init": Field("str", "gaussian", "Output weights at init: N(0, a_std^2) or the constant a_value.",
+                        choices=("gaussian", "constant")),
+        "a_std": Field("float", 1.0, "Std of Gaussian output weights.", check=_nonneg, check_doc=">= 0"),
+        "a_value": Field("float", 1.0, "Value of constant output weights."),
+        "w_std": Field("float", 1.0, "w_i ~ N(0, w_std^2 I/d).", check=_pos, check_doc="> 0"),
+        "b_std": Field("float", 0.0, "b_i ~ N(0, b_std^2).", check=_nonneg, check_doc=">= 0"),
+        "train_a": Field("bool", True, "Train the output weights (false: committee-machine setting, w only)."),
+        "lr_w": Field("float", 1.0, "Learning-rate multiplier of the first-layer weights (and biases).",
+                      check=_nonneg, check_doc=">= 0"),
+        "antithetic": Field("bool", False, "Symmetric init: neurons in pairs (a, w, b), (-a, w, b) so f_0 = 0 "
+                            "exactly (widths and particle count must be even)."),
+    },
+    "limit": {
+        "method": Field("str", "particles", "Infinite-width method ('none' skips the limit).",
+                        choices=("particles", "none")),
+        "particles": Field("int", 2048, "Number of mean-field particles.", check=_ge1, check_doc=">= 1"),
+        "expectation": Field("str", "auto", "Expectation over x: closed-form Gaussian ('analytic'), Monte Carlo "
+                             "('mc'), or analytic where possible ('auto').", choices=("auto", "analytic", "mc")),
+        "mc_samples": Field("int", 10000, "Monte Carlo sample size M (dataset: all rows are used).",
+                            check=_ge1, check_doc=">= 1"),
+        "mc_resample": Field("bool", False, "Draw a fresh MC sample every step (false: one fixed sample)."),
+        "integrator": Field("str", "rk4", "Time integrator of the particle flow.", choices=("euler", "heun", "rk4")),
+        "dt": Field("float", 0.01, "Mean-field time step.", check=_pos, check_doc="> 0"),
+    },
+    "train": {
+        "widths": Field("int_list", [16, 64, 256], "Widths N of the finite networks.", check=lambda v: all(x >= 1 for x in v) and len(v) > 0, check_doc="non-empty, each >= 1"),
+        "seeds": Field("int", 4, "Independent seeds S per width (0: no finite-width training).", check=_nonneg, check_doc=">= 0"),
+        "algorithm": Field("str", "online_sgd", "online_sgd (fresh samples), sgd (multi-pass on n_train samples), "
+                           "gd (full batch on n_train), population_gd (analytic expectations).",
+                           choices=("online_sgd", "sgd", "gd", "population_gd")),
+        "lr": Field("float", 0.01, "Step size eta = mean-field time advanced per step.", check=_pos, check_doc="> 0"),
+        "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
+        "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
+        "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "
+                          "mean-field particles (auto: whenever the limit is simulated and widths <= particles)."),
+    },
+    "time": {
+        "t_max": Field("float", 10.0, "Final mean-field time.", check=_pos, check_doc="> 0"),
+        "records": Field("int", 50, "Number of recording times (before snapping to the step grid).",
+                         check=lambda v: v >= 2, check_doc=">= 2"),
+        "spacing": Field("str", "log", "Spacing of recording times.", choices=("linear", "log")),
+        "snapshots": Field("int", 4, "Number of particle/neuron snapshot times.", check=_nonneg, check_doc=">= 0"),
+    },
+    "eval": {
+        "n_test": Field("int", 4000, "Test-sample size for test risks (and the limit's risk without closed form).",
+                        check=_ge1, check_doc=">= 1"),
+        "n_points": Field("int", 16, "Test points at which f is recorded for both sides.", check=_ge1, check_doc=">= 1"),
+        "max_snapshot_particles": Field("int", 4096, "At most this many mean-field particles per snapshot.",
+                                        check=_ge1, check_doc=">= 1"),
+    },
+}
+
+
+class Config:
+    """A validated, fully resolved configuration (sections as attribute namespaces).
+
+    Build with :func:`from_dict` / :func:`load`, or ``Config.from_dict({...})``; read values as
+    ``cfg.train.lr``; derive variants with :meth:`replace`.
+    """
+
+    def __init__(self, data: dict):
+        self._data = data
+
+    @classmethod
+    def from_dict(cls, data: dict | None = None, **kw) -> "Config":
+        return from_dict(data, **kw)
+
+    @classmethod
+    def from_toml(cls, path) -> "Config":
+        return load(path)
+
+    def __getattr__(self, name):
+        data = self.__dict__.get("_data")
+        if data is not None and name in data:
+            return _Section(data[name])
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict:
+        """A deep copy of the resolved values."""
+        return copy.deepcopy(self._data)
+
+    def replace(self, **dotted) -> "Config":
+        """A new validated config with ``section__key=value`` (or a dict of 'section.key') changed."""
+        data = self.to_dict()
+        for k, v in dotted.items():
+            sec, key = k.split("__", 1) if "__" in k else k.split(".", 1)
+            data.setdefault(sec, {})[key] = v
+        return from_dict(data)
+
+    def __eq__(self, other):
+        return isinstance(other, Config) and self._data == other._data
+
+    def __repr__(self):
+        return f"Config({self._data!r})"
+
+
+class _Section:
+    def __init__(self, d):
+        self.__dict__.update(d)
+
+    def __repr__(self):
+        return repr(self.__dict__)
+
+
+def _type_ok(f: Field, v):
+    if f.type == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if f.type == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if f.type == "bool":
+        return isinstance(v, bool)
+    if f.type == "str":
+        return isinstance(v, str)
+    if f.type == "int_list":
+        return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    if f.type == "bool_or_auto":
+        return isinstance(v, bool) or v == "auto"
+    raise AssertionError(f.type)
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+               "int_list": "a list of integers", "bool_or_auto": "true, false or \"auto\""}
+
+
+def _suggest(word, options):
+    m = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {m[0]!r}?)" if m else ""
+
+
+def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
+    """Fill defaults, validate, and return a :class:`Config`; raise :class:`ConfigError`.
+
+    ``base_dir`` resolves relative dataset paths (the config file's folder).
+    """
+    data = data or {}
+    problems = []
+    resolved = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["the config must be a table of sections"])
+    for sec in data:
+        if sec not in SCHEMA:
+            problems.append(f"unknown section [{sec}]{_suggest(sec, SCHEMA)}; allowed sections: {', '.join(SCHEMA)}")
+    for sec, fields in SCHEMA.items():
+        given = data.get(sec, {})
+        if not isinstance(given, dict):
+            problems.append(f"[{sec}] must be a table of keys, got {type(given).__name__}")
+            given = {}
+        out = {}
+        for key in given:
+            if key not in fields:
+                problems.append(f"unknown key {sec}.{key}{_suggest(key, fields)}; allowed keys in [{sec}]: "
+                                f"{', '.join(fields)}")
+        for key, f in fields.items():
+            v = given.get(key, copy.deepcopy(f.default))
+            if not _type_ok(f, v):
+                hint = " (a quoted number is a string: remove the quotes)" if isinstance(v, str) and _numeric(v) else ""
+                problems.append(f"{sec}.{key} must be {_TYPE_NAMES[f.type]}, got {v!r} ({type(v).__name__}){hint}")
+                out[key] = f.default
+                continue
+            if f.type == "float":
+                v = float(v)
+                if not math.isfinite(v):
+                    problems.append(f"{sec}.{key} must be finite, got {v}")
+                    out[key] = f.default
+                    continue
+            if f.choices and v not in f.choices:
+                problems.append(f"{sec}.{key} = {v!r} is not allowed{_suggest(str(v), f.choices)}; choose one of "
+                                f"{', '.join(map(repr, f.choices))}")
+            elif f.check is not None and not f.check(v):
+                problems.append(f"{sec}.{key} = {v!r} is out of range: must be {f.check_doc}")
+            out[key] = v
+        resolved[sec] = out
+    if not problems:
+        problems += _cross_checks(resolved, base_dir)
+    if problems:
+        raise ConfigError(problems)
+    return Config(resolved)
+
+
+def _numeric(s):
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def analytic_obstacles(c) -> list:
+    """Why closed-form population expectations are impossible for config data ``c`` ([] if possible)."""
+    from solvers.gaussian import CLOSED_FORM
+
+    if isinstance(c, Config):
+        c = c._data
+    task, model = c["task"], c["model"]
+    teacher_act = model["activation"] if task["teacher_activation"] == "same" else task["teacher_activation"]
+    why = []
+    if task["kind"] == "dataset":
+        why.append("the task is a dataset (closed forms need Gaussian inputs)")
+    if model["activation"] not in CLOSED_FORM:
+        why.append(f"activation {model['activation']!r} has no closed form (only {', '.join(CLOSED_FORM)})")
+    if model["bias"]:
+        why.append("neurons have biases (set model.bias = false)")
+    if task["loss"] != "square":
+        why.append("the loss is not square")
+    if task["kind"] == "teacher_student" and teacher_act != model["activation"]:
+        why.append(f"the teacher's activation ({teacher_act}) differs from the student's")
+    return why
+
+
+def _cross_checks(c, base_dir):
+    """Compatibility between fields; returns a list of problems."""
+    p = []
+    task, model, limit, train = c["task"], c["model"], c["limit"], c["train"]
+    analytic_why = analytic_obstacles(c)
+    if limit["method"] == "particles" and limit["expectation"] == "analytic" and analytic_why:
+        p.append("limit.expectation = 'analytic' is impossible here: " + "; ".join(analytic_why)
+                 + ". Use limit.expectation = 'mc'")
+    if train["algorithm"] == "population_gd" and train["seeds"] > 0 and analytic_why:
+        p.append("train.algorithm = 'population_gd' needs closed-form expectations, impossible here: "
+                 + "; ".join(analytic_why) + ". Use 'gd', 'sgd' or 'online_sgd'")
+    if task["loss"] == "logistic" and task["kind"] == "teacher_student":
+        p.append("task.loss = 'logistic' needs +-1 labels; teacher_student labels are real. Use task.kind = "
+                 "'gaussians', a dataset with +-1 labels, or task.loss = 'square'")
+    if task["kind"] == "teacher_student" and task["teacher_init"] == "orthonormal" and task["teacher_width"] > task["d"]:
+        p.append(f"task.teacher_init = 'orthonormal' needs teacher_width <= d ({task['teacher_width']} > {task['d']}); "
+                 "lower teacher_width or use teacher_init = 'gaussian'")
+    if model["antithetic"]:
+        odd = [n for n in train["widths"] if n % 2] + ([limit["particles"]] if limit["particles"] % 2 and limit["method"] != "none" else [])
+        if odd:
+            p.append(f"model.antithetic = true needs even widths and particle counts; odd: {odd}")
+    if not model["train_a"] and model["lr_w"] == 0:
+        p.append("nothing is trained: model.train_a = false and model.lr_w = 0")
+    t_max = c["time"]["t_max"]
+    if limit["method"] != "none" and limit["dt"] > t_max:
+        p.append(f"limit.dt = {limit['dt']} exceeds time.t_max = {t_max}")
+    if train["seeds"] > 0 and train["lr"] > t_max:
+        p.append(f"train.lr = {train['lr']} exceeds time.t_max = {t_max}")
+    steps = max(t_max / limit["dt"] if limit["method"] != "none" else 0, t_max / train["lr"] if train["seeds"] else 0)
+    if steps > 1e8:
+        p.append(f"{steps:.3g} steps is too many: raise limit.dt / train.lr or lower time.t_max")
+    if train["coupling"] is True and limit["method"] == "none":
+        p.append("train.coupling = true needs the limit (limit.method = 'none' here); set coupling = 'auto' or false")
+    if train["coupling"] is True and max(train["widths"]) > limit["particles"]:
+        p.append(f"train.coupling = true needs every width <= limit.particles ({max(train['widths'])} > "
+                 f"{limit['particles']}); raise limit.particles or set coupling = false")
+    if c["run"]["backend"] not in ("numpy", "auto"):
+        from solvers.particles.backends import BACKENDS
+
+        name = c["run"]["backend"]
+        if name not in BACKENDS:
+            p.append(f"run.backend = {name!r} is not available in this installation")
+        else:
+            ok, why = BACKENDS[name][1]()
+            if not ok:
+                p.append(f"run.backend = {name!r} cannot run here: {why}")
+    if task["kind"] == "dataset":
+        p += _check_dataset(c, base_dir)
+    elif task["path"]:
+        p.append("task.path is only used with task.kind = 'dataset'")
+    return p
+
+
+def _check_dataset(c, base_dir):
+    import numpy as np
+
+    task = c["task"]
+    if not task["path"]:
+        return ["task.kind = 'dataset' needs task.path (an .npz with arrays X and y)"]
+    path = task["path"]
+    if base_dir and not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(base_dir, path))
+    task["path"] = os.path.abspath(path)
+    if not os.path.isfile(path):
+        return [f"task.path: no file at {path}"]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a config problem
+        return [f"task.path: cannot read {path} as .npz ({e})"]
+    p = []
+    for k in ("X", "y"):
+        if k not in arrays:
+            p.append(f"task.path: {path} has no array {k!r} (found {sorted(arrays)})")
+    if p:
+        return p
+    for xk, yk in (("X", "y"), ("X_test", "y_test")):
+        if xk not in arrays and yk not in arrays:
+            continue
+        if (xk in arrays) != (yk in arrays):
+            p.append(f"task.path: {xk} and {yk} must be given together")
+            continue
+        X, y = arrays[xk], arrays[yk]
+        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+            p.append(f"task.path: {xk} must be (P, d) and {yk} (P,) with the same P; got {X.shape} and {y.shape}")
+            continue
+        if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+            p.append(f"task.path: {xk}, {yk} must be numeric arrays")
+            continue
+        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+            p.append(f"task.path: {xk} or {yk} contains NaN or Inf")
+        if task["loss"] == "logistic" and not np.all(np.isin(y, (-1.0, 1.0))):
+            p.append(f"task.loss = 'logistic' needs labels in {{-1, +1}}; {yk} has other values")
+    if not p:
+        d = arrays["X"].shape[1]
+        if "X_test" in arrays and arrays["X_test"].shape[1] != d:
+            p.append(f"task.path: X_test has {arrays['X_test'].shape[1]} columns, X has {d}")
+        task["d"] = int(d)
+    return p
+
+
+def load(path, overrides=()) -> Config:
+    """Read a TOML config file, apply ``section.key=value`` overrides, validate."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"no config file at {path}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path} is not valid TOML: {e}"]) from None
+    problems = []
+    for item in overrides:
+        try:
+            sec, key, val = parse_override(item)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if not isinstance(data.get(sec, {}), dict):
+            problems.append(f"--set {item}: [{sec}] is not a table")
+            continue
+        data.setdefault(sec, {})[key] = val
+    if problems:
+        raise ConfigError(problems)
+    return from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def parse_override(item: str):
+    """Parse ``section.key=value`` with a TOML value (bare words are strings)."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ValueError(f"--set {item!r}: expected section.key=value, e.g. train.lr=0.05")
+    lhs, rhs = item.split("=", 1)
+    sec, key = lhs.strip().split(".", 1)
+    rhs = rhs.strip()
+    try:
+        val = tomllib.loads(f"v = {rhs}")["v"]
+    except tomllib.TOMLDecodeError:
+        val = rhs
+    return sec, key, val
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(cfg: Config) -> str:
+    """The resolved config as TOML text (every default filled in); round-trips through :func:`load`."""
+    lines = []
+    data = cfg.to_dict()
+    for sec in SCHEMA:
+        lines.append(f"[{sec}]")
+        for key in SCHEMA[sec]:
+            lines.append(f"{key} = {_toml_value(data[sec][key])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """The config reference as markdown tables (used to write the README section)."""
+    out = []
+    for sec, fields in SCHEMA.items():
+        out.append(f"**[{sec}]**\n\n| key | type | default | meaning |\n|---|---|---|---|")
+        for key, f in fields.items():
+            extra = f" One of {', '.join(map(str, f.choices))}." if f.choices else ""
+            rng = f" ({f.check_doc})" if f.check_doc else ""
+            out.append(f"| `{key}` | {f.type} | `{_toml_value(f.default)}` | {f.doc}{extra}{rng} |")
+        out.append("")
+    return "\n".join(out)

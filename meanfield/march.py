@@ -1,0 +1,82 @@
+"""The time loop shared by the limit and the finite-width ensemble: step, record, detect divergence.
+
+A step function maps ``(theta, k) -> theta_next``. The loop records the observer's output at the
+requested step indices, keeps particle snapshots, and stops at the first step whose state is not
+finite, keeping the last finite state and saying at which step and time it happened.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["MarchResult", "march", "progress_bar"]
+
+
+@dataclass
+class MarchResult:
+    records: list            # observer dicts at each requested record step (None if not reached)
+    snapshots: dict          # record index -> theta copy
+    theta: np.ndarray        # last finite state
+    status: str = "completed"
+    diverged_step: int | None = None
+    diverged_time: float | None = None
+    steps_done: int = 0
+    message: str = ""
+
+
+def progress_bar(total, desc, enabled):
+    """A tqdm bar on stderr, or a no-op when disabled or stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
+                disable=not enabled or not sys.stderr.isatty(), mininterval=0.5)
+
+
+def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress=False) -> MarchResult:
+    """Advance ``theta0`` to ``record_steps[-1]`` steps of size ``h``, recording on the way.
+
+    Parameters
+    ----------
+    step : callable (theta, k) -> theta
+    record_steps : increasing ints (step indices at which to observe; may include 0)
+    observe : callable theta -> dict of arrays
+    snapshot_records : indices into ``record_steps`` at which to keep a copy of theta
+    """
+    record_steps = [int(s) for s in record_steps]
+    snaps = set(snapshot_records)
+    res = MarchResult(records=[None] * len(record_steps), snapshots={}, theta=theta0)
+    theta = theta0
+    n_total = record_steps[-1]
+    ri = 0
+    bar = progress_bar(n_total, desc, progress)
+    try:
+        k = 0
+        while True:
+            while ri < len(record_steps) and record_steps[ri] == k:
+                obs = observe(theta)
+                bad = [name for name, v in obs.items() if name.startswith("risk") and np.any(np.isinf(v))]
+                if bad:
+                    res.status, res.diverged_step, res.diverged_time = "diverged", k, k * h
+                    res.message = f"{desc}: {bad[0]} became infinite at step {k} (t = {k * h:g})"
+                    return res
+                res.records[ri] = obs
+                if ri in snaps:
+                    res.snapshots[ri] = np.array(theta, copy=True)
+                ri += 1
+            if k >= n_total:
+                break
+            new = step(theta, k)
+            k += 1
+            if not np.all(np.isfinite(new)):
+                res.status, res.diverged_step, res.diverged_time = "diverged", k, k * h
+                res.message = (f"{desc}: parameters became non-finite at step {k} (t = {k * h:g}); "
+                               f"the last finite state (step {k - 1}) is kept")
+                return res
+            theta = new
+            res.theta, res.steps_done = theta, k
+            bar.update(1)
+    finally:
+        bar.close()
+    return res

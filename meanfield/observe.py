@@ -1,0 +1,51 @@
+"""The observables both sides record, computed by the same code for the limit and the networks.
+
+The limit and the finite-width ensemble meet only here: risk on the population (closed form,
+when the task has one), on a test sample and on the training set, and the function f at a fixed
+set of test points. Everything accepts a leading seed axis: ``theta`` of shape (..., N, p).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.particles import mc_risk_velocity, population_risk_velocity
+
+__all__ = ["Observer"]
+
+
+class Observer:
+    """Evaluate the recorded observables of particle/neuron arrays.
+
+    Parameters
+    ----------
+    model : solvers.particles.TwoLayer
+    backend : particle backend
+    population : GaussianPopulation or None
+        Used for the population risk when given and the loss is square.
+    test : (x, y) test sample
+    points : (Q, d) array where f is recorded
+    train : (x, y) or None, the fixed training set
+    loss : str
+    """
+
+    def __init__(self, model, backend, population, test, points, train=None, loss="square"):
+        self.model, self.backend, self.loss = model, backend, loss
+        self.population = population if loss == "square" and not model.bias else None
+        self.test, self.points, self.train = test, points, train
+
+    def __call__(self, theta) -> dict:
+        """A dict of arrays with the leading axes of ``theta``: risk_pop, risk_test, risk_train, f."""
+        batch = theta.shape[:-2]
+        nan = np.full(batch, np.nan)
+        out = {}
+        if self.population is not None:
+            out["risk_pop"] = population_risk_velocity(self.model, self.backend, theta, self.population, velocity=False)[0]
+        else:
+            out["risk_pop"] = nan
+        out["risk_test"] = mc_risk_velocity(self.model, self.backend, theta, *self.test, self.loss, velocity=False)[0]
+        if self.train is not None:
+            out["risk_train"] = mc_risk_velocity(self.model, self.backend, theta, *self.train, self.loss, velocity=False)[0]
+        else:
+            out["risk_train"] = nan
+        out["f"] = self.model.output(self.backend, theta, self.points)
+        return out

@@ -1,0 +1,280 @@
+"""Run orchestration: one config in, the limit and the finite-width ensemble side by side out.
+
+``run(config) -> Result`` does the work in memory; ``run_to_dir(config, out)`` also writes
+``config.toml``, ``result.npz`` and ``summary.json`` atomically. See the README for every key.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solvers.particles import TwoLayer, get_backend
+
+from . import config as _config
+from . import seeding, store
+from .init import draw_neurons, subsample
+from .limits import particle_step
+from .march import march
+from .observe import Observer
+from .tasks import make_task
+from .train import sgd_step
+
+__all__ = ["Result", "run", "run_to_dir", "load", "record_grid", "RunDirError"]
+
+
+class RunDirError(RuntimeError):
+    """The output directory cannot be used (it already holds a result)."""
+
+
+@dataclass
+class Result:
+    """Arrays (the content of ``result.npz``), the summary and the resolved config of one run."""
+
+    arrays: dict
+    summary: dict
+    config: "_config.Config"
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"]
+
+    def save(self, out):
+        """Write ``config.toml``, ``result.npz`` then ``summary.json`` into ``out`` atomically."""
+        os.makedirs(out, exist_ok=True)
+        store.atomic_write_text(os.path.join(out, "config.toml"), _config.to_toml(self.config))
+        store.save_arrays(os.path.join(out, "result.npz"), self.arrays)
+        store.save_json(os.path.join(out, "summary.json"), self.summary)
+
+
+def load(out) -> Result:
+    """Load a run directory written by :func:`run_to_dir` (refuses an incomplete one)."""
+    summ = os.path.join(out, "summary.json")
+    if not os.path.isfile(summ):
+        raise FileNotFoundError(f"{out} holds no finished run (no summary.json)")
+    return Result(store.load_arrays(os.path.join(out, "result.npz")), store.load_json(summ),
+                  _config.load(os.path.join(out, "config.toml")))
+
+
+def record_grid(t_max, records, spacing, h):
+    """Recording step indices for step size ``h`` (unique, increasing, starting at 0)."""
+    n = int(round(t_max / h))
+    if spacing == "linear":
+        t = np.linspace(0.0, t_max, records)
+    else:
+        t = np.concatenate([[0.0], np.geomspace(min(h, t_max), t_max, records - 1)])
+    return np.unique(np.clip(np.round(t / h).astype(np.int64), 0, n))
+
+
+def _resolve_backend(name, log):
+    if name == "auto":
+        from solvers.particles import backends
+
+        resolver = getattr(backends, "resolve_backend", None)
+        if resolver is None:
+            name, why = "numpy", "no accelerated backend is installed"
+        else:
+            name, why = resolver("auto")
+        log(f"backend auto -> {name} ({why})")
+    return name, get_backend(name)
+
+
+def _model(cfg, d):
+    m = cfg.model
+    return TwoLayer(activation=m.activation, d=d, alpha=m.alpha, bias=m.bias,
+                    lr_a=1.0 if m.train_a else 0.0, lr_w=m.lr_w, lr_b=m.lr_w)
+
+
+def run(cfg, progress: bool = False, log=None) -> Result:
+    """Simulate the infinite-width limit and train the finite-width ensembles of ``cfg``.
+
+    Parameters
+    ----------
+    cfg : Config, dict, or path of a TOML file
+    progress : bool
+        Show progress bars on stderr (only when it is a terminal).
+    log : callable(str) or None
+        Receives one-line notices (backend choice, divergence).
+    """
+    if isinstance(cfg, dict):
+        cfg = _config.from_dict(cfg)
+    elif isinstance(cfg, (str, os.PathLike)):
+        cfg = _config.load(cfg)
+    log = log or (lambda s: None)
+    t_start = time.perf_counter()
+    backend_name, backend = _resolve_backend(cfg.run.backend, log)
+    dtype = np.dtype(cfg.run.dtype)
+    seed = cfg.run.seed
+    task = make_task(cfg)
+    d = task.d
+    model = _model(cfg, d)
+    expectation = cfg.limit.expectation
+    if expectation == "auto":
+        expectation = "analytic" if not _config.analytic_obstacles(cfg) else "mc"
+
+    test = tuple(a.astype(dtype) for a in task.test_set(seeding.stream(seed, "test_set"), cfg.eval.n_test))
+    if task.fixed_train is not None:
+        points = task.fixed_train[0][: cfg.eval.n_points] if task.X_test is None else task.X_test[: cfg.eval.n_points]
+    else:
+        points = task.sample(seeding.stream(seed, "eval_points"), cfg.eval.n_points)[0]
+    points = points.astype(dtype)
+    train_set = None
+    if task.fixed_train is not None:
+        train_set = task.fixed_train
+    elif cfg.train.algorithm in ("sgd", "gd"):
+        train_set = task.sample(seeding.stream(seed, "train_set"), cfg.train.n_train)
+    if train_set is not None:
+        train_set = tuple(a.astype(dtype) for a in train_set)
+    observer = Observer(model, backend, task.population, test, points, train_set, task.loss)
+
+    t_max, R, spacing = cfg.time.t_max, cfg.time.records, cfg.time.spacing
+    do_limit = cfg.limit.method != "none"
+    h_ref = cfg.limit.dt if do_limit else cfg.train.lr
+    steps_ref = record_grid(t_max, R, spacing, h_ref)
+    t = steps_ref * h_ref
+    T = len(t)
+    K = min(cfg.time.snapshots, T)
+    snap_idx = np.unique(np.round(np.linspace(0, T - 1, K)).astype(int)) if K else np.zeros(0, int)
+
+    arrays = {"t": t, "x_eval": points}
+    summary = {"status": "completed", "expectation": expectation, "backend": backend_name,
+               "dtype": cfg.run.dtype, "messages": []}
+    diverged = []
+
+    # ---------------------------------------------------------------- the limit
+    particles0 = None
+    if do_limit:
+        particles0 = draw_neurons(cfg.model, d, cfg.limit.particles, seeding.stream(seed, "init"))
+        step = particle_step(cfg, model, backend, task, expectation, dtype)
+        t0 = time.perf_counter()
+        res = march(step, particles0.astype(dtype), steps_ref, cfg.limit.dt, observer, snap_idx,
+                    desc="limit", progress=progress)
+        summary["seconds_limit"] = time.perf_counter() - t0
+        rec = _stack(res.records, observer, particles0.shape[:-2] + (0,))
+        primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
+        arrays.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
+        ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
+        arrays["snap_t"] = t[snap_idx]
+        arrays["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \
+            if len(snap_idx) else np.zeros((0, ns, model.p))
+        arrays["particles_mf_final"] = res.theta[:ns]
+        if res.status != "completed":
+            diverged.append({"side": "limit", "step": res.diverged_step, "time": res.diverged_time,
+                             "message": res.message})
+            log(res.message)
+
+    # ---------------------------------------------------------------- finite widths
+    S = cfg.train.seeds
+    widths = list(cfg.train.widths) if S > 0 else []
+    coupling = cfg.train.coupling
+    if coupling == "auto":
+        coupling = do_limit and bool(widths) and max(widths) <= cfg.limit.particles
+    summary["coupling"] = bool(coupling)
+    t_nn = None
+    nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
+    f_nn = np.full((len(widths), S, T, points.shape[0]), np.nan)
+    if widths:
+        steps_nn = np.round(t / cfg.train.lr).astype(np.int64)
+        t_nn = steps_nn * cfg.train.lr
+        summary["seconds_train"] = {}
+    for wi, N in enumerate(widths):
+        theta0 = np.stack([
+            subsample(particles0, N, seeding.stream(seed, "nn_init", N, s), cfg.model.antithetic) if coupling
+            else draw_neurons(cfg.model, d, N, seeding.stream(seed, "nn_init", N, s))
+            for s in range(S)
+        ])
+        step = sgd_step(cfg, model, backend, task, train_set, seeding.stream(seed, "nn_data", N), S, dtype)
+        t0 = time.perf_counter()
+        # np.unique keeps the steps increasing; repeated steps map back through `inv`
+        uniq, inv = np.unique(steps_nn, return_inverse=True)
+        res = march(step, theta0.astype(dtype), uniq, cfg.train.lr, observer, sorted(set(inv[snap_idx].tolist())),
+                    desc=f"N={N}", progress=progress)
+        summary["seconds_train"][str(N)] = time.perf_counter() - t0
+        rec = _stack(res.records, observer, (S, 0))
+        for k in nn:
+            nn[k][wi] = rec[k].T[:, inv]
+        f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
+        if len(snap_idx):
+            arrays[f"neurons_nn_N{N}"] = np.stack([res.snapshots.get(int(inv[i]), np.full_like(theta0, np.nan))
+                                                   for i in snap_idx])
+        if res.status != "completed":
+            diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
+                             "message": res.message})
+            log(res.message)
+    if widths:
+        arrays["widths"] = np.asarray(widths, dtype=np.int64)
+        arrays["t_nn"] = t_nn
+        primary = nn["risk_pop"] if np.any(np.isfinite(nn["risk_pop"])) else nn["risk_test"]
+        arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
+                      risk_nn_train=nn["risk_train"], f_nn=f_nn)
+    if hasattr(task, "teacher_w"):
+        arrays["teacher_w"], arrays["teacher_a"] = task.teacher_w, task.teacher_a
+
+    if diverged:
+        summary["status"] = "diverged"
+        summary["diverged"] = diverged
+    summary.update(_final_metrics(arrays, widths))
+    summary["seconds_total"] = time.perf_counter() - t_start
+    summary["versions"] = _versions()
+    return Result(arrays, summary, cfg)
+
+
+def _stack(records, observer, nan_shape):
+    """Stack observer dicts over time; records never reached (divergence) are NaN."""
+    first = next(r for r in records if r is not None)
+    out = {}
+    for k, v in first.items():
+        v = np.asarray(v)
+        out[k] = np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(v.shape, np.nan)
+                           for r in records])
+    return out
+
+
+def _final_metrics(arrays, widths):
+    m = {}
+    if "risk_mf" in arrays:
+        fin = arrays["risk_mf"][np.isfinite(arrays["risk_mf"])]
+        m["risk_mf_final"] = float(fin[-1]) if fin.size else float("nan")
+    if widths:
+        m["risk_nn_final_mean"] = {}
+        if "risk_mf" in arrays:
+            m["risk_gap_sup"] = {}
+        for i, N in enumerate(widths):
+            r = arrays["risk_nn"][i]
+            m["risk_nn_final_mean"][str(N)] = float(np.nanmean(r[:, -1])) if np.any(np.isfinite(r[:, -1])) else float("nan")
+            if "risk_mf" in arrays:
+                gap = np.abs(np.nanmean(r, axis=0) - arrays["risk_mf"])
+                m["risk_gap_sup"][str(N)] = float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else float("nan")
+    return m
+
+
+def _versions():
+    import numba
+    import scipy
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "platform": platform.platform()}
+
+
+def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None) -> Result:
+    """Run and write ``out/config.toml``, ``out/result.npz``, ``out/summary.json`` atomically.
+
+    Refuses (before computing anything) a directory that already holds a finished run unless
+    ``overwrite``; a refused or failed run never touches files already there.
+    """
+    if isinstance(cfg, dict):
+        cfg = _config.from_dict(cfg)
+    if os.path.exists(os.path.join(out, "summary.json")) and not overwrite:
+        raise RunDirError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunDirError(f"{out} exists and is not a directory; choose another --out")
+    result = run(cfg, progress=progress, log=log)
+    result.save(out)
+    return result

@@ -1,0 +1,48 @@
+r"""Finite-width training of S seeds × width N as one batched computation.
+
+Every algorithm is the Euler discretisation, with step :math:`\eta`, of the same flow as the
+limit, with the expectation replaced by its own estimator:
+
+.. math:: \theta_i \leftarrow \theta_i - \eta\,\frac{N}{\alpha^2}\,\Lambda\,\nabla_{\theta_i}\hat L,
+
+so one step advances mean-field time by :math:`\eta` at every width and every α.
+
+* ``online_sgd``: :math:`\hat L` on a fresh minibatch of B samples per step and per seed.
+* ``sgd``: multi-pass SGD on a fixed training set of P samples (shared by the seeds):
+  minibatches of B rows drawn uniformly with replacement, independently per seed.
+* ``gd``: full-batch gradient descent on the training set.
+* ``population_gd``: exact population gradient (closed-form expectations).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.particles import mc_risk_velocity, population_risk_velocity
+
+__all__ = ["sgd_step"]
+
+
+def sgd_step(cfg, model, backend, task, train_set, rng, S, dtype):
+    """Return ``step(theta, k) -> theta`` for theta of shape (S, N, p)."""
+    lr, B, loss, alg = cfg.train.lr, cfg.train.batch, task.loss, cfg.train.algorithm
+    if alg == "population_gd":
+        pop = task.population
+        return lambda th, k: th + lr * population_risk_velocity(model, backend, th, pop)[1]
+    if alg == "gd":
+        x, y = train_set
+        return lambda th, k: th + lr * mc_risk_velocity(model, backend, th, x, y, loss)[1]
+    if alg == "sgd":
+        x, y = train_set
+        P = x.shape[0]
+
+        def step(th, k):
+            idx = rng.integers(0, P, size=(S, B))
+            return th + lr * mc_risk_velocity(model, backend, th, x[idx], y[idx], loss)[1]
+
+        return step
+
+    def step(th, k):
+        xb, yb = task.sample(rng, B, batch=(S,))
+        return th + lr * mc_risk_velocity(model, backend, th, xb.astype(dtype), yb.astype(dtype), loss)[1]
+
+    return step
