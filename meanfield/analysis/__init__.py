@@ -5,15 +5,22 @@ Modules
 distances
     Wasserstein distances between neuron clouds (exact and guarded, 1-D,
     sliced, along a known coupling).
+mmd
+    Gaussian-kernel MMD with jackknife errors.
 """
 
 from .distances import Distance, coupling_distance, emd_memory_bytes, w2_1d, w2_exact, w2_sliced
+from .mmd import median_bandwidth, mmd2
 
 __all__ = [
+    # distances
     "Distance",
     "w2_exact",
     "w2_1d",
     "w2_sliced",
     "coupling_distance",
     "emd_memory_bytes",
+    # mmd
+    "mmd2",
+    "median_bandwidth",
 ]
