@@ -7,9 +7,12 @@ distances
     sliced, along a known coupling).
 mmd
     Gaussian-kernel MMD with jackknife errors.
+fitting
+    Log-log power-law fits with standard errors.
 """
 
 from .distances import Distance, coupling_distance, emd_memory_bytes, w2_1d, w2_exact, w2_sliced
+from .fitting import PowerLawFit, fit_power_law
 from .mmd import median_bandwidth, mmd2
 
 __all__ = [
@@ -23,4 +26,7 @@ __all__ = [
     # mmd
     "mmd2",
     "median_bandwidth",
+    # fitting
+    "PowerLawFit",
+    "fit_power_law",
 ]
