@@ -61,11 +61,13 @@ def variance_stderr(
     axis : int
         Seed axis.
     method : {'analytic', 'normal', 'bootstrap'}
-        * ``'analytic'`` (distribution-free):
-          :math:`\operatorname{Var}(s^2) = \frac1S\big(\mu_4 -
-          \frac{S-3}{S-1}\sigma^4\big)`, with the fourth central moment
-          :math:`\mu_4` and :math:`\sigma^2` replaced by their sample values
-          (clipped at 0). Needs :math:`S \ge 4`.
+        * ``'analytic'`` (distribution-free): the square root of the
+          *unbiased* estimator of :math:`\operatorname{Var}(s^2) =
+          \kappa_4/S + 2\kappa_2^2/(S-1)` built from k-statistics,
+          :math:`\widehat{V} = \big(2 S k_2^2 + (S-1) k_4\big)/\big(S(S+1)\big)`,
+          with :math:`k_2 = s^2` and :math:`k_4 = S^2\big((S+1) m_4 -
+          3(S-1) m_2^2\big)/\big((S-1)(S-2)(S-3)\big)` (:math:`m_r` the
+          sample central moments); clipped at 0. Needs :math:`S \ge 4`.
         * ``'normal'``: :math:`s^2 \sqrt{2/(S-1)}`, exact for Gaussian data.
         * ``'bootstrap'``: standard deviation of :math:`s^2` over ``n_boot``
           resamplings of the seeds with replacement (``seed`` for the draws).
@@ -77,6 +79,14 @@ def variance_stderr(
     Returns
     -------
     ndarray, shape rest
+
+    Notes
+    -----
+    The squared analytic error is unbiased for :math:`\operatorname{Var}(s^2)`
+    (the bootstrap one is about 10% low at :math:`S = 40`). For heavy-tailed
+    quantities and few seeds a *typical* error is still well below the true
+    one (the fourth-moment estimate is skewed): use many seeds when the
+    variance itself is the object of study.
     """
     a = _seeds_first(q, axis)
     S = a.shape[0]
@@ -86,8 +96,11 @@ def variance_stderr(
     if method == "analytic":
         if S < 4:
             raise ValueError("analytic variance error needs at least 4 seeds")
-        m4 = np.mean((a - a.mean(axis=0)) ** 4, axis=0)
-        v = (m4 - (S - 3) / (S - 1) * s2**2) / S
+        c = a - a.mean(axis=0)
+        m2 = np.mean(c**2, axis=0)
+        m4 = np.mean(c**4, axis=0)
+        k4 = S**2 * ((S + 1) * m4 - 3 * (S - 1) * m2**2) / ((S - 1) * (S - 2) * (S - 3))
+        v = (2 * S * s2**2 + (S - 1) * k4) / (S * (S + 1))
         return np.sqrt(np.clip(v, 0.0, None))
     if method == "bootstrap":
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
