@@ -51,6 +51,9 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     n_total = record_steps[-1]
     ri = 0
     bar = progress_bar(n_total, desc, progress)
+    # overflow on the way to a divergence is expected and reported below, not warned about
+    err = np.errstate(over="ignore", invalid="ignore")
+    err.__enter__()
     try:
         k = 0
         while True:
@@ -78,5 +81,6 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
             res.theta, res.steps_done = theta, k
             bar.update(1)
     finally:
+        err.__exit__(None, None, None)
         bar.close()
     return res
