@@ -11,6 +11,8 @@ fitting
     Log-log power-law fits with standard errors.
 fluctuations
     Seed statistics, N * Var collapse, variance exponents.
+function
+    Function-space distance and risk gap to the mean-field limit.
 """
 
 from .distances import Distance, coupling_distance, emd_memory_bytes, w2_1d, w2_exact, w2_sliced
@@ -24,6 +26,7 @@ from .fluctuations import (
     variance_scaling,
     variance_stderr,
 )
+from .function import BiasVariance, bias_variance, function_distance, risk_gap
 from .mmd import median_bandwidth, mmd2
 
 __all__ = [
@@ -48,4 +51,9 @@ __all__ = [
     "variance_scaling",
     "fit_variance_scaling",
     "collapse_chi2",
+    # function
+    "function_distance",
+    "BiasVariance",
+    "bias_variance",
+    "risk_gap",
 ]
