@@ -64,7 +64,7 @@ def test_bias_variance_identity_and_one_over_n_scaling():
     b, v = 2.0 / widths, np.array(var)
     sd = 2 * b * np.sqrt(v / (S * Q)) + v / S * np.sqrt(2 / Q)
     assert np.all(np.abs(np.array(bias2) - b**2) < 4 * sd)
-    assert bias2[0] > 10 * sd[0]  # and at small N the bias is resolved
+    assert bias2[0] > 5 * sd[0]  # and at small N the bias is resolved (b^2 ~ 11 sd)
 
 
 def test_risk_gap_shapes_and_relative():
