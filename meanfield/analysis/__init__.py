@@ -7,14 +7,18 @@ distances
     sliced, along a known coupling).
 mmd
     Gaussian-kernel MMD with jackknife errors.
-fitting
-    Log-log power-law fits with standard errors.
-fluctuations
-    Seed statistics, N * Var collapse, variance exponents.
 function
     Function-space distance and risk gap to the mean-field limit.
+fluctuations
+    Seed statistics, N * Var collapse, variance exponents.
+fitting
+    Log-log power-law fits with standard errors.
+decomposition
+    Contribution of each link of the chain mean-field -> GD -> online SGD ->
+    multi-pass SGD to the final gap.
 """
 
+from .decomposition import DEFAULT_STAGES, Decomposition, decompose
 from .distances import Distance, coupling_distance, emd_memory_bytes, w2_1d, w2_exact, w2_sliced
 from .fitting import PowerLawFit, fit_power_law
 from .fluctuations import (
@@ -40,6 +44,11 @@ __all__ = [
     # mmd
     "mmd2",
     "median_bandwidth",
+    # function
+    "function_distance",
+    "BiasVariance",
+    "bias_variance",
+    "risk_gap",
     # fitting
     "PowerLawFit",
     "fit_power_law",
@@ -51,9 +60,8 @@ __all__ = [
     "variance_scaling",
     "fit_variance_scaling",
     "collapse_chi2",
-    # function
-    "function_distance",
-    "BiasVariance",
-    "bias_variance",
-    "risk_gap",
+    # decomposition
+    "DEFAULT_STAGES",
+    "Decomposition",
+    "decompose",
 ]
