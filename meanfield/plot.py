@@ -113,8 +113,19 @@ def plot_particles(res, fig=None, max_points=4000):
             ax.scatter(x2, y2, s=10, facecolors="none", edgecolors="k", lw=0.6, label=f"N = {widths[-1]}, seed 0")
         if planar and "teacher_w" in a:
             tw = a["teacher_w"]
+            if res.config.model.activation == "relu":
+                # relu is positively homogeneous: a neuron is identified only up to a*|w|, so the
+                # particles gather on the rays through the teacher neurons
+                for v in tw:
+                    r = 10 * v / np.linalg.norm(v)
+                    ax.plot([0, r[0]], [0, r[1]], ls="--", c="goldenrod", lw=0.8, zorder=1)
             ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="teacher")
         ax.set_title(f"t = {a['snap_t'][k]:.3g}")
+        if planar:
+            allp = a["particles_mf"][:, :max_points, 1:3]
+            lim = np.nanpercentile(np.abs(allp), 99.5) * 1.1
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
         ax.set_xlabel("$w_1$" if planar else r"$\|w_i\|$")
     axes[0].set_ylabel("$w_2$" if planar else "$a_i$")
     axes[-1].legend(fontsize=7, loc="best")
