@@ -88,3 +88,10 @@ def test_override_parsing():
     assert C.parse_override("train.widths=[4, 8]") == ("train", "widths", [4, 8])
     with pytest.raises(ValueError):
         C.parse_override("lr=0.5")
+
+
+def test_readme_documents_every_config_key():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    missing = [f"{sec}.{key}" for sec, fields in C.SCHEMA.items() for key in fields
+               if f"**[{sec}]**" not in readme or f"| `{key}` |" not in readme]
+    assert not missing, f"README config reference lacks {missing}: regenerate it with config.reference_markdown()"
