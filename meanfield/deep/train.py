@@ -1,0 +1,112 @@
+r"""Trainers of finite-width deep ensembles (S seeds of one width as one batched computation).
+
+All trainers discretise the same flow :math:`\dot\theta = v(\theta) = -c\,\nabla\hat L(\theta)` of
+:mod:`~meanfield.deep.network` with a fixed step :math:`\eta` (= time advanced per step):
+
+* ``gd`` — full-batch gradient descent, :math:`\theta\leftarrow\theta+\eta\,v(\theta)` (forward Euler).
+  This is the dynamics whose :math:`N\to\infty` limit the discrete DMFT solves *exactly* at the same
+  ``dt`` (DMFT.md §3.1): compare with ``limit.dt == train.lr``.
+* ``flow`` — gradient flow integrated with Heun (order 2) or RK4 (order 4) at fixed step
+  (:mod:`solvers.particles.integrators`); approximates the continuous-time DMFT.
+* ``sgd`` — multi-pass SGD on the fixed training set: B rows drawn uniformly with replacement,
+  independently per seed and step.
+* ``online_sgd`` — a fresh minibatch of B samples from the task per seed and step.
+
+For minibatch algorithms :math:`\hat L` is the minibatch average, so one step still advances time η.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.particles import get_integrator
+
+from ..march import march
+
+__all__ = ["ALGORITHMS", "make_step", "train_ensemble", "stack_records"]
+
+ALGORITHMS = ("gd", "flow", "sgd", "online_sgd")
+
+
+def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "rk4", batch: int = 32,
+              sampler=None, rng=None, dtype=np.float64):
+    r"""Return ``step(theta, k) -> theta_next`` for the ensemble state of ``net``.
+
+    Parameters
+    ----------
+    net : :class:`~meanfield.deep.network.DeepNet`
+    algorithm : one of :data:`ALGORITHMS`
+    lr : float, step η
+    train : (X (P, D), y (P,)), the training set (gd, flow, sgd)
+    integrator : 'heun' | 'rk4' (flow; 'euler' is gd)
+    batch : int, minibatch size B (sgd, online_sgd)
+    sampler : callable (rng, n, batch=(S,)) -> (x (S, n, D), y (S, n)) (online_sgd)
+    rng : numpy Generator (sgd, online_sgd)
+    """
+    if algorithm in ("gd", "flow", "sgd"):
+        if train is None:
+            raise ValueError(f"algorithm {algorithm!r} needs a training set")
+        X, y = (np.asarray(a, dtype=dtype) for a in train)
+    if algorithm == "gd":
+        def step(th, k):
+            v = net.velocity(th, X, y)[1]
+            v *= lr
+            v += th
+            return v
+
+        return step
+    if algorithm == "flow":
+        integ = get_integrator(integrator)
+
+        def vel(th):
+            return net.velocity(th, X, y)[1]
+
+        return lambda th, k: integ(vel, th, lr)
+    if algorithm == "sgd":
+        P = X.shape[0]
+
+        def step(th, k):
+            idx = rng.integers(0, P, size=(th.shape[0], batch))
+            v = net.velocity(th, X[idx], y[idx])[1]
+            v *= lr
+            v += th
+            return v
+
+        return step
+    if algorithm == "online_sgd":
+        if sampler is None:
+            raise ValueError("online_sgd needs a sampler")
+
+        def step(th, k):
+            xb, yb = sampler(rng, batch, batch=(th.shape[0],))
+            v = net.velocity(th, np.asarray(xb, dtype=dtype), np.asarray(yb, dtype=dtype))[1]
+            v *= lr
+            v += th
+            return v
+
+        return step
+    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+
+
+def stack_records(records, S):
+    """Stack observer dicts over recording times: key -> (T, S, ...); unreached records are NaN."""
+    first = next((r for r in records if r is not None), None)
+    if first is None:
+        return {}
+    out = {}
+    for key, v in first.items():
+        v = np.asarray(v)
+        out[key] = np.stack([np.asarray(r[key], dtype=np.float64) if r is not None else np.full(v.shape, np.nan)
+                             for r in records])
+    return out
+
+
+def train_ensemble(net, theta0, step, record_steps, lr, observe, desc="", progress=False):
+    """March an ensemble and record: returns ``(stacked records (T, S, ...), MarchResult)``.
+
+    ``record_steps`` may repeat or be unsorted: records are returned in the given order.
+    """
+    record_steps = np.asarray(record_steps, dtype=np.int64)
+    uniq, inv = np.unique(record_steps, return_inverse=True)
+    res = march(step, theta0, uniq, lr, observe, desc=desc, progress=progress)
+    rec = stack_records(res.records, theta0.shape[0])
+    return {k: v[inv] for k, v in rec.items()}, res
