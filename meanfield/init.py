@@ -36,12 +36,15 @@ def draw_neurons(mcfg, d: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return th
 
 
-def subsample(particles: np.ndarray, n: int, rng: np.random.Generator, antithetic: bool) -> np.ndarray:
-    """``n`` rows of ``particles`` without replacement (pairs i, i + M/2 kept together if antithetic)."""
+def subsample(particles: np.ndarray, n: int, rng: np.random.Generator, antithetic: bool):
+    """``n`` rows of ``particles`` without replacement (pairs i, i + M/2 kept together if antithetic).
+
+    Returns ``(rows, idx)``: the (n, p) copy and the particle indices it was taken from.
+    """
     M = particles.shape[0]
     if antithetic:
         idx = rng.choice(M // 2, size=n // 2, replace=False)
         idx = np.concatenate([idx, idx + M // 2])
     else:
         idx = rng.choice(M, size=n, replace=False)
-    return particles[idx].copy()
+    return particles[idx].copy(), idx

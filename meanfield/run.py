@@ -185,11 +185,13 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         t_nn = steps_nn * cfg.train.lr
         summary["seconds_train"] = {}
     for wi, N in enumerate(widths):
-        theta0 = np.stack([
-            subsample(particles0, N, seeding.stream(seed, "nn_init", N, s), cfg.model.antithetic) if coupling
-            else draw_neurons(cfg.model, d, N, seeding.stream(seed, "nn_init", N, s))
-            for s in range(S)
-        ])
+        if coupling:
+            drawn = [subsample(particles0, N, seeding.stream(seed, "nn_init", N, s), cfg.model.antithetic)
+                     for s in range(S)]
+            theta0 = np.stack([th for th, _ in drawn])
+            arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
+        else:
+            theta0 = np.stack([draw_neurons(cfg.model, d, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)])
         step = sgd_step(cfg, model, backend, task, train_set, seeding.stream(seed, "nn_data", N), S, dtype)
         t0 = time.perf_counter()
         # np.unique keeps the steps increasing; repeated steps map back through `inv`

@@ -22,6 +22,8 @@ def test_result_keys_shapes_and_time_mapping():
     # coupling: each network's initial neurons are mean-field particles
     p0 = {tuple(r) for r in a["particles_mf"][0]}
     assert all(tuple(r) in p0 for r in a["neurons_nn_N16"][0, 1])
+    idx = a["coupling_index_N16"]
+    assert idx.shape == (2, 16) and np.array_equal(a["particles_mf"][0][idx[1]], a["neurons_nn_N16"][0, 1])
     assert res.status == "completed" and res.summary["coupling"] is True
     # risks decrease on this task
     assert a["risk_mf"][-1] < a["risk_mf"][0]
