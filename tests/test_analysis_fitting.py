@@ -41,7 +41,9 @@ def test_confidence_interval_covers_true_exponent_at_nominal_rate(weighted):
     for _ in range(reps):
         if weighted:
             mean = 2 * x**true
-            err = 0.05 * mean * (x / 10) ** 0.3  # relative error grows with x
+            # relative error 2% .. 8% growing with x (small enough for the
+            # delta method log(y) error = yerr / y; at 5% .. 20% coverage is 0.94)
+            err = 0.02 * mean * (x / 10) ** 0.3
             f = fit_power_law(x, mean + err * rng.standard_normal(6), yerr=err)
         else:
             f = fit_power_law(x, 2 * x**true * np.exp(0.1 * rng.standard_normal(6)))
