@@ -434,7 +434,7 @@ def w2_sliced(
     ``theta_chunk @ x.T`` of shape ``(c, n)``; each row is sorted and the 1-D
     distances are exact (equal sizes: paired sorted values; unequal sizes: the
     merged quantile grid of :func:`w2_1d`, shared by all directions). The
-    chunk size ``c`` keeps ``8 c (n + m + K)`` bytes below ``max_bytes``, so
+    chunk size ``c`` keeps ``8 c (n + m + 2K)`` bytes below ``max_bytes``, so
     :math:`10^6` points work in bounded memory. Cost
     :math:`O(L (n + m)(p + \log(n + m)))`.
 
@@ -483,7 +483,7 @@ def w2_sliced(
     else:
         grid = _quantile_grid(np.full(n, 1.0 / n), np.full(m, 1.0 / m))
         k = grid[2].size
-    per_row = 8 * (n + m + k)
+    per_row = 8 * (n + m + 2 * k)  # projections of x and y, gathered grid values
     chunk = int(max(1, min(L, max_bytes // per_row)))
     out = np.empty(L)
     xt, yt = x.T, y.T
@@ -497,12 +497,16 @@ def w2_sliced(
             px -= py
             np.square(px, out=px)
             out[start : start + th.shape[0]] = px.mean(axis=1)
+            del px
         else:
             i, j, dt = grid
-            diff = px[:, i] - py[:, j]
+            diff = np.take(px, i, axis=1)
+            del px
+            diff -= np.take(py, j, axis=1)
             np.square(diff, out=diff)
             out[start : start + th.shape[0]] = diff @ dt
-        del px, py
+            del diff
+        del py
     if not np.all(np.isfinite(out)):
         return _fail(method, "non-finite projections (overflow)")
     sw2 = float(out.mean())
