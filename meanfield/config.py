@@ -47,7 +47,7 @@ class ConfigError(ValueError):
 class Field:
     """One config key: its type, default, constraint and documentation."""
 
-    type: str  # 'int', 'float', 'bool', 'str', 'int_list', 'bool_or_auto'
+    type: str  # 'int', 'float', 'bool', 'str', 'int_list', 'bool_or_auto', 'float_or_auto'
     default: Any
     doc: str
     choices: tuple = ()
@@ -111,10 +111,23 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       check=_nonneg, check_doc=">= 0"),
         "antithetic": Field("bool", False, "Symmetric init: neurons in pairs (a, w, b), (-a, w, b) so f_0 = 0 "
                             "exactly (widths and particle count must be even)."),
+        "depth": Field("int", 1, "Number of hidden layers L. 1: the two-layer model; >= 2 (or a dmft/dmft_linear/ntk "
+                       "limit): deep networks h1 = W0 x/sqrt(D), h(l+1) = W(l) phi(h(l))/sqrt(N), "
+                       "f = w.phi(hL)/(gamma0 N), every weight N(0,1) (see meanfield.deep).",
+                       check=_ge1, check_doc=">= 1"),
+        "parametrisation": Field("str", "mup", "Parametrisation of deep runs (scales and learning-rate multipliers "
+                                 "per layer); mup: d theta/dt = -gamma0^2 N grad L on every weight.",
+                                 choices=("mup",)),
+        "gamma0": Field("float_or_auto", "auto", "Richness gamma0 of muP ('auto' = 1/alpha). The same knob as "
+                        "alpha: alpha = 1/gamma0 (at depth 1 the muP network is the two-layer model with that "
+                        "alpha); giving both with alpha*gamma0 != 1 is an error.",
+                        check=lambda v: v == "auto" or v > 0, check_doc="> 0 or \"auto\""),
     },
     "limit": {
-        "method": Field("str", "particles", "Infinite-width method ('none' skips the limit).",
-                        choices=("particles", "none")),
+        "method": Field("str", "particles", "Infinite-width method ('none' skips the limit): particles (two-layer "
+                        "mean-field flow), dmft (sampled DMFT of deep muP networks), dmft_linear (exact "
+                        "deep-linear DMFT, linear activation), ntk (gamma0 -> 0 kernel flow).",
+                        choices=("particles", "dmft", "dmft_linear", "ntk", "none")),
         "particles": Field("int", 2048, "Number of mean-field particles.", check=_ge1, check_doc=">= 1"),
         "expectation": Field("str", "auto", "Expectation over x: closed-form Gaussian ('analytic'), Monte Carlo "
                              "('mc'), or analytic where possible ('auto').", choices=("auto", "analytic", "mc")),
@@ -123,13 +136,34 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mc_resample": Field("bool", False, "Draw a fresh MC sample every step (false: one fixed sample)."),
         "integrator": Field("str", "rk4", "Time integrator of the particle flow.", choices=("euler", "heun", "rk4")),
         "dt": Field("float", 0.01, "Mean-field time step.", check=_pos, check_doc="> 0"),
+        "dmft_samples": Field("int", 4000, "dmft: Monte Carlo samples S per layer (MC error of f ~ 1/sqrt(S)).",
+                              check=lambda v: v >= 2, check_doc=">= 2"),
+        "dmft_tangent_samples": Field("int", 500, "dmft: samples used for the response functions (cost grows "
+                                      "as this x (P T)^3; dominates the MC error at late times).",
+                                      check=_ge1, check_doc=">= 1"),
+        "dmft_tol": Field("float", 1e-6, "dmft, dmft_linear: fixed-point tolerance (max relative change).",
+                          check=_pos, check_doc="> 0"),
+        "dmft_damping": Field("float", 1.0, "dmft, dmft_linear: initial damping beta of the fixed-point "
+                              "iteration (halved automatically when the residual grows).",
+                              check=lambda v: 0 < v <= 1, check_doc="in (0, 1]"),
+        "dmft_max_iter": Field("int", 60, "dmft, dmft_linear: iterations per horizon-continuation stage.",
+                               check=_ge1, check_doc=">= 1"),
+        "dmft_stages": Field("int", 0, "dmft, dmft_linear: horizon-continuation stages (0: automatic).",
+                             check=_nonneg, check_doc=">= 0"),
+        "dmft_error_batches": Field("int", 4, "dmft: batch sub-solves for the MC standard error (0: none).",
+                                    check=lambda v: v == 0 or v >= 2, check_doc="0 or >= 2"),
+        "dmft_max_memory_gb": Field("float", 4.0, "dmft, dmft_linear: refuse a solve whose estimated peak memory "
+                                    "exceeds this (GB).", check=_pos, check_doc="> 0"),
     },
     "train": {
         "widths": Field("int_list", [16, 64, 256], "Widths N of the finite networks.", check=lambda v: all(x >= 1 for x in v) and len(v) > 0, check_doc="non-empty, each >= 1"),
         "seeds": Field("int", 4, "Independent seeds S per width (0: no finite-width training).", check=_nonneg, check_doc=">= 0"),
         "algorithm": Field("str", "online_sgd", "online_sgd (fresh samples), sgd (multi-pass on n_train samples), "
-                           "gd (full batch on n_train), population_gd (analytic expectations).",
-                           choices=("online_sgd", "sgd", "gd", "population_gd")),
+                           "gd (full batch on n_train), population_gd (analytic expectations), flow (deep runs: "
+                           "gradient flow with train.integrator at step lr).",
+                           choices=("online_sgd", "sgd", "gd", "population_gd", "flow")),
+        "integrator": Field("str", "rk4", "Integrator of train.algorithm = 'flow' (deep runs).",
+                            choices=("heun", "rk4")),
         "lr": Field("float", 0.01, "Step size eta = mean-field time advanced per step.", check=_pos, check_doc="> 0"),
         "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
@@ -217,11 +251,14 @@ def _type_ok(f: Field, v):
         return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
     if f.type == "bool_or_auto":
         return isinstance(v, bool) or v == "auto"
+    if f.type == "float_or_auto":
+        return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v == "auto"
     raise AssertionError(f.type)
 
 
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "int_list": "a list of integers", "bool_or_auto": "true, false or \"auto\""}
+               "int_list": "a list of integers", "bool_or_auto": "true, false or \"auto\"",
+               "float_or_auto": "a number or \"auto\""}
 
 
 def _suggest(word, options):
@@ -259,7 +296,7 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
                 problems.append(f"{sec}.{key} must be {_TYPE_NAMES[f.type]}, got {v!r} ({type(v).__name__}){hint}")
                 out[key] = f.default
                 continue
-            if f.type == "float":
+            if f.type == "float" or (f.type == "float_or_auto" and v != "auto"):
                 v = float(v)
                 if not math.isfinite(v):
                     problems.append(f"{sec}.{key} must be finite, got {v}")
@@ -273,7 +310,7 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
             out[key] = v
         resolved[sec] = out
     if not problems:
-        problems += _cross_checks(resolved, base_dir)
+        problems += _cross_checks(resolved, base_dir, data)
     if problems:
         raise ConfigError(problems)
     return Config(resolved)
@@ -309,8 +346,8 @@ def analytic_obstacles(c) -> list:
     return why
 
 
-def _cross_checks(c, base_dir):
-    """Compatibility between fields; returns a list of problems."""
+def _cross_checks(c, base_dir, given=None):
+    """Compatibility between fields; returns a list of problems (``given``: the raw input tables)."""
     p = []
     task, model, limit, train = c["task"], c["model"], c["limit"], c["train"]
     analytic_why = analytic_obstacles(c)
@@ -359,6 +396,9 @@ def _cross_checks(c, base_dir):
         p += _check_dataset(c, base_dir)
     elif task["path"]:
         p.append("task.path is only used with task.kind = 'dataset'")
+    from .deep.checks import check_deep
+
+    p += check_deep(c, given or {})
     return p
 
 

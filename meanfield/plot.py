@@ -155,6 +155,10 @@ def plot_dir(path, fmt="png", **scan_opts):
     from .run import load
 
     res = load(path)
+    if res.summary.get("kind") == "deep":
+        from .deep.plot import plot_deep_dir
+
+        return plot_deep_dir(path, res, fmt=fmt)
     plt = style()
     files = []
     fig, ax = plt.subplots(figsize=(5.2, 3.8))

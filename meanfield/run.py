@@ -98,6 +98,8 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     Parameters
     ----------
     cfg : Config, dict, or path of a TOML file
+        Deep configs (``model.depth >= 2`` or ``limit.method`` in dmft, dmft_linear, ntk) are run by
+        :func:`meanfield.deep.run.run_deep` (its docstring lists their result keys).
     progress : bool
         Show progress bars on stderr (only when it is a terminal).
     log : callable(str) or None
@@ -108,6 +110,12 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     elif isinstance(cfg, (str, os.PathLike)):
         cfg = _config.load(cfg)
     log = log or (lambda s: None)
+    from .deep.checks import is_deep
+
+    if is_deep(cfg):  # depth >= 2 or a dmft/dmft_linear/ntk limit: see meanfield.deep.run
+        from .deep.run import run_deep
+
+        return run_deep(cfg, progress=progress, log=log)
     t_start = time.perf_counter()
     backend_name, backend = _resolve_backend(cfg.run.backend, log)
     dtype = np.dtype(cfg.run.dtype)

@@ -1,0 +1,150 @@
+r"""Config validation of deep runs (called by :func:`meanfield.config.from_dict` for every config).
+
+A config is a *deep run* when ``model.depth >= 2`` or ``limit.method`` is one of ``dmft``,
+``dmft_linear``, ``ntk``; :func:`meanfield.run.run` then hands it to :mod:`meanfield.deep.run`.
+Depth-1 configs with ``limit.method = 'particles'`` or ``'none'`` stay on the two-layer path, unchanged.
+
+``model.alpha`` and ``model.gamma0`` are one knob, :math:`\alpha = 1/\gamma_0`: ``gamma0 = "auto"``
+means :math:`1/\alpha`; a numeric ``gamma0`` sets ``alpha = 1/gamma0`` in the resolved config (so a
+stored config round-trips), and giving both explicitly with :math:`\alpha\gamma_0\ne1` is refused.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+__all__ = ["DEEP_METHODS", "is_deep", "gamma0_of", "check_deep", "point_counts"]
+
+DEEP_METHODS = ("dmft", "dmft_linear", "ntk")
+DMFT_FAMILY = ("dmft", "dmft_linear")
+
+# two-layer-only model options and the value a deep muP network implies for each
+_TWO_LAYER_ONLY = {
+    "bias": (False, "deep networks have no biases"),
+    "a_init": ("gaussian", "every weight, the readout included, is drawn N(0,1)"),
+    "a_std": (1.0, "every weight, the readout included, is drawn N(0,1)"),
+    "w_std": (1.0, "every weight is drawn N(0,1) and scaled by 1/sqrt(fan-in) in the forward pass"),
+    "b_std": (0.0, "deep networks have no biases"),
+    "train_a": (True, "every layer is trained"),
+    "lr_w": (1.0, "learning rates come from model.parametrisation (muP: gamma0^2 N on every weight; at depth 1 "
+                  "this is the two-layer lr_w = 1/D)"),
+    "antithetic": (False, "the deep initialisation is plain iid"),
+}
+
+
+def _get(c, sec, key):
+    return c[sec][key] if isinstance(c, dict) else getattr(getattr(c, sec), key)
+
+
+def is_deep(c) -> bool:
+    """Whether a (resolved) config dict or :class:`~meanfield.config.Config` is a deep run."""
+    return _get(c, "model", "depth") >= 2 or _get(c, "limit", "method") in DEEP_METHODS
+
+
+def gamma0_of(c) -> float:
+    r""":math:`\gamma_0` of a config (``"auto"`` resolves to ``1/alpha``)."""
+    g = _get(c, "model", "gamma0")
+    return 1.0 / _get(c, "model", "alpha") if g == "auto" else float(g)
+
+
+def point_counts(c):
+    """``(P, Q)``: training and test points of a deep run (reads a dataset's array shapes)."""
+    task, train, ev = c["task"], c["train"], c["eval"]
+    if task["kind"] != "dataset":
+        return int(train["n_train"]), int(ev["n_points"])
+    import numpy as np
+
+    with np.load(task["path"], allow_pickle=False) as z:
+        P = int(z["X"].shape[0])
+        Q = min(int(ev["n_points"]), int(z["X_test"].shape[0])) if "X_test" in z.files else 0
+    return P, Q
+
+
+def check_deep(c: dict, given: dict) -> list:
+    """Problems of the deep-run options of the resolved config dict ``c`` (may set ``model.alpha``)."""
+    p = []
+    model, limit, train, task = c["model"], c["limit"], c["train"], c["task"]
+    # ---- alpha and gamma0: one knob
+    if model["gamma0"] != "auto":
+        g0 = float(model["gamma0"])
+        explicit_alpha = isinstance(given.get("model"), dict) and "alpha" in given["model"]
+        if explicit_alpha and not math.isclose(model["alpha"] * g0, 1.0, rel_tol=1e-12):
+            p.append(f"model.alpha = {model['alpha']!r} and model.gamma0 = {g0!r} conflict: they are one knob, "
+                     f"alpha = 1/gamma0 (here 1/gamma0 = {1 / g0:.6g}); set only one of them")
+        else:
+            model["alpha"] = 1.0 / g0
+    method, L, act = limit["method"], model["depth"], model["activation"]
+    if not is_deep(c):
+        if train["algorithm"] == "flow":
+            p.append("train.algorithm = 'flow' is implemented for deep runs only (model.depth >= 2 or limit.method "
+                     "in 'dmft', 'dmft_linear', 'ntk'); two-layer runs use 'gd' (or limit.integrator for the limit)")
+        return p
+    # ---- deep runs
+    if method == "particles":
+        p.append(f"limit.method = 'particles' is the two-layer mean-field limit (depth 1); with model.depth = {L} "
+                 "use 'dmft' (sampled DMFT), 'dmft_linear' (linear activation), 'ntk' (gamma0 -> 0) or 'none'")
+    if method == "dmft_linear" and act != "linear":
+        p.append(f"limit.method = 'dmft_linear' is the closed-form DMFT of deep *linear* networks; model.activation "
+                 f"is {act!r}. Use model.activation = 'linear' or limit.method = 'dmft'")
+    if method == "dmft":
+        try:
+            from solvers.dmft import check_supported
+
+            check_supported(act, L)
+        except ImportError as e:  # pragma: no cover - solver not installed
+            p.append(f"limit.method = 'dmft' is not available in this installation ({e})")
+        except ValueError as e:
+            p.append(f"limit.method = 'dmft' with model.activation = {act!r} at model.depth = {L}: {e}")
+    if task["loss"] != "square":
+        p.append(f"task.loss = {task['loss']!r}: deep runs (and their DMFT) use the square loss "
+                 "(1/P) sum 1/2 (y - f)^2; set task.loss = 'square'")
+    if train["algorithm"] == "population_gd":
+        p.append("train.algorithm = 'population_gd' needs closed-form population expectations (two-layer only); "
+                 "deep runs train on a fixed set of P points: use 'gd' (what the DMFT describes), 'flow', 'sgd' "
+                 "or 'online_sgd'")
+    for key, (want, why) in _TWO_LAYER_ONLY.items():
+        if model[key] != want:
+            p.append(f"model.{key} = {model[key]!r} is a two-layer option; deep runs need {want!r} ({why})")
+    if train["coupling"] is True:
+        p.append("train.coupling = true is a two-layer (particles) option; deep networks draw their own weights. "
+                 "Set train.coupling = 'auto' or false")
+    if task["kind"] == "dataset" and not os.path.isfile(task["path"]):
+        return p  # the dataset problem is already reported
+    if method in DMFT_FAMILY and not p:
+        p += _size_checks(c)
+    return p
+
+
+def _size_checks(c):
+    limit, model = c["limit"], c["model"]
+    p = []
+    try:
+        P, Q = point_counts(c)
+    except Exception as e:  # noqa: BLE001 - reported by the dataset checks
+        return [f"task.path: cannot read the point counts ({e})"]
+    T = int(round(c["time"]["t_max"] / limit["dt"]))
+    n = (T + 1) * (P + Q)
+    max_bytes = limit["dmft_max_memory_gb"] * 1e9
+    if limit["method"] == "dmft":
+        S, B = limit["dmft_samples"], limit["dmft_error_batches"]
+        S_tan = min(limit["dmft_tangent_samples"], S)
+        if B >= 2 and (S // B < 2 or (model["depth"] >= 2 and S_tan // B < 1)):
+            p.append(f"limit.dmft_error_batches = {B} leaves too few samples per batch (dmft_samples = {S}, "
+                     f"dmft_tangent_samples = {S_tan}); lower it or raise the samples")
+        try:
+            from solvers.dmft import estimate_memory
+
+            est = estimate_memory(T, P + Q, P, model["depth"], S, S_tan)
+            total = est.total
+            what = est.describe()
+        except ImportError:  # pragma: no cover
+            return p
+    else:
+        total = (12 * model["depth"] + 6) * n * n * 8.0
+        what = f"about (12 L + 6) n^2 doubles with n = (T+1)(P+Q) = {n}"
+    if total > max_bytes:
+        p.append(f"the {limit['method']} solve needs about {total / 1e9:.3g} GB ({what}) > limit.dmft_max_memory_gb = "
+                 f"{limit['dmft_max_memory_gb']}: T = {T} steps (time.t_max / limit.dt), P = {P} training and Q = {Q} "
+                 "test points. Lower t_max, raise dt, use fewer points (train.n_train, eval.n_points) or samples, "
+                 "or raise the limit")
+    return p

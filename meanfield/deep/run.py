@@ -1,0 +1,294 @@
+r"""Orchestration of deep runs: the infinite-width limit (DMFT / deep-linear DMFT / NTK) and finite-width
+muP ensembles on the same fixed set of points, recorded at the same times.
+
+:func:`meanfield.run.run` dispatches here whenever :func:`meanfield.deep.checks.is_deep` holds
+(``model.depth >= 2`` or ``limit.method`` in ``dmft``, ``dmft_linear``, ``ntk``).
+
+Points
+------
+DMFT works on a finite set of points. Training points: a dataset's ``X, y`` (all rows), or for a
+synthetic task ``train.n_train`` points drawn once from the task (stream ``train_set``). Test points
+(carry no loss; their outputs and kernels are recorded): the first ``eval.n_points`` rows of a dataset's
+``X_test, y_test`` (none if absent), or ``eval.n_points`` fresh task samples (stream ``eval_points``).
+Every point-indexed array lists the P training points first, then the Q test points (``n = P + Q``).
+
+Times
+-----
+The limit is solved on the grid ``t_k = k·limit.dt``; the networks take steps ``train.lr``. Recording
+times ``t`` come from ``time.records``/``time.spacing`` snapped to the limit's grid (to ``train.lr``
+when there is no limit); the networks record at the nearest step, ``t_nn``. With ``train.algorithm =
+'gd'`` and ``train.lr == limit.dt`` the discrete DMFT is the exact N → ∞ limit of the networks
+(DMFT.md §3.1): no time-discretisation error in the comparison.
+
+Result arrays (``result.npz``)
+------------------------------
+Shapes: T recording times, W widths, S seeds, L layers, n = P + Q points.
+
+==================  =====================  ====================================================================
+key                 shape                  meaning
+==================  =====================  ====================================================================
+``t``, ``t_nn``     (T,)                   recording times of the limit / of the networks
+``depth``           ()                     L
+``x_train``         (P, D)                 training inputs;  ``y_train`` (P,)
+``x_test``          (Q, D)                 test inputs;  ``y_test`` (Q,)
+``Phi0``            (n, n)                 input kernel :math:`XX^\top/D`
+``loss_inf``        (T,)                   limit's training loss :math:`\frac1P\sum_\mu\frac12(y_\mu-f_\mu)^2`
+``loss_inf_test``   (T,)                   limit's loss on the test points (NaN without test points)
+``loss_inf_err``    (T,)                   its Monte Carlo standard error (dmft; 0 for exact methods)
+``f_inf``           (T, n)                 limit's outputs; ``f_inf_err`` (T, n) their MC standard error
+``Phi_inf``         (T, L, n, n)           limit's feature kernels :math:`\Phi^\ell(t,t)`, ℓ = 1..L
+``G_inf``           (T, L, n, n)           limit's gradient kernels :math:`G^\ell(t,t)`
+``K_inf``           (T, n, n)              limit's NTK :math:`\sum_{\ell=0}^L G^{\ell+1}\odot\Phi^\ell`
+``align_inf``       (T,)                   kernel–target alignment of ``K_inf`` (training block)
+``dmft_residuals``  (iterations,)          fixed-point residual per iteration (dmft, dmft_linear)
+``widths``          (W,)                   widths N
+``loss_nn``         (W, S, T)              training loss of every network; ``loss_nn_test`` likewise
+``f_nn``            (W, S, T, n)           outputs of every network
+``align_nn``        (W, S, T)              alignment of every network's NTK
+``Phi_nn``          (W, T, L, n, n)        seed-mean feature kernels; ``G_nn`` likewise
+``K_nn``            (W, T, n, n)           seed-mean NTK
+``K_dev_nn``        (W, S, T)              :math:`\lVert K_s(t)-K_\infty(t)\rVert_F/\lVert K_\infty(t)\rVert_F`
+``risk_mf``         (T,)                   alias of ``loss_inf`` (for the scan tools)
+``risk_nn``         (W, S, T)              alias of ``loss_nn``
+==================  =====================  ====================================================================
+
+Keys of the limit are absent with ``limit.method = 'none'``; keys of the networks are absent with
+``train.seeds = 0``. ``summary.json`` holds ``kind = 'deep'``, the status, the limit's solver status
+(``limit.status``: converged / not_converged / diverged / not_positive_definite, iterations, final
+residual), timings and final metrics (``loss_inf_final``, ``loss_nn_final_mean``, ``f_rms_dev_final``
+(RMS over seeds and points of :math:`f_N - f_\infty` at the last time), ``align_*``).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import seeding
+from .checks import gamma0_of, is_deep
+from .network import DeepNet, make_parametrisation
+from .observe import DeepObserver, alignment
+from .train import make_step, train_ensemble
+
+__all__ = ["run_deep", "deep_points", "solve_limit", "is_deep"]
+
+
+def deep_points(cfg, task):
+    """``(X, y, X_test, y_test)`` of a deep run (float64; test arrays have Q = 0 rows when absent)."""
+    seed = cfg.run.seed
+    D = task.d
+    if task.fixed_train is not None:
+        X, y = task.fixed_train
+        if getattr(task, "X_test", None) is not None:
+            Xt, yt = task.X_test[: cfg.eval.n_points], task.y_test[: cfg.eval.n_points]
+        else:
+            Xt, yt = np.zeros((0, D)), np.zeros(0)
+    else:
+        X, y = task.sample(seeding.stream(seed, "train_set"), cfg.train.n_train)
+        Xt, yt = task.sample(seeding.stream(seed, "eval_points"), cfg.eval.n_points)
+    return tuple(np.asarray(a, dtype=np.float64) for a in (X, y, Xt, yt))
+
+
+def solve_limit(cfg, X, y, Xt, T, log):
+    """Solve the configured limit on the grid ``dt * arange(T+1)``.
+
+    Returns a dict with ``f`` (T+1, n), ``loss`` (T+1,), ``loss_err``, ``f_err``, ``Phi``, ``G``
+    (T+1, L, n, n), ``K`` (T+1, n, n), ``residuals``, and ``info`` (status, iterations, message, ...).
+    """
+    import solvers.dmft as dm
+
+    m, lim = cfg.model, cfg.limit
+    L, act, dt = m.depth, m.activation, lim.dt
+    Xt_ = Xt if Xt.shape[0] else None
+    n = X.shape[0] + Xt.shape[0]
+    if lim.method == "ntk":
+        r = dm.solve_ntk(X, y, L, dt, T, activation=act, X_test=Xt_)
+        ker = r.kernels
+        Phi = np.broadcast_to(ker.Phi[1:L + 1], (T + 1, L, n, n))
+        G = np.broadcast_to(ker.G[1:L + 1], (T + 1, L, n, n))
+        K = np.broadcast_to(ker.K, (T + 1, n, n))
+        zero = np.zeros
+        return dict(f=r.f, loss=r.loss, f_err=zero(r.f.shape), loss_err=zero(r.loss.shape), Phi=Phi, G=G, K=K,
+                    residuals=np.zeros(0), info={"status": "exact", "iterations": 0, "message": ""})
+    common = dict(X_test=Xt_, tol=lim.dmft_tol, max_iter=lim.dmft_max_iter, damping=lim.dmft_damping,
+                  stages=lim.dmft_stages or None, max_bytes=lim.dmft_max_memory_gb * 1e9)
+    g0 = gamma0_of(cfg)
+    if lim.method == "dmft":
+        noise_seed = int(seeding.stream(cfg.run.seed, "mc").integers(2**63 - 1))
+        r = dm.solve_dmft(X, y, L, g0, dt, T, activation=act, n_samples=lim.dmft_samples,
+                          n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
+                          error_batches=lim.dmft_error_batches, **common)
+    else:
+        r = dm.solve_deep_linear(X, y, L, g0, dt, T, **common)
+    info = {"status": r.status, "iterations": int(r.iterations), "message": r.message,
+            "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan")}
+    if r.message:
+        log(f"{lim.method}: {r.status}: {r.message}")
+    return dict(f=r.f, loss=r.loss, f_err=r.f_err, loss_err=r.loss_err, Phi=np.moveaxis(r.Phi, 0, 1),
+                G=np.moveaxis(r.G, 0, 1), K=r.K, residuals=np.asarray(r.residuals, dtype=float), info=info)
+
+
+def _sampler(task, dtype):
+    def sample(rng, n, batch=()):
+        x, y = task.sample(rng, n, batch=batch)
+        return np.asarray(x, dtype=dtype), np.asarray(y, dtype=dtype)
+
+    return sample
+
+
+def run_deep(cfg, progress: bool = False, log=None):
+    """Run a deep config; returns a :class:`meanfield.run.Result` (see the module docstring for keys)."""
+    from ..run import Result, _resolve_backend, _versions, record_grid
+    from ..tasks import make_task
+
+    if not is_deep(cfg):
+        raise ValueError("not a deep config (model.depth = 1 and limit.method not in dmft, dmft_linear, ntk)")
+    log = log or (lambda s: None)
+    t_start = time.perf_counter()
+    m = cfg.model
+    L, act = m.depth, m.activation
+    g0 = gamma0_of(cfg)
+    dtype = np.dtype(cfg.run.dtype)
+    task = make_task(cfg)
+    X, y, Xt, yt = deep_points(cfg, task)
+    P, Q, D = X.shape[0], Xt.shape[0], X.shape[1]
+    n = P + Q
+    Xall = np.concatenate([X, Xt])
+    do_limit = cfg.limit.method != "none"
+    h_ref = cfg.limit.dt if do_limit else cfg.train.lr
+    steps_ref = record_grid(cfg.time.t_max, cfg.time.records, cfg.time.spacing, h_ref)
+    t = steps_ref * h_ref
+    TR = len(t)
+    arrays = {"t": t, "depth": np.int64(L), "x_train": X, "y_train": y, "x_test": Xt, "y_test": yt,
+              "Phi0": Xall @ Xall.T / D}
+    summary = {"kind": "deep", "status": "completed", "depth": L, "gamma0": g0, "parametrisation": m.parametrisation,
+               "n_train": P, "n_test": Q, "dtype": cfg.run.dtype, "messages": []}
+    diverged = []
+
+    def note(msg):
+        summary["messages"].append(msg)
+        log(msg)
+
+    # ------------------------------------------------------------------ the limit
+    K_inf = None
+    if do_limit:
+        T_lim = int(steps_ref[-1])
+        t0 = time.perf_counter()
+        sol = solve_limit(cfg, X, y, Xt, T_lim, log)
+        summary["seconds_limit"] = time.perf_counter() - t0
+        info = sol["info"]
+        summary["limit"] = dict(method=cfg.limit.method, **info)
+        if info["status"] in ("diverged", "not_positive_definite"):
+            diverged.append({"side": "limit", "step": None, "time": None,
+                             "message": f"{cfg.limit.method}: {info['status']}: {info['message']}"})
+        elif info["status"] == "not_converged":
+            note(f"{cfg.limit.method}: the fixed-point iteration did not reach limit.dmft_tol "
+                 f"(final residual {info['final_residual']:.3g}); the limit arrays are the last iterate")
+        sel = steps_ref
+        f_inf = sol["f"][sel]
+        arrays.update(
+            loss_inf=sol["loss"][sel], loss_inf_err=np.asarray(sol["loss_err"])[sel], f_inf=f_inf,
+            f_inf_err=np.asarray(sol["f_err"])[sel],
+            loss_inf_test=(0.5 * np.mean((yt - f_inf[:, P:]) ** 2, axis=1) if Q else np.full(TR, np.nan)),
+            Phi_inf=np.ascontiguousarray(sol["Phi"][sel]), G_inf=np.ascontiguousarray(sol["G"][sel]),
+            K_inf=np.ascontiguousarray(sol["K"][sel]), dmft_residuals=sol["residuals"])
+        arrays["align_inf"] = alignment(arrays["K_inf"], y)
+        arrays["risk_mf"] = arrays["loss_inf"]
+        K_inf = arrays["K_inf"]
+
+    # ------------------------------------------------------------------ finite widths
+    S = cfg.train.seeds
+    widths = list(cfg.train.widths) if S > 0 else []
+    alg, lr = cfg.train.algorithm, cfg.train.lr
+    if widths and do_limit and cfg.limit.method != "ntk":
+        if alg != "gd" or not np.isclose(lr, cfg.limit.dt, rtol=1e-12):
+            note(f"the {cfg.limit.method} limit is the exact N -> infinity limit of full-batch GD with step "
+                 f"limit.dt = {cfg.limit.dt}; these networks use train.algorithm = {alg!r} with lr = {lr} "
+                 "(differences of O(step) or SGD noise are not finite-width effects)")
+    if widths:
+        backend_name, backend = _resolve_backend(cfg.run.backend, log) if L == 1 else ("numpy", None)
+        summary["backend"] = backend_name
+        steps_nn = np.round(t / lr).astype(np.int64)
+        arrays["t_nn"] = steps_nn * lr
+        W = len(widths)
+        loss_nn = np.full((W, S, TR), np.nan)
+        loss_nn_test = np.full((W, S, TR), np.nan)
+        f_nn = np.full((W, S, TR, n), np.nan)
+        align_nn = np.full((W, S, TR), np.nan)
+        K_dev = np.full((W, S, TR), np.nan)
+        Phi_nn = np.full((W, TR, L, n, n), np.nan)
+        G_nn = np.full((W, TR, L, n, n), np.nan)
+        K_nn = np.full((W, TR, n, n), np.nan)
+        summary["seconds_train"] = {}
+        param = make_parametrisation(m.parametrisation, g0)
+        Xd, yd = X.astype(dtype), y.astype(dtype)
+        for wi, N in enumerate(widths):
+            net = DeepNet(act, D, N, L, param, backend=backend if backend is not None else "numpy")
+            rngs = [[seeding.stream(cfg.run.seed, "nn_init", N, s, l) for l in range(L + 1)] for s in range(S)]
+            theta0 = net.init(rngs, dtype=dtype)
+            step = make_step(net, alg, lr, train=(Xd, yd), integrator=cfg.train.integrator, batch=cfg.train.batch,
+                             sampler=_sampler(task, dtype), rng=seeding.stream(cfg.run.seed, "nn_data", N))
+            obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype))
+            t0 = time.perf_counter()
+            rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress)
+            summary["seconds_train"][str(N)] = time.perf_counter() - t0
+            loss_nn[wi] = rec["risk_train"].T
+            loss_nn_test[wi] = rec["risk_test"].T
+            f_nn[wi] = np.moveaxis(rec["f"], 0, 1)
+            align_nn[wi] = rec["align"].T
+            with np.errstate(invalid="ignore"):
+                Phi_nn[wi] = rec["Phi"].mean(axis=1)
+                G_nn[wi] = rec["G"].mean(axis=1)
+                K_nn[wi] = rec["K"].mean(axis=1)
+                if K_inf is not None:
+                    num = np.linalg.norm(rec["K"] - K_inf[:, None], axis=(-1, -2))
+                    K_dev[wi] = (num / np.linalg.norm(K_inf, axis=(-1, -2))[:, None]).T
+            if res.status != "completed":
+                diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
+                                 "message": res.message})
+                log(res.message)
+        arrays.update(widths=np.asarray(widths, dtype=np.int64), loss_nn=loss_nn, loss_nn_test=loss_nn_test,
+                      f_nn=f_nn, align_nn=align_nn, Phi_nn=Phi_nn, G_nn=G_nn, K_nn=K_nn, risk_nn=loss_nn)
+        if K_inf is not None:
+            arrays["K_dev_nn"] = K_dev
+
+    if diverged:
+        summary["status"] = "diverged"
+        summary["diverged"] = diverged
+    summary.update(_final_metrics(arrays, widths))
+    summary["seconds_total"] = time.perf_counter() - t_start
+    summary["versions"] = _versions()
+    return Result(arrays, summary, cfg)
+
+
+def _last_finite(x):
+    x = np.asarray(x, dtype=float)
+    fin = x[np.isfinite(x)]
+    return float(fin[-1]) if fin.size else float("nan")
+
+
+def _final_metrics(arrays, widths):
+    m = {}
+    if "loss_inf" in arrays:
+        m["loss_inf_final"] = m["risk_mf_final"] = _last_finite(arrays["loss_inf"])
+        m["align_inf_final"] = _last_finite(arrays["align_inf"])
+    if widths:
+        m["loss_nn_final_mean"] = {}
+        m["align_nn_final_mean"] = {}
+        if "f_inf" in arrays:
+            m["f_rms_dev_final"] = {}
+            m["risk_gap_sup"] = {}
+        for i, N in enumerate(widths):
+            ln = arrays["loss_nn"][i]
+            key = str(N)
+            with np.errstate(invalid="ignore"):
+                m["loss_nn_final_mean"][key] = float(np.nanmean(ln[:, -1])) if np.any(np.isfinite(ln[:, -1])) else float("nan")
+                al = arrays["align_nn"][i][:, -1]
+                m["align_nn_final_mean"][key] = float(np.nanmean(al)) if np.any(np.isfinite(al)) else float("nan")
+                if "f_inf" in arrays:
+                    d = arrays["f_nn"][i][:, -1] - arrays["f_inf"][-1]
+                    m["f_rms_dev_final"][key] = float(np.sqrt(np.mean(d * d)))
+                    gap = np.abs(np.nanmean(ln, axis=0) - arrays["loss_inf"])
+                    m["risk_gap_sup"][key] = float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else float("nan")
+        m["risk_nn_final_mean"] = m["loss_nn_final_mean"]
+    return m
