@@ -1,0 +1,288 @@
+"""The coordinator of a scan: expand, validate, reconcile with what is on disk, dispatch, record.
+
+Order of work (:func:`run_scan`):
+
+1. expand the spec and validate every point (nothing is written if one is invalid);
+2. collapse equal resolved configs to one run each (ids are content hashes);
+3. refuse more than :data:`CONFIRM_ABOVE` runs without ``yes``;
+4. record the points in ``DIR/index.sqlite`` and *reconcile*: a run directory holding
+   ``summary.json`` is finished whatever the index says (it may lag after a ``kill -9``), a run
+   marked running or finished without one is pending again, failed runs stay failed unless
+   ``retry_failed``;
+5. hand the pending runs to the executor, writing each start, outcome and worker death to the
+   index as it happens (this process is the index's only writer).
+
+Resuming is running the same command again: finished runs are never recomputed or touched,
+missing ones are computed once, and the final directory equals that of an uninterrupted scan.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .. import store as _files
+from .executors import MAX_CRASHES, make_executor
+from .identity import canonical_json
+from .spec import ScanSpec, SpecError, distinct, expand, load_spec, point_label
+from .store import FINISHED, STATUSES, Index, index_path, run_dir
+
+__all__ = ["ScanPlan", "ScanReport", "ScanRefused", "plan_scan", "run_scan", "reconcile", "scan_status",
+           "CONFIRM_ABOVE"]
+
+#: Scans with more distinct runs than this need an explicit confirmation (``--yes``).
+CONFIRM_ABOVE = 5000
+
+
+class ScanRefused(RuntimeError):
+    """The scan is too large to start without confirmation."""
+
+
+@dataclass
+class ScanPlan:
+    """An expanded, validated spec: every point and the distinct runs."""
+
+    spec: ScanSpec
+    points: list
+    runs: dict  # id -> first Point
+
+    @property
+    def n_duplicates(self) -> int:
+        return len(self.points) - len(self.runs)
+
+
+@dataclass
+class ScanReport:
+    """Outcome of :func:`run_scan`: runs per status (of this spec) and the exit code."""
+
+    out: str
+    counts: dict
+    ran: int = 0
+    interrupted: bool = False
+    problems: list = field(default_factory=list)  # (id, params, status, error) of runs not completed
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 0 if self.counts.get("completed", 0) == sum(self.counts.values()) else 1
+
+
+def plan_scan(spec) -> ScanPlan:
+    """Load (a path) or take a :class:`ScanSpec`, expand and validate it (raises SpecError)."""
+    if not isinstance(spec, ScanSpec):
+        spec = load_spec(spec)
+    points = expand(spec)
+    return ScanPlan(spec=spec, points=points, runs=distinct(points))
+
+
+def _diverged_text(summary):
+    if summary.get("status") != "diverged":
+        return None
+    return "; ".join(d.get("message", "") for d in summary.get("diverged", [])) or "diverged"
+
+
+def finished_on_disk(root, rid):
+    """The summary of a finished run directory, or None (trust summary.json: it is written last)."""
+    path = os.path.join(run_dir(root, rid), "summary.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        return _files.load_json(path)
+    except (OSError, ValueError):
+        return None  # unreadable: treat as unfinished; the run is recomputed into place
+
+
+def reconcile(index: Index, root, ids, retry_failed: bool = False) -> list:
+    """Bring the index in line with the run directories; return the ids to run (grid order)."""
+    rows = index.runs(ids)
+    updates = []
+    status = {}
+    for rid in ids:
+        row = rows[rid]
+        s = finished_on_disk(root, rid)
+        if s is not None:
+            st = s.get("status") if s.get("status") in FINISHED else "completed"
+            new = {"status": st, "seconds_run": s.get("seconds_total"), "error": _diverged_text(s)}
+            if row["status"] != st:
+                new["finished_at"] = time.time()
+            if any(row[k] != v for k, v in new.items()):
+                updates.append((rid, new))
+        elif row["status"] in ("running",) + FINISHED:
+            # interrupted mid-run, or a finished directory was deleted: compute it (again)
+            st = "pending"
+            updates.append((rid, {"status": st}))
+        elif row["status"] == "failed" and retry_failed:
+            st = "pending"
+            updates.append((rid, {"status": st, "crashes": 0, "error": None}))
+        else:
+            st = row["status"]
+        status[rid] = st
+    index.update_many(updates)
+    return [rid for rid in ids if status[rid] == "pending"]
+
+
+class _Events:
+    """Executor callbacks: write each event to the index and move the progress bar."""
+
+    def __init__(self, index, counts, bar, log, max_crashes):
+        self.index, self.counts, self.bar, self.log, self.max_crashes = index, counts, bar, log, max_crashes
+        self.state = {}
+        self.ran = 0
+
+    def _move(self, rid, new):
+        old = self.state.get(rid, "pending")
+        self.counts[old] -= 1
+        self.counts[new] += 1
+        self.state[rid] = new
+        self.bar.set_postfix_str(_counts_text(self.counts), refresh=False)
+
+    def started(self, rid, worker):
+        self.index.mark_running(rid, worker)
+        self._move(rid, "running")
+        self.bar.refresh()
+
+    def finished(self, res):
+        rid, st = res["id"], res["status"]
+        self.index.mark_finished(rid, st, error=res.get("error"), seconds=res.get("seconds"),
+                                 seconds_run=res.get("seconds_run"), count_attempt=res.get("count_attempt", False))
+        self._move(rid, st)
+        self.ran += 1
+        if st != "completed":
+            first = (res.get("error") or "").strip().splitlines()
+            self.log(f"run {rid} {st}: {first[-1] if first else ''}")
+        self.bar.update(1)
+
+    def crashed(self, rid, error, final=False):
+        st = self.index.mark_crash(rid, error, self.max_crashes, final=final)
+        self._move(rid, st)
+        self.log(f"run {rid}: {error}" + ("; not retried (failed)" if st == "failed" else "; queued again"))
+        if st == "failed":
+            self.bar.update(1)
+        return st == "pending"
+
+
+def _counts_text(counts):
+    return " ".join(f"{k}={counts[k]}" for k in STATUSES if counts.get(k))
+
+
+def _bar(total, initial, enabled):
+    from tqdm.auto import tqdm
+
+    # a bar only on a terminal; in logs and pipes the final count lines say everything
+    return tqdm(total=total, initial=initial, desc="scan", unit="run", dynamic_ncols=True,
+                disable=not enabled or not sys.stderr.isatty(), mininterval=0.5, smoothing=0.1)
+
+
+def prepare(plan: ScanPlan, out, retry_failed=False):
+    """Create ``out``, record the spec and points in the index, reconcile; returns (index, to_run)."""
+    os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+    index = Index(index_path(out))
+    try:
+        if plan.spec.text:
+            _files.atomic_write_text(os.path.join(out, "spec.toml"), plan.spec.text)
+        index.set_meta(spec=plan.spec.text, spec_path=plan.spec.path or "", param_names=plan.spec.param_names,
+                       updated_at=str(time.time()))
+        index.register(plan.points, {rid: canonical_json(p.config) for rid, p in plan.runs.items()})
+        to_run = reconcile(index, out, list(plan.runs), retry_failed=retry_failed)
+    except BaseException:
+        index.close()
+        raise
+    return index, to_run
+
+
+def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=False, retry_failed=False,
+             progress=True, log=None, threads=None) -> ScanReport:
+    """Run (or resume) a scan into directory ``out``.
+
+    Parameters
+    ----------
+    spec : str, path or ScanSpec or ScanPlan
+    out : str
+        Scan directory (created): ``index.sqlite``, ``spec.toml``, ``runs/<id>/``.
+    workers : int or None
+        Worker processes (default: available cores).
+    executor : {'local', 'dask'}
+    scheduler : str or None
+        dask scheduler address (default: a LocalCluster of ``workers`` processes).
+    yes : bool
+        Allow more than :data:`CONFIRM_ABOVE` runs.
+    retry_failed : bool
+        Run again the runs recorded as failed.
+    progress : bool
+        A tqdm bar on stderr when it is a terminal.
+    log : callable(str) or None
+        Notices (failures, worker deaths); default: stderr.
+
+    Returns
+    -------
+    ScanReport
+
+    Raises
+    ------
+    SpecError
+        An invalid spec or point (nothing written).
+    ScanRefused
+        Too many runs without ``yes`` (nothing written).
+    """
+    log = log or (lambda s: print(s, file=sys.stderr))
+    plan = spec if isinstance(spec, ScanPlan) else plan_scan(spec)
+    n = len(plan.runs)
+    if n > CONFIRM_ABOVE and not yes:
+        raise ScanRefused(f"this scan has {n} distinct runs (more than {CONFIRM_ABOVE}); check it with --dry-run "
+                          "and pass --yes to start it")
+    ex = make_executor(executor, workers, scheduler, threads)
+    out = os.fspath(out)
+    index, to_run = prepare(plan, out, retry_failed)
+    ids = list(plan.runs)
+    counts = index.counts(ids)
+    report = ScanReport(out=out, counts=counts)
+    bar = _bar(n, n - len(to_run) - counts["running"], progress)
+    events = _Events(index, counts, bar, lambda s: bar.write(s, file=sys.stderr) if not bar.disable else log(s),
+                     MAX_CRASHES)
+    bar.set_postfix_str(_counts_text(counts))
+    tasks = [(rid, canonical_json(plan.runs[rid].config), run_dir(out, rid)) for rid in to_run]
+    try:
+        ex.map(tasks, events)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        # the workers were stopped: their runs have no summary.json and are pending again
+        running = [rid for rid, st in events.state.items() if st == "running"]
+        index.update_many([(rid, {"status": "pending"}) for rid in running])
+    finally:
+        bar.close()
+        report.counts = index.counts(ids)
+        report.ran = events.ran
+        rows = index.runs(ids)
+        report.problems = [(rid, json.loads(rows[rid]["params"]), rows[rid]["status"], rows[rid]["error"])
+                           for rid in ids if rows[rid]["status"] != "completed"]
+        index.close()
+    return report
+
+
+def format_report(report: ScanReport) -> str:
+    """Counts per status and one line per run that did not complete."""
+    total = sum(report.counts.values())
+    lines = [f"scan {report.out}: {total} runs: " + ", ".join(f"{report.counts[s]} {s}" for s in STATUSES)
+             + (" (interrupted: run the same command to resume)" if report.interrupted else "")]
+    for rid, params, st, err in report.problems[:50]:
+        first = (err or "").strip().splitlines()
+        lines.append(f"  {st:9s} {rid}  {point_label(params)}" + (f"  -- {first[-1][:200]}" if first else ""))
+    if len(report.problems) > 50:
+        lines.append(f"  ... and {len(report.problems) - 50} more")
+    return "\n".join(lines)
+
+
+def scan_status(out) -> dict:
+    """Counts per status and the rows of the runs of the latest spec (read-only)."""
+    path = index_path(out)
+    with Index(path, readonly=True) as index:
+        ids = index.scan_ids()
+        rows = index.runs(ids)
+        meta = index.meta()
+    counts = {s: 0 for s in STATUSES}
+    for r in rows.values():
+        counts[r["status"]] += 1
+    return {"counts": counts, "rows": [rows[i] for i in ids], "meta": meta}
