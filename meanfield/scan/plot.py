@@ -1,0 +1,169 @@
+"""Scan figures: a metric against a parameter, seed means with error bars, optional power-law fits.
+
+``meanfield plot DIR --x width --y risk_gap --hue task.d --logx --logy --fit`` draws, for each
+value of ``hue``, the mean of ``y`` over the seeds at each ``x`` with its standard error
+(std / sqrt(n_seeds)), and with ``--fit`` a least-squares line in log-log coordinates whose
+slope ± standard error goes to the legend. Parameters that vary but are neither ``x`` nor
+``hue`` get one panel per combination. The fits are also written next to the figure as JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from .. import store as _files
+from .collect import collect
+
+__all__ = ["plot_scan", "plot_scan_dir", "fit_power_law", "aggregate"]
+
+
+def fit_power_law(x, y, yerr=None):
+    """Least-squares fit of log y = c + s log x; returns ``(slope, slope_se, intercept)``.
+
+    Uses :func:`meanfield.analysis.fluctuations.fit_power_law` (or ``analysis.fitting``) when
+    available, with the standard errors scaled by the residual scatter; otherwise the same
+    unweighted fit computed here (slope standard error from the residual variance, K - 2 dof).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    w = None
+    if yerr is not None:
+        yerr = np.asarray(yerr, float)
+        ok &= np.isfinite(yerr) & (yerr > 0)
+    x, y = x[ok], y[ok]
+    if yerr is not None:
+        w = yerr[ok]
+    if x.size < 3 or np.ptp(np.log(x)) == 0:
+        raise ValueError(f"need at least 3 distinct positive points to fit a slope, got {x.size}")
+    impl = None
+    for mod in ("meanfield.analysis.fluctuations", "meanfield.analysis.fitting"):
+        try:
+            impl = getattr(__import__(mod, fromlist=["fit_power_law"]), "fit_power_law")
+            break
+        except (ImportError, AttributeError):
+            continue
+    if impl is not None:
+        f = impl(x, y, yerr=w, absolute_sigma=False) if w is not None else impl(x, y)
+        return float(f.slope), float(f.slope_se), float(f.intercept)
+    u, v = np.log(x), np.log(y)
+    A = np.stack([u, np.ones_like(u)], 1)
+    coef, res, *_ = np.linalg.lstsq(A, v, rcond=None)
+    r = v - A @ coef
+    s2 = float(r @ r) / (u.size - 2)
+    se = math.sqrt(s2 / float(((u - u.mean()) ** 2).sum()))
+    return float(coef[0]), se, float(coef[1])
+
+
+def _key(v):
+    return json.dumps(v.item() if hasattr(v, "item") else v, sort_keys=True)
+
+
+def aggregate(table, x, y, by=()):
+    """Mean, standard error and count of ``y`` over the rows sharing (``by`` values, ``x``).
+
+    Returns a dict ``by-values tuple -> (xs, mean, sem, n)`` with xs sorted.
+    """
+    for c in (x, y, *by):
+        if c not in table:
+            raise ValueError(f"no column {c!r} in the scan table; columns: {', '.join(table)}")
+    groups = {}
+    n = len(table[x])
+    for i in range(n):
+        k = tuple(_key(table[b][i]) for b in by)
+        groups.setdefault(k, {}).setdefault(table[x][i].item(), []).append(float(table[y][i]))
+    out = {}
+    for k, byx in groups.items():
+        xs = sorted(byx, key=lambda v: (isinstance(v, str), v))
+        mean, sem, cnt = [], [], []
+        for xv in xs:
+            vals = np.array(byx[xv], float)
+            vals = vals[np.isfinite(vals)]
+            mean.append(vals.mean() if vals.size else math.nan)
+            sem.append(vals.std(ddof=1) / math.sqrt(vals.size) if vals.size > 1 else math.nan)
+            cnt.append(vals.size)
+        out[k] = (np.array(xs), np.array(mean), np.array(sem), np.array(cnt))
+    return out
+
+
+def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fit=False, fig=None):
+    """Draw ``y`` against ``x`` from a :class:`~meanfield.scan.collect.Collected`.
+
+    Returns ``(fig, fits)`` with ``fits`` a list of dicts (panel, hue, slope, slope_se, intercept).
+    """
+    from ..plot import style
+
+    plt = style()
+    t = col.table
+    if not len(col):
+        raise ValueError("the scan has no finished runs to plot yet")
+    # an axis over train.widths is the width column itself: no panel per value of it
+    skip = (x, hue) + (("train.widths",) if "width" in (x, hue) else ())
+    varying = [p for p in col.param_names if p not in skip and len(set(map(_key, t[p]))) > 1]
+    panel_keys = sorted({tuple(_key(t[p][i]) for p in varying) for i in range(len(col))})
+    if len(panel_keys) > 12:
+        raise ValueError(f"{len(panel_keys)} panels (parameters {', '.join(varying)} vary): choose --hue among them")
+    n = len(panel_keys)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = fig or plt.figure(figsize=(5.0 * cols, 3.8 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    by = tuple(varying) + ((hue,) if hue else ())
+    agg = aggregate(t, x, y, by)
+    cmap = plt.get_cmap("viridis")
+    fits = []
+    for pi, pk in enumerate(panel_keys):
+        ax = axes[pi]
+        lines = sorted((k for k in agg if k[: len(varying)] == pk), key=lambda k: [json.loads(v) for v in k])
+        for li, k in enumerate(lines):
+            xs, m, se, cnt = agg[k]
+            color = cmap(0.9 * li / max(1, len(lines) - 1))
+            label = f"{hue} = {json.loads(k[-1])}" if hue else (y if not fit else "seed mean")
+            ax.errorbar(xs, m, yerr=np.where(np.isfinite(se), se, 0.0), fmt="o", color=color, ms=4, capsize=3,
+                        lw=1.2)
+            if fit:
+                try:
+                    has_err = np.all(np.isfinite(se)) and np.all(se > 0)
+                    s, s_se, c = fit_power_law(xs, m, se if has_err else None)
+                    xx = np.geomspace(np.min(xs), np.max(xs), 50)
+                    ax.plot(xx, np.exp(c) * xx ** s, color=color, lw=1.2, ls="--")
+                    label += f": slope {s:.3f} ± {s_se:.3f}"
+                    fits.append({"panel": dict(zip(varying, map(json.loads, pk))),
+                                 "hue": json.loads(k[-1]) if hue else None, "slope": s, "slope_se": s_se,
+                                 "intercept": c, "x": xs.tolist(), "y_mean": m.tolist(), "y_sem": se.tolist(),
+                                 "n_seeds": cnt.tolist()})
+                except (ValueError, TypeError) as e:
+                    label += f" (no fit: {e})"
+            ax.plot([], [], "o", color=color, label=label)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_ylabel(y + " (mean ± s.e. over seeds)")
+        if varying:
+            ax.set_title(", ".join(f"{p} = {json.loads(v)}" for p, v in zip(varying, pk)), fontsize=9)
+        ax.legend(fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, fits
+
+
+def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=False, fit=False, out=None):
+    """Write ``DIR/scan_<y>_vs_<x>.<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
+    from ..plot import style
+
+    x, y = x or "width", y or "risk_gap"
+    col = collect(path, trajectories=False)
+    plt = style()
+    fig, fits = plot_scan(col, x=x, y=y, hue=hue, logx=bool(logx), logy=bool(logy), fit=bool(fit))
+    stem = out or os.path.join(path, f"scan_{y}_vs_{x}".replace("/", "_"))
+    files = [f"{stem}.{fmt}"]
+    fig.savefig(files[0])
+    plt.close(fig)
+    if fit:
+        files.append(f"{stem}.fits.json")
+        _files.save_json(files[1], {"x": x, "y": y, "hue": hue, "fits": fits})
+    return files
