@@ -1,0 +1,326 @@
+r"""Convergence and fluctuation figures of a run (beyond the risk curves of :mod:`meanfield.plot`).
+
+* :func:`plot_power_laws` — log–log points with error bars and fitted lines, the fitted slope
+  :math:`\pm` its standard error in the legend (the generic scaling plot);
+* :func:`plot_distance_scaling` — distances to the limit at the last snapshot against :math:`N`;
+* :func:`plot_distances_vs_t` — :math:`W_2`, coupling distance and MMD against :math:`t`, one line
+  per :math:`N`;
+* :func:`plot_collapse` — :math:`N\operatorname{Var}` of output and risk against :math:`t` for
+  several :math:`N` (the CLT collapse) and the fitted exponent :math:`-\gamma(t)`;
+* :func:`plot_variance_scaling` — :math:`\operatorname{Var}` against :math:`N` at a few times;
+* :func:`plot_clouds` / :func:`animate_clouds` — the particle cloud at the snapshot times, and a
+  GIF of it over time (matplotlib ``PillowWriter``, no ffmpeg needed);
+* :func:`write_figures` — all of those a result supports, into a directory (used by
+  ``meanfield plot``).
+
+Every function takes analysis objects from :mod:`meanfield.analysis.runs` or a
+:class:`meanfield.Result` and uses :func:`meanfield.plot.style`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .analysis.fitting import fit_power_law
+from .plot import style
+
+__all__ = [
+    "plot_power_laws",
+    "plot_distance_scaling",
+    "plot_distances_vs_t",
+    "plot_collapse",
+    "plot_variance_scaling",
+    "plot_clouds",
+    "animate_clouds",
+    "write_figures",
+]
+
+
+def _colors(plt, n):
+    cmap = plt.get_cmap("viridis")
+    return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
+
+
+def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=None):
+    r"""Log–log scaling plot with fitted power laws.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    x : array_like (K,)
+    series : dict label -> (y, yerr or None)
+        Each series is fitted by :func:`meanfield.analysis.fit_power_law` (weighted by ``yerr``
+        when given); the legend reads ``label: slope = s ± se``. Non-positive or non-finite
+        points are dropped (a series with fewer than 2 usable points is drawn unfitted).
+    ref_slope : float, optional
+        Draw a grey dashed reference line :math:`\propto x^{\text{ref}}` through the first series.
+
+    Returns
+    -------
+    dict label -> PowerLawFit or None
+    """
+    x = np.asarray(x, dtype=float)
+    fits = {}
+    first = None
+    markers = "osD^v<>"
+    for j, (label, (y, e)) in enumerate(series.items()):
+        c = f"C{j}"
+        y = np.asarray(y, dtype=float)
+        e = None if e is None else np.asarray(e, dtype=float)
+        ok = np.isfinite(y) & (y > 0)
+        if e is not None:
+            ok &= np.isfinite(e) & (e > 0)
+        fit = None
+        try:
+            if ok.sum() >= (2 if e is not None else 3):
+                fit = fit_power_law(x[ok], y[ok], None if e is None else e[ok])
+        except ValueError:
+            fit = None
+        fits[label] = fit
+        lab = label if fit is None else f"{label}: slope {fit.slope:+.2f} ± {fit.slope_se:.2f}"
+        ax.errorbar(x[ok], y[ok], yerr=None if e is None else e[ok], fmt=markers[j % len(markers)], color=c, ms=6 - j,
+                    mfc="none" if j else c, capsize=2, label=lab)
+        if fit is not None:
+            xx = np.geomspace(x[ok].min(), x[ok].max(), 50)
+            ax.plot(xx, fit.predict(xx), color=c, lw=1.2)
+            if first is None:
+                first = (xx, fit.predict(xx))
+    if ref_slope is not None and first is not None:
+        xx, yy = first
+        ax.plot(xx, yy[0] * (xx / xx[0]) ** ref_slope, ls="--", c="0.5", lw=1, label=f"$\\propto N^{{{ref_slope:g}}}$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    # label the sampled abscissae themselves (the log locator crowds a narrow range)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return fits
+
+
+def plot_distance_scaling(dist, ax=None, k=-1):
+    r"""Distances to the limit at snapshot ``k`` (default the last) against :math:`N`, with fits.
+
+    Coupling distance (expected :math:`N^{-1/2}`), :math:`W_2` to the coupled subsample, and
+    :math:`W_2` to the whole limit cloud (sampling floor :math:`N^{-1/p}`).
+    """
+    plt = style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.8))
+    series = {}
+    for name, label in (("coupled", "coupling distance"), ("w2_sub", "$W_2$ to coupled subsample"),
+                        ("w2", "$W_2$ to limit cloud")):
+        m, se = dist.mean(name)
+        if np.any(np.isfinite(m[:, k])):
+            series[label] = (m[:, k], se[:, k])
+    plot_power_laws(ax, dist.widths, series, ylabel="distance to the limit", ref_slope=-0.5)
+    ax.set_title(f"t = {dist.snap_t[k]:.3g}")
+    return ax
+
+
+def plot_distances_vs_t(dist, fig=None):
+    r""":math:`W_2`, coupling distance and :math:`\mathrm{MMD}^2` against :math:`t`, one line per :math:`N`."""
+    plt = style()
+    names = [(n, lab) for n, lab in (("w2", "$W_2$ to limit cloud"), ("coupled", "coupling distance"),
+                                     ("mmd2", "MMD$^2$")) if np.any(np.isfinite(getattr(dist, n)))]
+    fig = fig or plt.figure(figsize=(4.0 * max(1, len(names)), 3.4))
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
+    cols = _colors(plt, len(dist.widths))
+    for ax, (name, lab) in zip(axes, names):
+        m, se = dist.mean(name)
+        for i, N in enumerate(dist.widths):
+            ax.errorbar(dist.snap_t, m[i], yerr=se[i], marker="o", ms=3, capsize=2, color=cols[i], label=f"N = {N}")
+        ax.set_xlabel("mean-field time t")
+        ax.set_ylabel(lab)
+        if name != "mmd2" and np.nanmin(m[:, 1:] if m.shape[1] > 1 else m) > 0:
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def plot_collapse(fl, fig=None):
+    r"""Fluctuation collapse: :math:`N\operatorname{Var}` against :math:`t` for each :math:`N`.
+
+    Left: output variance (averaged over evaluation points); middle: risk variance; right: the
+    fitted exponent :math:`-\gamma(t)` of :math:`\operatorname{Var}\propto N^{-\gamma}` with
+    :math:`\pm` one standard error (mean-field CLT: :math:`-1`).
+    """
+    plt = style()
+    fig = fig or plt.figure(figsize=(12, 3.5))
+    axes = fig.subplots(1, 3)
+    cols = _colors(plt, len(fl.widths))
+    pos = fl.t > 0
+    for ax, sc, lab in ((axes[0], fl.f, r"$N\,\mathrm{Var}\,f_N(t,x)$"), (axes[1], fl.risk, r"$N\,\mathrm{Var}\,R_N(t)$")):
+        for i, N in enumerate(fl.widths):
+            y, e = sc.scaled[i], sc.scaled_se[i]
+            ax.plot(fl.t[pos], y[pos], color=cols[i], label=f"N = {int(N)}")
+            ax.fill_between(fl.t[pos], np.maximum(y - e, 1e-300)[pos], (y + e)[pos], color=cols[i], alpha=0.2, lw=0)
+        ax.set_xscale("log")
+        if np.nanmin(sc.scaled[:, pos]) > 0:
+            ax.set_yscale("log")
+        ax.set_xlabel("mean-field time t")
+        ax.set_ylabel(lab)
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    for s, se, lab, c in ((fl.f_slope, fl.f_slope_se, "output", "C0"), (fl.risk_slope, fl.risk_slope_se, "risk", "C1")):
+        ax.plot(fl.t[pos], s[pos], color=c, label=lab)
+        ax.fill_between(fl.t[pos], (s - se)[pos], (s + se)[pos], color=c, alpha=0.2, lw=0)
+    ax.axhline(-1, ls="--", c="0.5", lw=1, label="CLT: $-1$")
+    ax.set_xscale("log")
+    ax.set_xlabel("mean-field time t")
+    ax.set_ylabel(r"fitted exponent $-\gamma$ of Var $\propto N^{-\gamma}$")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_variance_scaling(fl, ax=None, n_times=3, which="f"):
+    r""":math:`\operatorname{Var}` against :math:`N` at ``n_times`` times (log-spaced indices), with fits."""
+    plt = style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.8))
+    sc = fl.f if which == "f" else fl.risk
+    slope = fl.f_slope if which == "f" else fl.risk_slope
+    ok = np.where(np.isfinite(slope))[0]  # times where a fit exists (no vanishing variance)
+    idx = ok[np.unique(np.round(np.linspace(0, ok.size - 1, n_times)).astype(int))] if ok.size else []
+    series = {f"t = {fl.t[i]:.3g}": (sc.var[:, i], sc.var_se[:, i]) for i in idx}
+    plot_power_laws(ax, fl.widths, series, ylabel=("Var $f_N(x)$" if which == "f" else "Var $R_N$"), ref_slope=-1)
+    return ax
+
+
+def _cloud_xy(th, d, planar):
+    if planar:
+        return th[:, 1], th[:, 2]
+    return np.linalg.norm(th[:, 1:1 + d], axis=1), th[:, 0]
+
+
+def _cloud_setup(res):
+    a = res.arrays
+    if "snap_t" not in a or a["snap_t"].size == 0 or "particles_mf" not in a:
+        raise ValueError("needs snapshots of the limit (time.snapshots >= 1)")
+    d = a["x_eval"].shape[1]
+    planar = d == 2 and not res.config.model.bias
+    return a, d, planar
+
+
+def plot_clouds(res, fig=None, max_points=3000, seed_index=0):
+    r"""Particle clouds at the snapshot times: the limit (grey) and each width's neurons (one seed).
+
+    :math:`d = 2` without bias: the plane of :math:`w`; otherwise :math:`(|w_i|, a_i)`.
+    """
+    plt = style()
+    a, d, planar = _cloud_setup(res)
+    K = a["snap_t"].size
+    widths = [int(n) for n in a.get("widths", [])]
+    cols = _colors(plt, len(widths))
+    fig = fig or plt.figure(figsize=(3.2 * K, 3.3))
+    axes = fig.subplots(1, K, sharex=True, sharey=True, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        x, y = _cloud_xy(a["particles_mf"][k][:max_points], d, planar)
+        ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit")
+        for i, N in enumerate(widths):
+            x, y = _cloud_xy(a[f"neurons_nn_N{N}"][k, seed_index], d, planar)
+            ax.scatter(x, y, s=9, facecolors="none", edgecolors=[cols[i]], lw=0.6, label=f"N = {N}")
+        if planar and "teacher_w" in a:
+            tw = a["teacher_w"]
+            ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=140, c="gold", edgecolors="k", zorder=5, label="teacher")
+        ax.set_title(f"t = {a['snap_t'][k]:.3g}")
+        ax.set_xlabel("$w_1$" if planar else r"$|w_i|$")
+    axes[0].set_ylabel("$w_2$" if planar else "$a_i$")
+    axes[-1].legend(fontsize=6, loc="best")
+    return fig
+
+
+def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
+    r"""GIF of the limit's particle cloud (and the widest network's neurons) over the snapshot times.
+
+    Written with matplotlib's ``PillowWriter`` (no ffmpeg); one frame per snapshot. Returns
+    ``path``.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    plt = style()
+    a, d, planar = _cloud_setup(res)
+    K = a["snap_t"].size
+    widths = [int(n) for n in a.get("widths", [])]
+    P = a["particles_mf"][:, :max_points]
+    nn = a[f"neurons_nn_N{widths[-1]}"][:, seed_index] if widths else None
+    xy = [_cloud_xy(P[k], d, planar) for k in range(K)]
+    xy_nn = [_cloud_xy(nn[k], d, planar) for k in range(K)] if nn is not None else None
+    allx = np.concatenate([u for u, _ in xy] + ([u for u, _ in xy_nn] if xy_nn else []))
+    ally = np.concatenate([v for _, v in xy] + ([v for _, v in xy_nn] if xy_nn else []))
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    lo_x, hi_x = np.nanpercentile(allx, [0.5, 99.5])
+    lo_y, hi_y = np.nanpercentile(ally, [0.5, 99.5])
+    pad_x, pad_y = 0.1 * (hi_x - lo_x + 1e-12), 0.1 * (hi_y - lo_y + 1e-12)
+    ax.set_xlim(lo_x - pad_x, hi_x + pad_x)
+    ax.set_ylim(lo_y - pad_y, hi_y + pad_y)
+    ax.set_xlabel("$w_1$" if planar else r"$|w_i|$")
+    ax.set_ylabel("$w_2$" if planar else "$a_i$")
+    if planar and "teacher_w" in a:
+        tw = a["teacher_w"]
+        ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=140, c="gold", edgecolors="k", zorder=5, label="teacher")
+    sc = ax.scatter(*xy[0], s=4, c="0.5", alpha=0.5, lw=0, label="limit")
+    sc2 = ax.scatter(*xy_nn[0], s=10, facecolors="none", edgecolors="C3", lw=0.6,
+                     label=f"N = {widths[-1]}") if xy_nn else None
+    title = ax.set_title("")
+    ax.legend(fontsize=7, loc="upper right")
+
+    def frame(k):
+        sc.set_offsets(np.column_stack(xy[k]))
+        if sc2 is not None:
+            sc2.set_offsets(np.column_stack(xy_nn[k]))
+        title.set_text(f"t = {a['snap_t'][k]:.3g}")
+        return (sc, title) if sc2 is None else (sc, sc2, title)
+
+    anim = FuncAnimation(fig, frame, frames=K, blit=False)
+    anim.save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)
+    return path
+
+
+def _save(fig, path, fmt, files):
+    f = f"{path}.{fmt}"
+    fig.savefig(f)
+    style().close(fig)
+    files.append(f)
+
+
+def write_figures(res, outdir, fmt="png", *, gif=True, dist=None, fl=None, **dist_kw):
+    r"""Write every convergence/fluctuation figure ``res`` supports into ``outdir``; returns paths.
+
+    * ≥ 2 widths and ≥ 2 seeds: ``variance_collapse``, ``variance_scaling``;
+    * snapshots of the limit and the networks: ``distances_t``, ``distance_scaling`` (≥ 2 widths),
+      ``clouds`` and ``clouds.gif`` (≥ 2 snapshots).
+
+    ``dist``/``fl`` reuse already computed :func:`~meanfield.analysis.runs.neuron_distances` /
+    :func:`~meanfield.analysis.runs.fluctuations`; ``dist_kw`` goes to ``neuron_distances``.
+    """
+    from .analysis import runs
+
+    plt = style()
+    a = res.arrays
+    files = []
+    widths = [int(n) for n in a.get("widths", [])]
+    S = a["risk_nn"].shape[1] if "risk_nn" in a else 0
+    if len(widths) >= 2 and S >= 2:
+        fl = fl or runs.fluctuations(res)
+        _save(plot_collapse(fl), os.path.join(outdir, "variance_collapse"), fmt, files)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        plot_variance_scaling(fl, axes[0], which="f")
+        plot_variance_scaling(fl, axes[1], which="risk")
+        _save(fig, os.path.join(outdir, "variance_scaling"), fmt, files)
+    has_snaps = "particles_mf" in a and a.get("snap_t", np.zeros(0)).size > 0 and widths
+    if has_snaps:
+        dist = dist or runs.neuron_distances(res, **dist_kw)
+        _save(plot_distances_vs_t(dist), os.path.join(outdir, "distances_t"), fmt, files)
+        if len(widths) >= 2:
+            fig, ax = plt.subplots(figsize=(5.2, 3.8))
+            plot_distance_scaling(dist, ax)
+            _save(fig, os.path.join(outdir, "distance_scaling"), fmt, files)
+        _save(plot_clouds(res), os.path.join(outdir, "clouds"), fmt, files)
+        if gif and a["snap_t"].size >= 2:
+            files.append(animate_clouds(res, os.path.join(outdir, "clouds.gif")))
+    return files
