@@ -173,4 +173,8 @@ def plot_dir(path, fmt="png", **scan_opts):
         fig.savefig(f)
         plt.close(fig)
         files.append(f)
+    # convergence and fluctuation figures, drawn when the result has what they need
+    from .figures import write_figures
+
+    files += write_figures(res, path, fmt)
     return files
