@@ -32,6 +32,7 @@ to every width, seed and snapshot time:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +106,10 @@ class NeuronDistances:
         """Seed mean and its standard error of quantity ``name``: two arrays of shape (W, K)."""
         q = getattr(self, name)
         S = np.sum(np.isfinite(q), axis=-1)
-        m = np.nanmean(q, axis=-1) if q.size else q.mean(axis=-1)
-        sd = np.nanstd(q, axis=-1, ddof=1) if q.shape[-1] > 1 else np.zeros_like(m)
+        with warnings.catch_warnings():  # all-nan quantities (not computed) stay nan quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = np.nanmean(q, axis=-1)
+            sd = np.nanstd(q, axis=-1, ddof=1) if q.shape[-1] > 1 else np.zeros_like(m)
         return m, sd / np.sqrt(np.maximum(S, 1))
 
 
