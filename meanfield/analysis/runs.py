@@ -415,10 +415,18 @@ def movement(res) -> Movement:
     Needs a snapshot at :math:`t = 0` (the first snapshot always is).
     """
     a = _arrays(res)
-    snap_t = np.asarray(a.get("snap_t", np.zeros(0)))
+    widths = _widths(a)
+    if "snap_t" in a:
+        snap_t = np.asarray(a["snap_t"])
+    elif widths and f"neurons_nn_N{widths[0]}" in a:
+        # without the limit no snap_t is stored; the run's snapshot grid is K evenly spaced
+        # recording indices starting at 0 (meanfield.run)
+        K, T = a[f"neurons_nn_N{widths[0]}"].shape[0], a["t"].size
+        snap_t = np.asarray(a["t"])[np.unique(np.round(np.linspace(0, T - 1, K)).astype(int))]
+    else:
+        snap_t = np.zeros(0)
     if snap_t.size == 0 or snap_t[0] != 0:
         raise ValueError("needs snapshots starting at t = 0")
-    widths = _widths(a)
     nn = np.stack([np.sqrt(np.mean(np.sum((a[f"neurons_nn_N{N}"] - a[f"neurons_nn_N{N}"][:1]) ** 2, axis=-1),
                                    axis=-1)) for N in widths]) if widths else np.zeros((0, snap_t.size, 0))
     if "particles_mf" in a:
