@@ -314,7 +314,8 @@ def write_figures(res, outdir, fmt="png", *, gif=True, dist=None, fl=None, **dis
         _save(fig, os.path.join(outdir, "variance_scaling"), fmt, files)
     has_snaps = "particles_mf" in a and a.get("snap_t", np.zeros(0)).size > 0 and widths
     if has_snaps:
-        dist = dist or runs.neuron_distances(res, **dist_kw)
+        # bounded cost for big runs: exact W2 only up to 1024 points a side, MMD on 1000 particles
+        dist = dist or runs.neuron_distances(res, **{"exact_max": 1024, "mmd_max": 1000, **dist_kw})
         _save(plot_distances_vs_t(dist), os.path.join(outdir, "distances_t"), fmt, files)
         if len(widths) >= 2:
             fig, ax = plt.subplots(figsize=(5.2, 3.8))
