@@ -13,6 +13,8 @@ fluctuations
     Seed statistics, N * Var collapse, variance exponents.
 fitting
     Log-log power-law fits with standard errors.
+runs
+    The same quantities computed from a run's :class:`~meanfield.run.Result`.
 decomposition
     Contribution of each link of the chain mean-field -> GD -> online SGD ->
     multi-pass SGD to the final gap.
@@ -32,6 +34,17 @@ from .fluctuations import (
 )
 from .function import BiasVariance, bias_variance, function_distance, risk_gap
 from .mmd import median_bandwidth, mmd2
+from .runs import (
+    Fluctuations,
+    FunctionGaps,
+    Movement,
+    NeuronDistances,
+    fit_vs_width,
+    fluctuations,
+    function_gaps,
+    movement,
+    neuron_distances,
+)
 
 __all__ = [
     # distances
@@ -64,4 +77,14 @@ __all__ = [
     "DEFAULT_STAGES",
     "Decomposition",
     "decompose",
+    # result-level analysis of a run
+    "NeuronDistances",
+    "neuron_distances",
+    "FunctionGaps",
+    "function_gaps",
+    "Fluctuations",
+    "fluctuations",
+    "Movement",
+    "movement",
+    "fit_vs_width",
 ]
