@@ -3,8 +3,8 @@
 Quick use::
 
     from meanfield import scan
-    report = scan.run_scan("experiments/scan_width.toml", "scans/width", workers=2)
-    col = scan.collect("scans/width")          # col.table: dict of numpy columns
+    report = scan.run_scan("experiments/scan_width.toml", "runs/scans/scan_width", workers=2)
+    col = scan.collect("runs/scans/scan_width")  # col.table: dict of numpy columns
     col.groups[0].arrays["risk_nn"]            # (seeds, widths, networks, times)
 
 Modules: :mod:`.spec` (spec files, expansion, validation), :mod:`.identity` (run ids),

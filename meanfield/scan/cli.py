@@ -73,7 +73,7 @@ def _cmd_scan(args):
         _err(str(e))
         return 2
     stem = os.path.splitext(os.path.basename(args.spec))[0]
-    out = args.out or os.path.join("scans", stem)
+    out = args.out or os.path.join("runs", "scans", stem)
     if args.dry_run:
         return _dry_run(plan, args.out or (out if os.path.isdir(out) else None), args.workers)
     try:
@@ -138,7 +138,7 @@ def register(sub):
     s = sub.add_parser("scan", help="run a parameter scan (resumable): a grid of configs in parallel",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     s.add_argument("spec", help="scan spec TOML (base config, [axes], [[zip]], seeds)")
-    s.add_argument("--out", help="scan directory (default: scans/<spec name>)")
+    s.add_argument("--out", help="scan directory (default: runs/scans/<spec file name>)")
     s.add_argument("--workers", "-j", type=int, default=None, help="worker processes (default: available cores)")
     s.add_argument("--executor", choices=("local", "dask"), default="local")
     s.add_argument("--scheduler", help="dask scheduler address (default with --executor dask: a LocalCluster)")

@@ -211,6 +211,22 @@ def _death_text(exitcode):
     return f"worker process exited with code {exitcode}"
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while spawning: an ignored signal stays ignored across exec, and Python then
+    installs no KeyboardInterrupt handler, so a Ctrl-C during a worker's start-up (imports) cannot
+    kill it with a traceback; the coordinator alone handles Ctrl-C and stops the workers."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 class _Slot:
     def __init__(self, proc, conn, name):
         self.proc, self.conn, self.name, self.task = proc, conn, name, None
@@ -240,7 +256,7 @@ class LocalExecutor:
     def _spawn(self, ctx):
         parent_conn, child_conn = ctx.Pipe()
         self._count += 1
-        with pinned_env(self.threads):
+        with pinned_env(self.threads), _sigint_ignored():
             proc = ctx.Process(target=_worker_main, args=(child_conn, os.getpid()), daemon=True,
                                name=f"meanfield-scan-worker-{self._count}")
             proc.start()

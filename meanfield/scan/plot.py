@@ -3,8 +3,10 @@
 ``meanfield plot DIR --x width --y risk_gap --hue task.d --logx --logy --fit`` draws, for each
 value of ``hue``, the mean of ``y`` over the seeds at each ``x`` with its standard error
 (std / sqrt(n_seeds)), and with ``--fit`` a least-squares line in log-log coordinates whose
-slope ± standard error goes to the legend. Parameters that vary but are neither ``x`` nor
-``hue`` get one panel per combination. The fits are also written next to the figure as JSON.
+slope ± standard error goes to the legend (ordinary least squares on the seed means, standard
+error from the residual scatter with K - 2 degrees of freedom). Parameters that vary but are
+neither ``x`` nor ``hue`` get one panel per combination. The fits are also written next to the
+figure as JSON.
 """
 from __future__ import annotations
 
@@ -125,8 +127,10 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
                         lw=1.2)
             if fit:
                 try:
-                    has_err = np.all(np.isfinite(se)) and np.all(se > 0)
-                    s, s_se, c = fit_power_law(xs, m, se if has_err else None)
+                    # unweighted: with a handful of seeds the standard errors are themselves too noisy
+                    # (~1/sqrt(2(n-1)) relative) to serve as weights; one lucky small error bar would
+                    # otherwise pin the line
+                    s, s_se, c = fit_power_law(xs, m)
                     xx = np.geomspace(np.min(xs), np.max(xs), 50)
                     ax.plot(xx, np.exp(c) * xx ** s, color=color, lw=1.2, ls="--")
                     label += f": slope {s:.3f} ± {s_se:.3f}"

@@ -61,7 +61,7 @@ class ScanReport:
     counts: dict
     ran: int = 0
     interrupted: bool = False
-    problems: list = field(default_factory=list)  # (id, params, status, error) of runs not completed
+    problems: list = field(default_factory=list)  # (id, params, status, error) of diverged and failed runs
 
     @property
     def exit_code(self) -> int:
@@ -257,7 +257,7 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
         report.ran = events.ran
         rows = index.runs(ids)
         report.problems = [(rid, json.loads(rows[rid]["params"]), rows[rid]["status"], rows[rid]["error"])
-                           for rid in ids if rows[rid]["status"] != "completed"]
+                           for rid in ids if rows[rid]["status"] in ("diverged", "failed")]
         index.close()
     return report
 
