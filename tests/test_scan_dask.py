@@ -19,6 +19,14 @@ def test_dask_local_cluster_matches_local_pool(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / "local" / "runs")) == sorted(os.listdir(tmp_path / "dask" / "runs"))
     assert comparable(collect(tmp_path / "local").table) == comparable(collect(tmp_path / "dask").table)
     assert {p[2] for p in b.problems} == {"failed"} and all("boom" in p[3] for p in b.problems)
+    # a running scheduler given by address (what --scheduler does)
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        c = run_scan(spec, tmp_path / "remote", executor="dask", scheduler=cluster.scheduler_address,
+                     progress=False, log=lambda s: None)
+    assert c.counts == a.counts
+    assert comparable(collect(tmp_path / "remote").table) == comparable(collect(tmp_path / "local").table)
 
 
 def test_dask_worker_death_is_retried_then_failed(tmp_path, monkeypatch):

@@ -45,8 +45,12 @@ def test_scan_writes_runs_by_id_and_adding_a_point_runs_one(tmp_path, capsys):
     assert rep.ran == 2 and rep.counts["completed"] == 6
     after = snapshot(out)
     assert {k: v for k, v in after.items() if k in before} == before  # untouched, same mtimes
-    # and a third identical invocation runs nothing
+    # and a third identical invocation runs nothing, even with the index lost: the run
+    # directories holding summary.json are trusted and re-indexed
     assert run_scan(spec2, out, workers=2, progress=False).ran == 0
+    os.remove(os.path.join(out, "index.sqlite"))
+    rep = run_scan(spec2, out, workers=2, progress=False)
+    assert rep.ran == 0 and rep.counts["completed"] == 6
     assert snapshot(out) == after
 
     col = collect(out)

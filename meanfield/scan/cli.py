@@ -55,7 +55,7 @@ def _dry_run(plan, out, workers, calibrate=True):
     K = workers or available_cores()
     print(f"memory per run: ~{_fmt_bytes(float(est.memory_each.mean()))} (largest "
           f"{_fmt_bytes(float(est.memory_each.max()))}; model: worker baseline + state x (stages + 3) + "
-          "pairwise/MC temporaries (<= 4 x 64 MiB blocks) + result arrays x 2)")
+          "pairwise/MC temporaries (<= 2 x 64 MiB blocks) + result arrays x 2)")
     print(f"time: ~{_fmt_s(float(est.seconds_each.mean()))} per run (longest {_fmt_s(float(est.seconds_each.max()))}), "
           f"{_fmt_s(est.total_seconds())} of compute, ~{_fmt_s(est.wall_seconds(K))} wall with {K} worker(s); "
           f"model: step counts x per-step seconds from short probe runs of {est.calibrated} of {est.classes} "

@@ -195,7 +195,10 @@ def collect(path, trajectories: bool = True, keys=("risk_mf", "risk_nn")) -> Col
             missing.append((rid, first_params[rid], row["status"]))
             continue
         summary = _files.load_json(summ)
-        arrays = _files.load_arrays(os.path.join(d, "result.npz"))
+        # read only the arrays needed (snapshots and f_nn can dwarf the risks)
+        want = {"risk_mf", "risk_nn", "widths", "t", "t_nn", *(keys if trajectories else ())}
+        with np.load(os.path.join(d, "result.npz"), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k in want}
         cfg = json.loads(row["config"])
         params = first_params[rid]
         seed = int(cfg["run"]["seed"])

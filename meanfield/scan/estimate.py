@@ -21,9 +21,10 @@ model: limit work = integrator stages × P × (P + teacher units, analytic; or M
 Memory model
 ------------
 Worker baseline (this interpreter after importing the simulator, measured) + particle/neuron
-state × (integrator stages + 3) + pairwise / Monte Carlo temporaries (4 blocks of at most the
-numpy backend's 64 MiB block, fewer when the n × m matrices are smaller) + the result arrays
+state × (integrator stages + 3) + pairwise / Monte Carlo temporaries (2 blocks of at most the
+numpy backend's 64 MiB block, less when the n × m matrices are smaller) + the result arrays
 twice (in memory and the .npz buffer). Accelerated backends are approximated by the same model.
+Checked on experiments/scan_width.toml: 181 MB peak measured (ru_maxrss), 188 MB predicted.
 """
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ def memory_bytes(d, baseline: float) -> float:
             nm = max(nm, S * N * max(E, ev["n_test"]))
             result += K * S * N * p * 8
         result += W * S * T * (4 + Q) * 8
-    temp = 4 * min(_BLOCK, nm * 8)
+    temp = 2 * min(_BLOCK, nm * 8)
     return baseline + state + temp + 2 * result
 
 

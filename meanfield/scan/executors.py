@@ -355,6 +355,10 @@ class DaskExecutor:
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, threads: int | None = None,
                  max_crashes: int = MAX_CRASHES):
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ValueError("--executor dask needs dask.distributed: pip install 'meanfield-dynamics[dask]'") from None
         self.workers = max(1, int(workers or available_cores()))
         self.scheduler = scheduler
         self.threads = threads or threads_per_worker(self.workers)
