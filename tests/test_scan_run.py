@@ -146,3 +146,18 @@ def test_workers_are_pinned_to_their_share_of_cores(tmp_path):
     assert len(ev.results) == 3 and {r["status"] for r in ev.results} == {"completed"}
     assert {r["threads"] for r in ev.results} == {threads_per_worker(2)}
     assert len({r["pid"] for r in ev.results}) == 2  # two spawned workers, reused across runs
+
+
+def test_one_coordinator_per_directory(tmp_path):
+    import fcntl
+
+    from meanfield.scan import ScanRefused
+
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = write_spec(tmp_path, "seeds = 1\n")
+    with open(out / ".coordinator.lock", "w") as fh:  # as if another scan process held it
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(ScanRefused, match="another scan process"):
+            run_scan(spec, out, workers=1, progress=False)
+    assert run_scan(spec, out, workers=1, progress=False).exit_code == 0

@@ -17,6 +17,7 @@ missing ones are computed once, and the final directory equals that of an uninte
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -235,8 +236,33 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
                           "and pass --yes to start it")
     ex = make_executor(executor, workers, scheduler, threads)
     out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    with _coordinator_lock(out):
+        return _run_locked(plan, out, ex, retry_failed, progress, log)
+
+
+@contextlib.contextmanager
+def _coordinator_lock(out):
+    """One coordinator per scan directory (the index has a single writer); the kernel releases
+    the lock when the process dies, so a ``kill -9`` never leaves the directory locked."""
+    import fcntl
+
+    fd = os.open(os.path.join(out, ".coordinator.lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ScanRefused(f"another scan process is running on {out}; wait for it, or watch it with "
+                              f"`meanfield status {out}`") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_locked(plan, out, ex, retry_failed, progress, log):
     index, to_run = prepare(plan, out, retry_failed)
     ids = list(plan.runs)
+    n = len(ids)
     counts = index.counts(ids)
     report = ScanReport(out=out, counts=counts)
     bar = _bar(n, n - len(to_run) - counts["running"], progress)
