@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from meanfield.scan import collect, run_scan
-from scan_helpers import comparable, hook_env, write_spec
+from test_scan_helpers import comparable, hook_env, write_spec
 
 
 def test_dask_local_cluster_matches_local_pool(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 import time
 
 from meanfield.scan import collect, run_scan
-from scan_helpers import comparable, hook_env, snapshot, write_spec
+from test_scan_helpers import comparable, hook_env, snapshot, write_spec
 
 SPEC = 'seeds = 10\n[axes]\n"task.d" = [3, 4]\n"model.alpha" = [1.0, 2.0]\n'  # 40 runs
 

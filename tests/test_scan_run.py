@@ -10,7 +10,7 @@ from meanfield.cli import main
 from meanfield.scan import collect, run_scan
 from meanfield.scan.executors import LocalExecutor, threads_per_worker
 from meanfield.scan.runner import format_report
-from scan_helpers import comparable, hook_env, snapshot, write_spec
+from test_scan_helpers import comparable, hook_env, snapshot, write_spec
 
 
 def _index_rows(out):
@@ -132,7 +132,7 @@ class _Events:
 def test_workers_are_pinned_to_their_share_of_cores(tmp_path):
     from meanfield import config as C
     from meanfield.scan import canonical_json, run_id
-    from scan_helpers import TINY_BASE
+    from test_scan_helpers import TINY_BASE
     import tomllib
 
     base = tomllib.loads(TINY_BASE)["base"]

@@ -7,7 +7,7 @@ from meanfield.cli import main
 from meanfield.scan import SpecError, expand, load_spec, run_id
 from meanfield.scan.runner import CONFIRM_ABOVE, ScanRefused, run_scan
 from meanfield.scan.spec import distinct
-from scan_helpers import write_spec
+from test_scan_helpers import write_spec
 
 
 def test_grid_zip_seeds_and_dedup(tmp_path):

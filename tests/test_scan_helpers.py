@@ -1,4 +1,4 @@
-"""Tiny scan specs shared by the scan tests (each run takes a few milliseconds)."""
+"""Tiny scan specs shared by the scan tests (each run takes a few milliseconds); no tests here."""
 import json
 import os
 
