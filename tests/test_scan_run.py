@@ -10,7 +10,7 @@ from meanfield.cli import main
 from meanfield.scan import collect, run_scan
 from meanfield.scan.executors import LocalExecutor, threads_per_worker
 from meanfield.scan.runner import format_report
-from test_scan_helpers import comparable, hook_env, snapshot, write_spec
+from test_scan_helpers import hook_env, snapshot, write_spec
 
 
 def _index_rows(out):

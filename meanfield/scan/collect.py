@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import store as _files
 from .spec import SEED_PARAM
-from .store import FINISHED, Index, index_path, run_dir
+from .store import Index, index_path, run_dir
 
 __all__ = ["Collected", "Group", "collect", "write_csv", "table_rows", "METRICS"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from .. import store as _files
 from .executors import MAX_CRASHES, make_executor
 from .identity import canonical_json
-from .spec import ScanSpec, SpecError, distinct, expand, load_spec, point_label
+from .spec import ScanSpec, distinct, expand, load_spec, point_label
 from .store import FINISHED, STATUSES, Index, index_path, run_dir
 
 __all__ = ["ScanPlan", "ScanReport", "ScanRefused", "plan_scan", "run_scan", "reconcile", "scan_status",
