@@ -1,0 +1,200 @@
+r"""The lazy (:math:`\gamma_0 \to 0`) limit: NNGP/NTK recursions at initialisation and kernel flow.
+
+Conventions (project-wide): inputs :math:`x_\mu \in \mathbb R^D`, :math:`L` hidden layers, weights iid
+:math:`N(0,1)`, :math:`h^1 = W^0 x/\sqrt D`, :math:`h^{\ell+1} = W^\ell\phi(h^\ell)/\sqrt N`,
+:math:`f = w\cdot\phi(h^L)/(\gamma_0 N)`, loss :math:`\frac1P\sum_\mu \frac12 (y_\mu-f_\mu)^2`,
+:math:`d\theta/dt = -\gamma_0^2 N\nabla\hat L`.
+
+At :math:`t=0` and :math:`N\to\infty` (DMFT.md §5d)
+
+.. math::
+
+    \Phi^0 = XX^\top/D,\qquad
+    \Phi^\ell = E_{u\sim N(0,\Phi^{\ell-1})}[\phi(u)\phi(u)^\top],\qquad
+    \dot\Phi^\ell = E[\phi'(u)\phi'(u)^\top],
+
+    G^{L+1} = 1,\qquad G^\ell = G^{\ell+1}\odot\dot\Phi^\ell,\qquad
+    K_0 = \sum_{\ell=0}^{L} G^{\ell+1}\odot\Phi^\ell .
+
+There is no factor 2 (as in He-initialised NTK conventions): weights are :math:`N(0,1)` and every
+layer divides by :math:`\sqrt{\text{fan-in}}`. The pairwise Gaussian integrals come from
+:mod:`solvers.gaussian` (closed forms for linear/relu/erf, tensor Gauss–Hermite for tanh).
+
+As :math:`\gamma_0\to0` the kernels freeze and the outputs follow the kernel flow. On the grid
+:math:`t_k = k\,dt` the discrete DMFT reduces exactly to the forward-Euler flow
+
+.. math::  f[k+1] = f[k] + \frac{dt}{P} K_0[:, \text{train}]\,\Delta[k],\qquad
+           \Delta[k] = y - f_{\text{train}}[k],\quad f[0]=0,
+
+so comparing a DMFT solve with :func:`kernel_flow` at the same ``dt`` carries no time-step error
+(the DMFT deviation is :math:`O(\gamma_0^2)`).
+
+References
+----------
+Bordelon & Pehlevan (2022), *Self-Consistent Dynamical Field Theory of Kernel Evolution in Wide
+Neural Networks*, arXiv:2205.09653 (the :math:`\gamma_0\to0` limit, their §4).
+Jacot, Gabriel & Hongler (2018), *Neural Tangent Kernel*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import gaussian
+
+__all__ = ["InitKernels", "NTKResult", "init_kernels", "kernel_flow", "solve_ntk", "train_loss"]
+
+GH_ORDER = 80  # 2-D Gauss–Hermite order for activations without a closed form (80² nodes)
+
+
+@dataclass(frozen=True)
+class InitKernels:
+    r"""NNGP/NTK quantities at :math:`t=0` for ``n_pts`` points.
+
+    Attributes
+    ----------
+    Phi : (L+1, n_pts, n_pts)
+        ``Phi[l]`` is :math:`\Phi^\ell`, l = 0..L (``Phi[0] = XX^T/D``).
+    Phidot : (L+1, n_pts, n_pts)
+        ``Phidot[l]`` is :math:`\dot\Phi^\ell` for l = 1..L; index 0 is NaN (undefined).
+    G : (L+2, n_pts, n_pts)
+        ``G[l]`` is :math:`G^\ell` for l = 1..L+1 (``G[L+1]`` all ones); index 0 is NaN.
+    K : (n_pts, n_pts)
+        The NTK :math:`K_0=\sum_{\ell=0}^L G^{\ell+1}\odot\Phi^\ell`.
+    """
+
+    Phi: np.ndarray
+    Phidot: np.ndarray
+    G: np.ndarray
+    K: np.ndarray
+
+    @property
+    def depth(self) -> int:
+        return self.Phi.shape[0] - 1
+
+
+def _pair_expectation(act, which, Q):
+    """E[a(u)a(v)] for all pairs of a Gaussian vector with covariance Q; a = act.fn or act.d1."""
+    q = np.diag(Q)
+    if act.closed_form:
+        fn = gaussian.kernel if which == "fn" else gaussian.dkernel
+        out = fn(act.name, q[:, None], q[None, :], Q)
+    else:
+        f = act.fn if which == "fn" else act.d1
+        out = np.empty_like(Q)
+        for m in range(Q.shape[0]):  # row by row keeps the (n, order, order) work array small
+            out[m] = gaussian.gauss_hermite_kernel(f, f, q[m], q, Q[m], order=GH_ORDER)
+    return 0.5 * (out + out.T)
+
+
+def init_kernels(X, L: int, activation: str = "tanh") -> InitKernels:
+    r"""NNGP kernels, derivative kernels, backward kernels and NTK at initialisation.
+
+    Parameters
+    ----------
+    X : (n_pts, D) array
+        All points (train and test); ``Phi[0] = X X^T / D``.
+    L : int
+        Number of hidden layers (≥ 1).
+    activation : {'linear', 'relu', 'erf', 'tanh'}
+        ``erf`` means :math:`\mathrm{erf}(z/\sqrt2)`.
+
+    Returns
+    -------
+    InitKernels
+    """
+    if L < 1:
+        raise ValueError(f"need at least one hidden layer, got L={L}")
+    act = gaussian.get_activation(activation)
+    X = np.asarray(X, dtype=float)
+    n_pts, D = X.shape
+    Phi = np.empty((L + 1, n_pts, n_pts))
+    Phidot = np.full((L + 1, n_pts, n_pts), np.nan)
+    Phi[0] = X @ X.T / D
+    for l in range(1, L + 1):
+        Phi[l] = _pair_expectation(act, "fn", Phi[l - 1])
+        Phidot[l] = _pair_expectation(act, "d1", Phi[l - 1])
+    G = np.full((L + 2, n_pts, n_pts), np.nan)
+    G[L + 1] = 1.0
+    for l in range(L, 0, -1):
+        G[l] = G[l + 1] * Phidot[l]
+    K = sum(G[l + 1] * Phi[l] for l in range(L + 1))
+    return InitKernels(Phi=Phi, Phidot=Phidot, G=G, K=K)
+
+
+def kernel_flow(K, y, dt: float, T: int, f0=None):
+    r"""Forward-Euler kernel gradient flow of the outputs on the DMFT's time grid.
+
+    .. math::  f[k+1] = f[k] + \frac{dt}{P}\,K(t_k)[:, \text{train}]\,(y - f_{\text{train}}[k])
+
+    Parameters
+    ----------
+    K : (n_pts, n_pts) or (T+1, n_pts, n_pts) array
+        A static kernel, or one per time step (only ``K[0..T-1]`` are used).
+    y : (P,) array
+        Targets of the first ``P`` points (the training points); the others are test points.
+    dt : float
+    T : int
+        Number of steps; the output has ``T+1`` times.
+    f0 : (n_pts,) array, optional
+        Initial outputs (default 0, the infinite-width value).
+
+    Returns
+    -------
+    f : (T+1, n_pts) array
+    """
+    K = np.asarray(K, dtype=float)
+    y = np.asarray(y, dtype=float)
+    P = y.shape[0]
+    n_pts = K.shape[-1]
+    f = np.zeros((T + 1, n_pts))
+    if f0 is not None:
+        f[0] = f0
+    for k in range(T):
+        Kk = K if K.ndim == 2 else K[k]
+        f[k + 1] = f[k] + dt / P * (Kk[:, :P] @ (y - f[k, :P]))
+    return f
+
+
+def train_loss(f, y):
+    r""":math:`\hat L(t) = \frac1P\sum_{\mu\le P}\frac12(y_\mu - f_\mu(t))^2` for ``f`` of shape (T+1, n_pts)."""
+    y = np.asarray(y, dtype=float)
+    return 0.5 * np.mean((y[None, :] - f[:, : y.shape[0]]) ** 2, axis=1)
+
+
+@dataclass(frozen=True)
+class NTKResult:
+    r"""Lazy-limit trajectory on the grid ``t = dt * arange(T+1)``.
+
+    Attributes
+    ----------
+    t : (T+1,)
+    f : (T+1, n_pts)   outputs (train points first, then test points)
+    loss : (T+1,)      training loss
+    kernels : InitKernels (frozen kernels, K the NTK)
+    """
+
+    t: np.ndarray
+    f: np.ndarray
+    loss: np.ndarray
+    kernels: InitKernels
+
+
+def solve_ntk(X, y, L: int, dt: float, T: int, activation: str = "tanh", X_test=None) -> NTKResult:
+    r"""The :math:`\gamma_0\to0` solution: frozen NTK at initialisation and Euler kernel flow.
+
+    Parameters
+    ----------
+    X : (P, D) training inputs;  y : (P,) targets;  X_test : (Q, D), optional
+    L, activation : network depth and activation (see :func:`init_kernels`)
+    dt, T : time step and number of steps
+
+    Returns
+    -------
+    NTKResult
+    """
+    Xall = X if X_test is None else np.concatenate([X, X_test], axis=0)
+    ker = init_kernels(Xall, L, activation)
+    f = kernel_flow(ker.K, y, dt, T)
+    return NTKResult(t=dt * np.arange(T + 1), f=f, loss=train_loss(f, y), kernels=ker)
