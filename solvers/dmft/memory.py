@@ -1,0 +1,105 @@
+r"""Memory estimate of a sampled DMFT solve, computed before anything large is allocated.
+
+With ``n = (T+1) * n_pts`` rows, ``S`` samples, ``S_tan`` tangent samples processed in chunks of ``c``
+and ``R`` unit seeds per tangent sample (at most ``(T+1)(P + n_pts)`` for an inner layer), the peak
+float64 storage is about
+
+* noise (fixed for the whole solve): ``2(L-1) n S + 2 n_pts S``
+* primal march of one layer (layers are marched one at a time): ``h, z, φ, g, u, r`` + temporaries,
+  ``7 n S``; the all-samples output tangent of the last layer: ``4 n S``
+* tangents of one chunk: ``2 n R c`` (histories dφ, dg) ``+ 2 n c + 2 n R``
+* order parameters: old, new and blended states, memory operators, Cholesky factors: ``(12 L + 6) n²``
+
+The causal sweep (:mod:`solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
+primal ``L (6 n S) + 2 n S``, tangents ``Σ_ℓ 2 n R_ℓ S_tan``; it is followed by one chunked Jacobi
+application, so its peak is the larger of the two.
+
+i.e. the brief's ``T × points × M × L`` floats for the samples plus the tangent part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MemoryEstimate", "estimate_memory", "auto_chunk", "DMFTMemoryError"]
+
+_F = 8  # bytes per float64
+
+
+class DMFTMemoryError(MemoryError):
+    """The estimated peak memory of a solve exceeds ``max_bytes``."""
+
+
+def seeds_per_layer(n_t, n_pts, n_train, L):
+    """Unit seeds of each layer l = 1..L (r-seeds on training points if l < L, u-seeds on all if l ≥ 2)."""
+    return [n_t * ((n_train if l <= L - 1 else 0) + (n_pts if l >= 2 else 0)) for l in range(1, L + 1)]
+
+
+def max_seeds(n_t, n_pts, n_train, L):
+    """Largest number of unit seeds over the layers."""
+    return max(seeds_per_layer(n_t, n_pts, n_train, L))
+
+
+def auto_chunk(n, R, n_tangent, budget_bytes):
+    """Largest tangent chunk (samples) whose histories fit in ``budget_bytes`` (at least 1)."""
+    if R == 0:
+        return max(1, n_tangent)
+    per_sample = _F * (2 * n * R + 2 * n)
+    return int(max(1, min(n_tangent, budget_bytes // per_sample)))
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    noise: int
+    primal: int
+    tangents: int
+    state: int
+    chunk: int
+
+    @property
+    def total(self) -> int:
+        return self.noise + self.primal + self.tangents + self.state
+
+    def describe(self) -> str:
+        gb = 1e9
+        return (f"noise {self.noise / gb:.2f} GB + primal {self.primal / gb:.2f} GB + tangents "
+                f"{self.tangents / gb:.2f} GB (chunk of {self.chunk} samples) + order parameters "
+                f"{self.state / gb:.2f} GB = {self.total / gb:.2f} GB")
+
+
+def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chunk_budget=512e6,
+                    sweep="jacobi"):
+    """Peak memory (bytes) of one sampled solve; see module doc for the terms.
+
+    ``sweep='causal'`` adds the causal sweep's all-at-once storage (the peak is the larger phase).
+    """
+    n = (T + 1) * n_pts
+    S = n_samples
+    Rs = seeds_per_layer(T + 1, n_pts, n_train, L)
+    R = max(Rs)
+    c = auto_chunk(n, R, n_tangent, chunk_budget) if chunk is None else int(min(chunk, n_tangent))
+    noise = _F * (2 * (L - 1) * n * S + 2 * n_pts * S + S)
+    primal = _F * (7 * n * S + 4 * n * S)
+    tangents = _F * (2 * n * R * c + 2 * n * c + 2 * n * R) if R else 0
+    state = _F * (12 * L + 6) * n * n
+    if sweep == "causal":
+        c_primal = _F * (6 * L * n * S + 2 * n * S)
+        c_tangents = _F * sum(2 * n * r * n_tangent for r in Rs)
+        c_state = _F * (8 * L + 2) * n * n
+        if c_primal + c_tangents + c_state > primal + tangents + state:
+            primal, tangents, state = c_primal, c_tangents, c_state
+            c = n_tangent
+    elif sweep != "jacobi":
+        raise ValueError(f"unknown sweep {sweep!r}")
+    return MemoryEstimate(noise, primal, tangents, state, c)
+
+
+def check_memory(est: MemoryEstimate, max_bytes):
+    """Raise :class:`DMFTMemoryError` naming the settings to change if ``est.total > max_bytes``."""
+    if max_bytes is not None and est.total > max_bytes:
+        raise DMFTMemoryError(
+            f"estimated peak memory {est.describe()} exceeds max_bytes={max_bytes:.3g}. "
+            "Reduce n_samples (noise and primal scale with T*points*n_samples*L), tangent_chunk or "
+            "n_tangent (tangents scale with T^2*points^2*chunk; sweep='jacobi' processes tangents in "
+            "chunks, sweep='causal' holds all n_tangent at once), T or the number of points "
+            "(order parameters scale with (T*points)^2*L), or raise max_bytes."
+        )

@@ -1,0 +1,373 @@
+r"""Sample-and-solve DMFT of deep muP networks by alternating Monte Carlo (DMFT.md §3).
+
+Each neuron of hidden layer :math:`\ell=1..L` is an independent copy of the discrete single-site
+process (left-point rule, strict causality — the exact :math:`N\to\infty` limit of full-batch gradient
+descent with step ``dt``, so a finite-width network run with the same ``dt`` differs only by
+:math:`O(N^{-1/2})` fluctuations):
+
+.. math::
+    h^\ell[k] = u^\ell[k] + \sum_{j<k}\Big(R_A^{\ell-1}[k,j]
+        + \frac{\gamma_0 dt}{P}\Phi^{\ell-1}[k,j]\,\mathrm{diag}\,\Delta[j]\Big) g^\ell[j]
+
+    z^\ell[k] = r^\ell[k] + \sum_{j\le k} R_B^{\ell}[k,j]\,\phi(h^\ell[j])
+        + \sum_{j<k}\frac{\gamma_0 dt}{P}G^{\ell+1}[k,j]\,\mathrm{diag}\,\Delta[j]\,\phi(h^\ell[j])
+
+    g^\ell[k] = \phi'(h^\ell[k])\,z^\ell[k],\qquad u^\ell\sim GP(0,\Phi^{\ell-1}),\quad
+    r^\ell\sim GP(0,G^{\ell+1})
+
+    \Phi^\ell = \langle\phi(h^\ell)\phi(h^\ell)^\top\rangle,\quad G^\ell = \langle g^\ell g^{\ell\top}\rangle,\quad
+    R_A^\ell = \langle\partial\phi(h^\ell)/\partial r^\ell\rangle,\quad
+    R_B^{\ell-1} = \langle\partial g^\ell/\partial u^\ell\rangle
+
+    f_\mu[k] = \gamma_0^{-1}\langle\partial\phi(h^L_\mu[k])/\partial r^L\rangle
+        + \frac{dt}{P}\sum_{j<k}\sum_\nu\Phi^L_{\mu\nu}[k,j]\,\Delta_\nu[j]
+
+with :math:`\Delta = y - f` on training points (test points are extra points with :math:`\Delta = 0`),
+:math:`\Phi^0 = XX^\top/D`, :math:`G^{L+1}\equiv1`, :math:`R_A^0 = R_B^L = 0`
+(Bordelon & Pehlevan 2022, arXiv:2205.09653, §3–4, in this project's normalisation: every memory
+term carries one :math:`\gamma_0` and one :math:`1/P`).
+
+One iteration of the map :math:`\Sigma\mapsto F(\Sigma)` (Jacobi over layers, :class:`SampledMap`): for
+every layer build the memory operators from the current state, colour the fixed white noise with the
+Cholesky factors of the current kernels (:mod:`~solvers.dmft.sources`), march all samples as matrix
+columns (:mod:`~solvers.dmft.march`), estimate kernels from all samples and responses from exact
+tangents on the first ``n_tangent`` samples, then the outputs. :mod:`~solvers.dmft.iteration` damps,
+continues in the horizon and checks convergence.
+
+Two sweep orders (``sweep``):
+
+* ``'jacobi'`` — DMFT.md §3.4 as written: start from the lazy solution, iterate the Jacobi map with
+  damping and horizon continuation until the relative change is below ``tol`` (typically 8–10
+  iterations per stage).
+* ``'causal'`` (default) — the first iteration is a time-ordered Gauss–Seidel sweep
+  (:mod:`~solvers.dmft.causal`) which, because the discrete system is causal, lands on the fixed
+  point of the same map (same noise, same estimators) in one pass; the following Jacobi iterations
+  certify it: their residual is the distance from a fixed point and must reach ``tol`` as before.
+  Typically 2 iterations in total, ~5–10× faster than ``'jacobi'``; needs all tangents in memory
+  at once.
+
+Estimators
+----------
+* Kernels: sample second moments over all ``n_samples`` samples.
+* Responses :math:`R_A, R_B`: exact forward-mode tangents with unit seeds on ``n_tangent`` samples
+  (DMFT.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
+  low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
+  :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
+  answer with a tiny residual (the 12% trap of DMFT.md §3.3(b)). Pathwise derivatives need
+  :math:`\phi''` as a function, so relu with :math:`L\ge2` (where :math:`\phi''` is a Dirac delta and
+  the pathwise estimator drops the :math:`\delta(h)z` terms) is refused.
+* Output term :math:`\gamma_0^{-1}\langle\partial\phi(h^L)/\partial r^L\rangle` (``f_estimator``):
+  ``'pathwise'`` — the all-ones tangent seed on all samples (default for smooth φ);
+  ``'stein'`` — :math:`\gamma_0^{-1}\langle(\phi(h^L)-\phi(u^L))\,r^L\rangle` (Stein's lemma with the
+  exact zero-mean control variate :math:`\phi(u^L)r^L`; exact for :math:`r^L\sim N(0,1)`, default for
+  relu, valid for relu at L = 1); ``'empirical'`` — :math:`\gamma_0^{-1}\langle r^L\phi(h^L)\rangle`,
+  i.e. :math:`f = \gamma_0^{-1}\langle z^L\phi(h^L)\rangle` over the samples, which makes an L = 1 solve
+  fed a width-N network's own initial weights *literally* that network (DMFT.md §5a); its noise is
+  :math:`O(1/(\gamma_0\sqrt S))`, so do not use it otherwise.
+
+Monte Carlo error
+-----------------
+Batch sub-solves: the samples are split into ``error_batches`` = B contiguous blocks (tangent
+samples likewise), each block is solved to the same tolerance (warm-started from the full solution),
+and the standard error of the full solve is estimated as ``std_b(X_b) / sqrt(B)`` (assumes the
+:math:`S^{-1/2}` law; the :math:`O(1/S)` bias is not included). With B = 4 the error estimate itself
+is uncertain by about ±40%.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import gaussian
+from .causal import CausalSweep
+from .grid import Grid
+from .iteration import IterationLog, blas_threads, iterate, stage_horizons
+from .march import PrimalMarch, SeedLayout, gram, tangent_averages
+from .memory import check_memory, estimate_memory
+from .ntk import init_kernels
+from .result import DMFTResult, result_from_state
+from .sources import JITTER, KernelNotPositiveDefinite, NoiseBank
+from .state import DMFTState, memory_operators, outputs_from_field_term
+
+__all__ = ["solve_dmft", "SampledMap", "check_supported"]
+
+F_ESTIMATORS = ("pathwise", "stein", "empirical")
+
+
+def check_supported(activation: str, L: int, f_estimator: str = "auto") -> str:
+    """Validate the (activation, depth, output estimator) combination; return the estimator used."""
+    act = gaussian.get_activation(activation)
+    if L < 1:
+        raise ValueError(f"need at least one hidden layer, got L={L}")
+    if activation == "relu" and L >= 2:
+        raise ValueError(
+            "relu with L >= 2 hidden layers is not supported: the response functions are estimated by "
+            "pathwise (tangent) derivatives, and relu's second derivative is a Dirac delta, so the "
+            "pathwise estimator silently drops the delta(h)*z terms of B and of dh/dr (a biased answer, "
+            "DMFT.md §3.3). No causal, well-conditioned Stein estimator is implemented and validated. "
+            "Use L = 1 (exact Stein output term), or a smooth activation (tanh, erf)."
+        )
+    if f_estimator == "auto":
+        return "stein" if act.name == "relu" else "pathwise"
+    if f_estimator not in F_ESTIMATORS:
+        raise ValueError(f"unknown f_estimator {f_estimator!r}; choose one of {F_ESTIMATORS} or 'auto'")
+    if f_estimator == "pathwise" and act.name == "relu":
+        raise ValueError("the pathwise output term is biased for relu (phi'' is a Dirac delta); "
+                         "use f_estimator='stein'")
+    return f_estimator
+
+
+class SampledMap:
+    r"""One application of the sampled fixed-point map :math:`\Sigma\mapsto F(\Sigma)`.
+
+    Parameters
+    ----------
+    activation : str
+    gamma0 : float
+    bank : NoiseBank (fixed white noise, ``S`` samples)
+    Phi0 : (n_pts, n_pts) input kernel
+    n_tangent : int, samples (the first ones) used for response tangents
+    chunk : int, tangent samples per chunk
+    f_estimator : 'pathwise' | 'stein' | 'empirical'
+    jitter : float, absolute Cholesky jitter
+    block : int, time steps per block of the march
+    """
+
+    def __init__(self, activation, gamma0, bank: NoiseBank, Phi0, n_tangent, chunk, f_estimator,
+                 jitter=JITTER, block=8):
+        self.act = gaussian.get_activation(activation)
+        self.gamma0 = float(gamma0)
+        self.bank = bank
+        self.n_tangent = int(n_tangent)
+        self.chunk = int(chunk)
+        self.f_estimator = f_estimator
+        self.jitter = jitter
+        self.block = block
+        self.u1 = bank.first_layer(Phi0, jitter)
+        self.timings = {"primal": 0.0, "tangent": 0.0, "sources": 0.0, "kernels": 0.0}
+
+    def _sources(self, state: DMFTState, l):
+        g, S, L = state.grid, self.bank.S, state.L
+        shape = (g.n_t, g.n_pts, S)
+        if l == 1:
+            u = np.broadcast_to(self.u1, shape)
+        else:
+            u = self.bank.coloured("u", l, state.Phi[l - 1], self.jitter).reshape(shape)
+        if l == L:
+            r = np.broadcast_to(self.bank.rL, shape)
+        else:
+            r = self.bank.coloured("r", l, state.G[l + 1], self.jitter).reshape(shape)
+        return u, r
+
+    def __call__(self, state: DMFTState) -> DMFTState:
+        g, L, act, tm = state.grid, state.L, self.act, self.timings
+        Phi = [state.Phi[0]] + [None] * L
+        G = [None] * (L + 1) + [state.G[L + 1]]
+        RA = [None] * L
+        RB = [None] * L
+        c_term = None
+        for l in range(1, L + 1):
+            t0 = time.perf_counter()
+            H, Z = memory_operators(state, l, self.gamma0)
+            u, r = self._sources(state, l)
+            t1 = time.perf_counter()
+            pm = PrimalMarch(act, u, r, g).run(H, Z, self.block)
+            t2 = time.perf_counter()
+            Phi[l] = gram(pm.p)
+            G[l] = gram(pm.g)
+            t3 = time.perf_counter()
+            seeds = SeedLayout(g.n_t, g.n_pts, g.n_train, r_seeds=l <= L - 1, u_seeds=l >= 2,
+                               one_seed=False)
+            if seeds.R:
+                nt = self.n_tangent
+                avg = tangent_averages(act, pm.h[:, :nt], pm.z[:, :nt], H, Z, g, seeds, self.chunk,
+                                       self.block)
+                if l <= L - 1:
+                    RA[l] = avg["RA"]
+                if l >= 2:
+                    RB[l - 1] = avg["RB"]
+            if l == L:
+                c_term = self._output_term(pm, u, H, Z, g)
+            t4 = time.perf_counter()
+            tm["sources"] += t1 - t0
+            tm["primal"] += t2 - t1
+            tm["kernels"] += t3 - t2
+            tm["tangent"] += t4 - t3
+            del pm, u, r
+        f = outputs_from_field_term(c_term, Phi[L], g, state.y)
+        return DMFTState(g, state.y, Phi, G, RA, RB, f)
+
+    def _output_term(self, pm: PrimalMarch, u, H, Z, g: Grid):
+        r"""(n_t, n_pts) array :math:`c = \gamma_0^{-1}\langle\partial\phi(h^L)/\partial r^L\rangle`."""
+        S = self.bank.S
+        if self.f_estimator == "pathwise":
+            seeds = SeedLayout(g.n_t, g.n_pts, g.n_train, r_seeds=False, u_seeds=False, one_seed=True)
+            one = tangent_averages(self.act, pm.h, pm.z, H, Z, g, seeds, chunk=S, block=self.block)["one"]
+        elif self.f_estimator == "stein":
+            one = ((pm.p - self.act.fn(u.reshape(g.n, S))) @ self.bank.rL) / S
+        else:  # empirical
+            one = (pm.p @ self.bank.rL) / S
+        return one.reshape(g.n_t, g.n_pts) / self.gamma0
+
+
+def _error_estimates(results, B):
+    """Standard error of the full solve from B batch sub-solves: std_b / sqrt(B)."""
+    def se(key):
+        a = np.stack([getattr(r, key) for r in results])
+        return a.std(axis=0, ddof=1) / np.sqrt(B)
+    return {"f": se("f"), "loss": se("loss"), "K": se("K"), "Phi": se("Phi"), "G": se("G")}
+
+
+def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: str = "tanh",
+               X_test=None, n_samples: int | None = None, n_tangent: int = 500, tol: float = 1e-6,
+               stage_tol: float | None = None, max_iter: int = 60, damping: float = 1.0,
+               stages: int | None = None, seed: int = 0, jitter: float = JITTER,
+               f_estimator: str = "auto", error_batches: int = 4, antithetic: bool = False,
+               u1=None, rL=None, tangent_chunk: int | None = None, block: int = 8, sweep: str = "causal",
+               max_bytes: float | None = 4e9, n_threads: int | None = 1,
+               verbose: bool = False) -> DMFTResult:
+    r"""Solve the infinite-width DMFT of an L-hidden-layer muP network by sample-and-solve.
+
+    Parameters
+    ----------
+    X : (P, D) training inputs;  y : (P,) targets
+    L : int, hidden layers;  gamma0 : float, feature-learning strength (≠ 0; use
+        :func:`~solvers.dmft.ntk.solve_ntk` for γ₀ = 0)
+    dt : float, GD step (time advanced per step);  T : int, number of steps
+    activation : {'tanh', 'erf', 'linear', 'relu'} (relu only with L = 1)
+    X_test : (Q, D), optional extra points that carry no loss
+    n_samples : int, Monte Carlo samples S per layer (default 8000, or the size of ``u1``/``rL``)
+    n_tangent : int, samples used for the response tangents (≤ n_samples; cost ∝ n_tangent T³ P³)
+    tol : float, final relative-change tolerance;  stage_tol : tolerance of intermediate stages
+        (default ``max(tol, 1e-4)``)
+    max_iter : int, iterations per continuation stage
+    damping : float, initial β (halved automatically when the residual grows)
+    stages : int, continuation stages (default ``ceil(T / 12)`` for ``sweep='jacobi'``, 1 for
+        ``'causal'``)
+    seed : int, seed of the white noise
+    jitter : float, absolute Cholesky jitter (never raised silently)
+    f_estimator : 'auto' | 'pathwise' | 'stein' | 'empirical' (see module doc)
+    error_batches : int, B ≥ 2 batch sub-solves for the MC error (0 or 1: not estimated, NaN)
+    antithetic : bool, pair samples with opposite backward noise (exactly even in γ₀)
+    u1 : (P+Q, S), rL : (S,), optional explicit static sources (a network's own initial weights:
+        ``u1[μ, i] = W⁰_i·x_μ/√D``, ``rL[i] = w^L_i``)
+    tangent_chunk : int, tangent samples per chunk (default: fit 512 MB)
+    block : int, time steps per blocked GEMM of the march
+    sweep : 'causal' | 'jacobi', order of the first sweep of each stage (see module doc)
+    max_bytes : float, refuse (:class:`~solvers.dmft.memory.DMFTMemoryError`) above this estimate
+    n_threads : int or None, BLAS threads during the solve (default 1, see
+        :func:`~solvers.dmft.iteration.blas_threads`;
+        None leaves the BLAS setting alone)
+    verbose : bool, print one line per iteration
+
+    Returns
+    -------
+    DMFTResult
+        ``status`` is ``'converged'`` only if the final stage reached ``tol``; otherwise the numbers
+        are the last iterate and ``residuals`` shows how far from a fixed point it is.
+    """
+    with blas_threads(n_threads):
+        return _solve_dmft(**{k: v for k, v in locals().items() if k != "n_threads"})
+
+
+def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tangent, tol, stage_tol,
+                max_iter, damping, stages, seed, jitter, f_estimator, error_batches, antithetic, u1, rL,
+                tangent_chunk, block, sweep, max_bytes, verbose):
+    t_start = time.perf_counter()
+    f_estimator = check_supported(activation, L, f_estimator)
+    if gamma0 == 0:
+        raise ValueError("gamma0 = 0 is the lazy limit: use solvers.dmft.solve_ntk")
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    Xall = X if X_test is None else np.concatenate([X, np.asarray(X_test, dtype=float)], axis=0)
+    P, n_pts = X.shape[0], Xall.shape[0]
+    if y.shape != (P,):
+        raise ValueError(f"y must have shape {(P,)}, got {y.shape}")
+    if (u1 is None) != (rL is None):
+        raise ValueError("give both u1 and rL (a network's first-layer fields and readout weights) or neither")
+    if u1 is not None:
+        if antithetic:
+            raise ValueError("antithetic sampling cannot be combined with explicit u1/rL")
+        S_given = np.shape(rL)[0]
+        if n_samples is not None and n_samples != S_given:
+            raise ValueError(f"n_samples={n_samples} but u1/rL carry {S_given} samples")
+        if L > 1:
+            raise ValueError("explicit sources u1/rL are only meaningful for L = 1 (deeper layers' "
+                             "sources are coloured from the kernels)")
+        n_samples = S_given
+    S = 8000 if n_samples is None else int(n_samples)
+    S_tan = int(min(n_tangent, S))
+    if L >= 2 and S_tan < 1:
+        raise ValueError("L >= 2 needs n_tangent >= 1 samples for the response functions")
+    if sweep not in ("causal", "jacobi"):
+        raise ValueError(f"unknown sweep {sweep!r}; choose 'causal' or 'jacobi'")
+    if stages is None:
+        stages = 1 if sweep == "causal" else int(np.ceil(T / 12))
+    stage_tol = max(tol, 1e-4) if stage_tol is None else stage_tol
+
+    est = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep=sweep)
+    check_memory(est, max_bytes)
+    chunk = est.chunk
+
+    grid = Grid(T + 1, n_pts, P, float(dt))
+    init = init_kernels(Xall, L, activation)
+    rng = np.random.default_rng(seed)
+    bank = NoiseBank(grid.n, L, S, rng, n_pts, antithetic=antithetic, u1=u1, rL=rL)
+    grids = [grid.with_steps(Ts) for Ts in stage_horizons(T, stages)]
+    settings = dict(activation=activation, L=L, gamma0=gamma0, dt=dt, T=T, n_samples=S,
+                    n_tangent=S_tan, tol=tol, stage_tol=stage_tol, max_iter=max_iter, damping=damping,
+                    stages=[gg.T for gg in grids], seed=seed, jitter=jitter, f_estimator=f_estimator,
+                    error_batches=error_batches, antithetic=antithetic, chunk=chunk, block=block,
+                    sweep=sweep,
+                    memory_estimate_bytes=est.total)
+
+    log = IterationLog()
+    try:
+        F = SampledMap(activation, gamma0, bank, init.Phi[0], S_tan, chunk, f_estimator, jitter, block)
+    except KernelNotPositiveDefinite as e:
+        log.status, log.message = "not_positive_definite", str(e)
+        state = DMFTState.lazy(init, grid, y)
+        return result_from_state(state, log, settings, _nan_errors(state, L))
+    first = lambda Fm: (CausalSweep(activation, gamma0, Fm.bank, Fm.u1, Fm.n_tangent, f_estimator,  # noqa: E731
+                                     jitter) if sweep == "causal" else None)
+    state0 = DMFTState.lazy(init, grids[0], y)
+    state, log = iterate(F, state0, grids, tol=tol, stage_tol=stage_tol, max_iter=max_iter,
+                         damping=damping, log=log, verbose=verbose, F_first=first(F))
+    t_main = time.perf_counter() - t_start
+    settings["timings"] = dict(F.timings, main_solve=t_main)
+    if state.grid.n_t != grid.n_t:  # stopped early on a shorter stage
+        state = state.extended(grid)
+        log.message += f" (stopped at horizon T={log.horizons[-1] if log.horizons else 0}; later times are the extension)"
+
+    B = int(error_batches)
+    errors = _nan_errors(state, L)
+    if B >= 2 and log.status == "converged":
+        if S // B < 2 or (L >= 2 and S_tan // B < 1):
+            raise ValueError(f"error_batches={B} leaves too few samples per batch (S={S}, n_tangent={S_tan})")
+        if antithetic and (S // B) % 2:
+            raise ValueError("antithetic sampling needs an even number of samples per error batch")
+        subs, sub_status = [], []
+        Sb = S // B
+        for b in range(B):
+            sub_bank = bank.subset(slice(b * Sb, (b + 1) * Sb))
+            Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], max(1, S_tan // B), chunk,
+                            f_estimator, jitter, block)
+            sb, lb = iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping,
+                             F_first=first(Fb))
+            sub_status.append(lb.status)
+            subs.append(result_from_state(sb, lb))
+        errors = _error_estimates(subs, B)
+        settings["error_batch_status"] = sub_status
+        settings["error_batch_iterations"] = [r.iterations for r in subs]
+        if any(s != "converged" for s in sub_status):
+            log.message += f"; MC-error batch sub-solves: {sub_status}"
+    settings["timings"]["total"] = time.perf_counter() - t_start
+    return result_from_state(state, log, settings, errors)
+
+
+def _nan_errors(state, L):
+    g = state.grid
+    nan = lambda *s: np.full(s, np.nan)  # noqa: E731
+    return {"f": nan(g.n_t, g.n_pts), "loss": nan(g.n_t), "K": nan(g.n_t, g.n_pts, g.n_pts),
+            "Phi": nan(L, g.n_t, g.n_pts, g.n_pts), "G": nan(L, g.n_t, g.n_pts, g.n_pts)}
