@@ -165,7 +165,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         res = march(step, particles0.astype(dtype), steps_ref, cfg.limit.dt, observer, snap_idx,
                     desc="limit", progress=progress)
         summary["seconds_limit"] = time.perf_counter() - t0
-        rec = _stack(res.records, observer, particles0.shape[:-2] + (0,))
+        rec = _stack(res.records)
         primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
         arrays.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
         ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
@@ -207,7 +207,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         res = march(step, theta0.astype(dtype), uniq, cfg.train.lr, observer, sorted(set(inv[snap_idx].tolist())),
                     desc=f"N={N}", progress=progress)
         summary["seconds_train"][str(N)] = time.perf_counter() - t0
-        rec = _stack(res.records, observer, (S, 0))
+        rec = _stack(res.records)
         for k in nn:
             nn[k][wi] = rec[k].T[:, inv]
         f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
@@ -236,15 +236,12 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     return Result(arrays, summary, cfg)
 
 
-def _stack(records, observer, nan_shape):
+def _stack(records):
     """Stack observer dicts over time; records never reached (divergence) are NaN."""
-    first = next(r for r in records if r is not None)
-    out = {}
-    for k, v in first.items():
-        v = np.asarray(v)
-        out[k] = np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(v.shape, np.nan)
-                           for r in records])
-    return out
+    first = next(r for r in records if r is not None)  # step 0 is always recorded
+    return {k: np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(np.shape(v), np.nan)
+                         for r in records])
+            for k, v in first.items()}
 
 
 def _final_metrics(arrays, widths):
