@@ -145,3 +145,12 @@ def test_dataset_task_runs_mc(tmp_path):
     assert res.summary["expectation"] == "mc"
     assert np.all(np.isnan(a["risk_nn_pop"])) and np.all(np.isfinite(a["risk_nn_train"]))
     assert a["risk_mf"][-1] < a["risk_mf"][0]
+
+
+def test_float32_within_documented_tolerance_of_float64():
+    """README: float32 risk curves agree with float64 to ~1e-6 relative (asserted at 1e-4)."""
+    a = meanfield.run(tiny()).arrays
+    b = meanfield.run(tiny(**{"run.dtype": "float32"})).arrays
+    for k in ("risk_mf", "risk_nn", "f_mf", "f_nn"):
+        rel = np.max(np.abs(a[k] - b[k])) / np.max(np.abs(a[k]))
+        assert 0 < rel < 1e-4, (k, rel)
