@@ -70,12 +70,49 @@ seeds. Feature arrays are ``(S, P, N)`` (points × neurons).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from dataclasses import dataclass
 import numpy as np
 
 from solvers.gaussian import get_activation
 from solvers.particles import TwoLayer, get_backend, mc_risk_velocity
+
+_CONTROLLER = []
+
+
+def blas_limit(n):
+    """Context limiting the BLAS thread pool to ``n`` threads (no-op for None or without threadpoolctl).
+
+    The ensemble issues S small-to-medium GEMMs per call; on the shared 2-core machines this project runs
+    on, a 2-thread OpenBLAS spends most of its time synchronising (measured under load: a
+    (16 × 64 × 1024) @ (16 × 1024 × 1024) batch 1.0 s with 2 threads, 0.11 s with 1; for P = 6, N = 512,
+    S = 128, 38× slower), so one thread is the default (``DeepNet(blas_threads=1)``).
+    """
+    if n is None:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    ctl = _CONTROLLER[0]
+    if ctl is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    return ctl.limit(limits=int(n), user_api="blas")
+
+
+def _limited(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with blas_limit(self.blas_threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
 
 __all__ = [
     "LayerScales",
@@ -85,6 +122,7 @@ __all__ = [
     "DeepNet",
     "Fields",
     "init_weights",
+    "blas_limit",
 ]
 
 
@@ -195,9 +233,12 @@ class DeepNet:
     L : int, number of hidden layers (≥ 1; L = 1 dispatches to :class:`solvers.particles.TwoLayer`)
     param : parametrisation object with ``scales(L, D, N) -> LayerScales`` (e.g. :class:`MuP`)
     backend : particle backend name or object (used by the depth-1 TwoLayer path only)
+    blas_threads : int or None
+        BLAS threads inside the network's methods (default 1, see :func:`blas_limit`; None: leave as is).
     """
 
-    def __init__(self, activation: str, D: int, N: int, L: int, param, backend="numpy"):
+    def __init__(self, activation: str, D: int, N: int, L: int, param, backend="numpy", blas_threads=1):
+        self.blas_threads = blas_threads
         if L < 1:
             raise ValueError(f"depth L must be >= 1, got {L}")
         self.activation, self.D, self.N, self.L, self.param = activation, int(D), int(N), int(L), param
@@ -297,6 +338,7 @@ class DeepNet:
             e[l] = back
         return e
 
+    @_limited
     def output(self, theta, X) -> np.ndarray:
         """Outputs f of shape (S, P) on X of shape (P, D) or (S, P, D)."""
         if self.L == 1:
@@ -308,7 +350,8 @@ class DeepNet:
         r = y - self.output(theta, X)
         return 0.5 * np.mean(r * r, axis=-1)
 
-    def velocity(self, theta, X, y):
+    @_limited
+    def velocity(self, theta, X, y, scale=1.0):
         r"""Training loss and flow velocity :math:`-c_\ell\nabla_{W^\ell}\hat L` (same layout as theta).
 
         Parameters
@@ -316,6 +359,9 @@ class DeepNet:
         theta : state of S networks
         X : (P, D) shared, or (S, P, D) per network (minibatches)
         y : (P,) or (S, P)
+        scale : float
+            Return ``scale * v`` (folded into the small factors of the weight-gradient products, which
+            saves a pass over the N×N blocks; a GD step uses ``scale = lr``).
 
         Returns
         -------
@@ -323,11 +369,15 @@ class DeepNet:
         v : array like ``theta``
         """
         if self.L == 1:
-            return mc_risk_velocity(self.two_layer, self.backend, theta, X, y, "square")
+            loss, v = mc_risk_velocity(self.two_layer, self.backend, theta, X, y, "square")
+            if scale != 1.0:
+                v *= scale
+            return loss, v
         v = np.empty_like(theta)
-        loss = self._velocity_into(self.weights(theta), X, y, self.weights(v))
+        loss = self._velocity_into(self.weights(theta), X, y, self.weights(v), scale)
         return loss, v
 
+    @_limited
     def velocity_weights(self, weights, X, y):
         r"""Generic backprop velocity on per-group weights, any depth (L = 1 included).
 
@@ -343,7 +393,7 @@ class DeepNet:
         loss = self._velocity_into(weights, X, y, out)
         return loss, out
 
-    def _velocity_into(self, Ws, X, y, vs):
+    def _velocity_into(self, Ws, X, y, vs, scale=1.0):
         h, a, f = self._forward_weights(Ws, X)
         delta = y - f
         loss = 0.5 * np.mean(delta * delta, axis=-1)
@@ -352,13 +402,14 @@ class DeepNet:
         s, c = self.sc.forward, self.sc.lr
         dP = delta[:, :, None]
         for l in range(self.L):
-            # dW^l = (c_l s_l / P) sum_mu Delta_mu e^{l+1}_mu a^l_mu^T : (S,N,P) @ (S,P,N or D)
-            np.matmul(np.swapaxes(e[l + 1] * dP, -1, -2), a[l] if a[l].ndim == 3 else a[l][None], out=vs[l])
-            vs[l] *= c[l] * s[l] / P
-        np.einsum("sp,spn->sn", delta, a[self.L], out=vs[self.L])
-        vs[self.L] *= c[self.L] * s[self.L] / P
+            # dW^l = (c_l s_l / P) sum_mu Delta_mu e^{l+1}_mu a^l_mu^T : (S,N,P) @ (S,P,N or D);
+            # the scalar goes on the small (S,P,N) factor, not on the (S,N,N) product
+            left = e[l + 1] * (dP * (scale * c[l] * s[l] / P))
+            np.matmul(np.swapaxes(left, -1, -2), a[l] if a[l].ndim == 3 else a[l][None], out=vs[l])
+        np.einsum("sp,spn->sn", delta * (scale * c[self.L] * s[self.L] / P), a[self.L], out=vs[self.L])
         return loss
 
+    @_limited
     def fields(self, theta, X) -> Fields:
         r"""Forward activations :math:`\phi(h^\ell)` and backward fields :math:`g^\ell` on X (P, D).
 
@@ -371,6 +422,7 @@ class DeepNet:
         gs = self.sc.g_scale
         return Fields(phi=a[1:], g=[gs * e[l] for l in range(1, self.L + 1)], f=f)
 
+    @_limited
     def ntk(self, theta, X) -> np.ndarray:
         r"""The empirical NTK :math:`K_{\mu\nu} = \sum_\theta c_\theta\,\partial_\theta f_\mu\,\partial_\theta f_\nu`
         from the parametrisation's scales (independent of ``g_scale``), shape (S, P, P)."""

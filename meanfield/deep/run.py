@@ -111,13 +111,13 @@ def solve_limit(cfg, X, y, Xt, T, log):
         return dict(f=r.f, loss=r.loss, f_err=zero(r.f.shape), loss_err=zero(r.loss.shape), Phi=Phi, G=G, K=K,
                     residuals=np.zeros(0), info={"status": "exact", "iterations": 0, "message": ""})
     common = dict(X_test=Xt_, tol=lim.dmft_tol, max_iter=lim.dmft_max_iter, damping=lim.dmft_damping,
-                  stages=lim.dmft_stages or None, max_bytes=lim.dmft_max_memory_gb * 1e9)
+                  stages=lim.dmft_stages or None)
     g0 = gamma0_of(cfg)
     if lim.method == "dmft":
         noise_seed = int(seeding.stream(cfg.run.seed, "mc").integers(2**63 - 1))
         r = dm.solve_dmft(X, y, L, g0, dt, T, activation=act, n_samples=lim.dmft_samples,
                           n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
-                          error_batches=lim.dmft_error_batches, **common)
+                          error_batches=lim.dmft_error_batches, max_bytes=lim.dmft_max_memory_gb * 1e9, **common)
     else:
         r = dm.solve_deep_linear(X, y, L, g0, dt, T, **common)
     info = {"status": r.status, "iterations": int(r.iterations), "message": r.message,

@@ -48,8 +48,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
         X, y = (np.asarray(a, dtype=dtype) for a in train)
     if algorithm == "gd":
         def step(th, k):
-            v = net.velocity(th, X, y)[1]
-            v *= lr
+            v = net.velocity(th, X, y, scale=lr)[1]
             v += th
             return v
 
@@ -66,8 +65,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             idx = rng.integers(0, P, size=(th.shape[0], batch))
-            v = net.velocity(th, X[idx], y[idx])[1]
-            v *= lr
+            v = net.velocity(th, X[idx], y[idx], scale=lr)[1]
             v += th
             return v
 
@@ -78,8 +76,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             xb, yb = sampler(rng, batch, batch=(th.shape[0],))
-            v = net.velocity(th, np.asarray(xb, dtype=dtype), np.asarray(yb, dtype=dtype))[1]
-            v *= lr
+            v = net.velocity(th, np.asarray(xb, dtype=dtype), np.asarray(yb, dtype=dtype), scale=lr)[1]
             v += th
             return v
 

@@ -1,0 +1,145 @@
+r"""Benchmarks of the deep-network code: one finite-width ensemble step and one sampled-DMFT iteration.
+
+``bench_deep(quick) -> list[dict]``; each record has the keys of the project's benchmark suite:
+``workload, backend, dtype, N, d, M, S, seconds_per_step, throughput, throughput_unit,
+ratio_vs_numpy, ratio_vs_torch, roofline_fraction`` (+ ``notes``).
+
+Calibration
+-----------
+``gemm_rate()`` times a square float64 matrix product (n = 2048; 1024 in quick mode) with the same
+BLAS and threads; ``roofline_fraction`` = achieved FLOP rate / that rate (1.0 = as fast as a large
+square GEMM on this machine, the practical peak of dense float64 work here).
+
+Workloads
+---------
+1. ``deep_ensemble_gd_step`` — one full-batch GD step of S = 16 muP networks, width N = 1024,
+   L = 3 hidden layers, P = 64 points, D = 16, tanh, as one batched computation (numpy ``matmul`` over
+   the seed axis). Nominal FLOPs per step (forward, backward, weight gradients):
+
+   .. math:: F = 6(L-1)\,S P N^2 + 4\,S P N D
+
+   (elementwise work and the O(SPN) readout are not counted).
+   ``deep_ensemble_gd_step_seed_loop`` is the same step as a Python loop over the seeds (one network
+   at a time); its ``ratio_vs_numpy`` is t_batched / t_loop (> 1: the loop is faster).
+   ``ratio_vs_numpy`` of the batched record is 1 (it is the numpy reference); ``ratio_vs_torch`` is None
+   (torch is not a dependency).
+2. ``dmft_iteration`` — one fixed-point iteration of the sampled DMFT
+   (:func:`solvers.dmft.solve_dmft`, from the lazy initial state on the full horizon) at L = 2, P = 8,
+   T = 100 steps, M = 10⁴ samples, ``S_tan`` tangent samples, tanh (quick: T = 40, M = 2000,
+   S_tan = 50). Nominal FLOPs (DMFT.md §3.5):
+
+   .. math:: F = \underbrace{6 L P^2T^2 M}_{\text{primal march + Gram matrices}}
+               + \underbrace{2(2L-2) P^3T^3 S_\text{tan}}_{\text{unit-seed tangents}}
+
+   The tangent term counts every seed as active at every step (an upper-bound work model: seeds are
+   ordered by time and a seed's tangent vanishes before its time, so the solver skips part of it);
+   ``roofline_fraction`` = nominal FLOPs / time / GEMM rate may therefore overstate the machine use.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["bench_deep", "gemm_rate", "ensemble_flops", "dmft_flops"]
+
+
+def _best(fn, repeat):
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def gemm_rate(n=2048, repeat=3) -> float:
+    """FLOP/s of a square float64 GEMM of size n (best of ``repeat``)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    return 2.0 * n ** 3 / _best(lambda: a @ b, repeat)
+
+
+def ensemble_flops(S, P, N, D, L) -> float:
+    """Nominal FLOPs of one full-batch GD step of S deep networks (module docstring)."""
+    return 6.0 * (L - 1) * S * P * N * N + 4.0 * S * P * N * D
+
+
+def dmft_flops(L, P, T, M, S_tan) -> float:
+    """Nominal FLOPs of one sampled-DMFT iteration (DMFT.md §3.5)."""
+    return 6.0 * L * P ** 2 * T ** 2 * M + 2.0 * (2 * L - 2) * P ** 3 * T ** 3 * S_tan
+
+
+def _record(workload, N, d, M, S, sec, flops, rate, ratio_numpy=1.0, notes=""):
+    return {"workload": workload, "backend": "numpy", "dtype": "float64", "N": N, "d": d, "M": M, "S": S,
+            "seconds_per_step": sec, "throughput": flops / sec / 1e9, "throughput_unit": "GFLOP/s",
+            "ratio_vs_numpy": ratio_numpy, "ratio_vs_torch": None, "roofline_fraction": flops / sec / rate,
+            "notes": notes}
+
+
+def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16):
+    """Batched GD step vs a loop over seeds (records 1a, 1b)."""
+    from meanfield.deep.network import DeepNet, MuP
+    from meanfield.deep.train import make_step
+
+    if quick:
+        N = 256
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((P, D))
+    y = np.tanh(X[:, 0])
+    net = DeepNet("tanh", D, N, L, MuP(1.0))
+    theta = net.init([[np.random.default_rng([s, l]) for l in range(L + 1)] for s in range(S)])
+    step = make_step(net, "gd", 0.05, train=(X, y))
+    rep = 2 if quick else 3
+    t_b = _best(lambda: step(theta, 0), rep)
+    singles = [np.ascontiguousarray(theta[s:s + 1]) for s in range(S)]
+    t_l = _best(lambda: [step(th, 0) for th in singles], rep)
+    F = ensemble_flops(S, P, N, D, L)
+    shape = f"S={S} N={N} L={L} P={P} D={D} tanh"
+    return [_record("deep_ensemble_gd_step", N, D, P, S, t_b, F, rate, 1.0, f"batched over seeds; {shape}"),
+            _record("deep_ensemble_gd_step_seed_loop", N, D, P, S, t_l, F, rate, t_b / t_l,
+                    f"python loop over seeds; ratio_vs_numpy = t_batched/t_loop; {shape}")]
+
+
+def bench_dmft(rate, quick=False, L=2, P=8):
+    """One sampled-DMFT iteration (record 2); None if the solver is unavailable."""
+    try:
+        from solvers.dmft import solve_dmft
+    except ImportError as e:  # pragma: no cover
+        return {"workload": "dmft_iteration", "backend": "numpy", "dtype": "float64", "N": None, "d": None,
+                "M": None, "S": None, "seconds_per_step": None, "throughput": None, "throughput_unit": "GFLOP/s",
+                "ratio_vs_numpy": None, "ratio_vs_torch": None, "roofline_fraction": None,
+                "notes": f"solvers.dmft unavailable: {e}"}
+    T, M, S_tan = (40, 2000, 50) if quick else (100, 10_000, 200)
+    D = 8
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((P, D))
+    y = np.tanh(X[:, 0])
+    t0 = time.perf_counter()
+    r = solve_dmft(X, y, L, 1.0, 0.05, T, activation="tanh", n_samples=M, n_tangent=S_tan, max_iter=1,
+                   stages=1, error_batches=0, tol=1e-30, max_bytes=16e9)
+    wall = time.perf_counter() - t0
+    secs = r.info.get("seconds") or [wall]
+    sec = float(secs[0])
+    F = dmft_flops(L, P, T, M, S_tan)
+    return _record("dmft_iteration", None, D, M, S_tan, sec, F, rate, 1.0,
+                   f"L={L} P={P} T={T} M={M} S_tan={S_tan} tanh; one fixed-point iteration (whole call incl. "
+                   f"setup {wall:.2f} s); N = None (infinite width), S = tangent samples")
+
+
+def bench_deep(quick: bool = False) -> list:
+    """Run the deep benchmarks; returns a list of records (see the module docstring)."""
+    rate = gemm_rate(1024 if quick else 2048, 2 if quick else 3)
+    recs = bench_ensemble(rate, quick)
+    recs.append(bench_dmft(rate, quick))
+    for r in recs:
+        r["calibration_gemm_gflops"] = rate / 1e9
+    return recs
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+    import sys
+
+    print(json.dumps(bench_deep("--quick" in sys.argv), indent=1))
