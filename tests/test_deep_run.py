@@ -117,3 +117,11 @@ def test_divergence_is_reported():
                       "model.gamma0": 4.0, "train.widths": [16]}))
     assert "non-finite" in res.summary["diverged"][0]["message"] or "infinite" in res.summary["diverged"][0]["message"]
     assert res.status == "diverged"
+
+
+@pytest.mark.parametrize("alg", ["gd", "sgd", "online_sgd", "flow"])
+def test_float32_follows_float64(alg):
+    r32 = run(deep(**{"run.dtype": "float32", "train.algorithm": alg, "train.widths": [16], "train.seeds": 2}))
+    r64 = run(deep(**{"train.algorithm": alg, "train.widths": [16], "train.seeds": 2}))
+    assert r32.status == "completed"
+    np.testing.assert_allclose(r32.arrays["f_nn"], r64.arrays["f_nn"], atol=1e-5)

@@ -227,7 +227,7 @@ def run_deep(cfg, progress: bool = False, log=None):
             rngs = [[seeding.stream(cfg.run.seed, "nn_init", N, s, l) for l in range(L + 1)] for s in range(S)]
             theta0 = net.init(rngs, dtype=dtype)
             step = make_step(net, alg, lr, train=(Xd, yd), integrator=cfg.train.integrator, batch=cfg.train.batch,
-                             sampler=_sampler(task, dtype), rng=seeding.stream(cfg.run.seed, "nn_data", N))
+                             sampler=_sampler(task, dtype), rng=seeding.stream(cfg.run.seed, "nn_data", N), dtype=dtype)
             obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype))
             t0 = time.perf_counter()
             rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress)

@@ -28,7 +28,7 @@ ALGORITHMS = ("gd", "flow", "sgd", "online_sgd")
 
 
 def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "rk4", batch: int = 32,
-              sampler=None, rng=None, dtype=np.float64):
+              sampler=None, rng=None, dtype=None):
     r"""Return ``step(theta, k) -> theta_next`` for the ensemble state of ``net``.
 
     Parameters
@@ -41,6 +41,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
     batch : int, minibatch size B (sgd, online_sgd)
     sampler : callable (rng, n, batch=(S,)) -> (x (S, n, D), y (S, n)) (online_sgd)
     rng : numpy Generator (sgd, online_sgd)
+    dtype : numpy dtype of the data fed to the network (None: as given); use the state's dtype
     """
     if algorithm in ("gd", "flow", "sgd"):
         if train is None:
@@ -76,7 +77,8 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             xb, yb = sampler(rng, batch, batch=(th.shape[0],))
-            v = net.velocity(th, np.asarray(xb, dtype=dtype), np.asarray(yb, dtype=dtype), scale=lr)[1]
+            v = net.velocity(th, np.asarray(xb, dtype=dtype or th.dtype), np.asarray(yb, dtype=dtype or th.dtype),
+                             scale=lr)[1]
             v += th
             return v
 
