@@ -39,7 +39,7 @@ Two sweep orders (``sweep``):
 * ``'jacobi'`` — DMFT.md §3.4 as written: start from the lazy solution, iterate the Jacobi map with
   damping and horizon continuation until the relative change is below ``tol`` (typically 8–10
   iterations per stage).
-* ``'causal'`` (default) — the first iteration is a time-ordered Gauss–Seidel sweep
+* ``'causal'`` (default when it fits in memory) — the first iteration is a time-ordered Gauss–Seidel sweep
   (:mod:`~solvers.dmft.causal`) which, because the discrete system is causal, lands on the fixed
   point of the same map (same noise, same estimators) in one pass; the following Jacobi iterations
   certify it: their residual is the distance from a fixed point and must reach ``tol`` as before.
@@ -224,7 +224,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
                stage_tol: float | None = None, max_iter: int = 60, damping: float = 1.0,
                stages: int | None = None, seed: int = 0, jitter: float = JITTER,
                f_estimator: str = "auto", error_batches: int = 4, antithetic: bool = False,
-               u1=None, rL=None, tangent_chunk: int | None = None, block: int = 8, sweep: str = "causal",
+               u1=None, rL=None, tangent_chunk: int | None = None, block: int = 8, sweep: str = "auto",
                max_bytes: float | None = 4e9, n_threads: int | None = 1,
                verbose: bool = False) -> DMFTResult:
     r"""Solve the infinite-width DMFT of an L-hidden-layer muP network by sample-and-solve.
@@ -254,7 +254,9 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         ``u1[μ, i] = W⁰_i·x_μ/√D``, ``rL[i] = w^L_i``)
     tangent_chunk : int, tangent samples per chunk (default: fit 512 MB)
     block : int, time steps per blocked GEMM of the march
-    sweep : 'causal' | 'jacobi', order of the first sweep of each stage (see module doc)
+    sweep : 'auto' | 'causal' | 'jacobi', order of the first sweep of each stage (see module doc);
+        'auto' takes 'causal' when its memory estimate fits in ``max_bytes``, else 'jacobi' (recorded
+        in ``info['sweep']``)
     max_bytes : float, refuse (:class:`~solvers.dmft.memory.DMFTMemoryError`) above this estimate
     n_threads : int or None, BLAS threads during the solve (default 1, see
         :func:`~solvers.dmft.iteration.blas_threads`;
@@ -285,7 +287,8 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     if y.shape != (P,):
         raise ValueError(f"y must have shape {(P,)}, got {y.shape}")
     if (u1 is None) != (rL is None):
-        raise ValueError("give both u1 and rL (a network's first-layer fields and readout weights) or neither")
+        raise ValueError("give both u1 and rL (a network's first-layer fields and readout weights) "
+                         "or neither")
     if u1 is not None:
         if antithetic:
             raise ValueError("antithetic sampling cannot be combined with explicit u1/rL")
@@ -302,8 +305,11 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         raise ValueError("L >= 2 needs n_tangent >= 1 samples for the response functions")
     if not jitter >= 0:
         raise ValueError(f"jitter must be >= 0, got {jitter}")
-    if sweep not in ("causal", "jacobi"):
-        raise ValueError(f"unknown sweep {sweep!r}; choose 'causal' or 'jacobi'")
+    if sweep not in ("auto", "causal", "jacobi"):
+        raise ValueError(f"unknown sweep {sweep!r}; choose 'auto', 'causal' or 'jacobi'")
+    if sweep == "auto":
+        causal_bytes = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep="causal").total
+        sweep = "causal" if max_bytes is None or causal_bytes <= max_bytes else "jacobi"
     if stages is None:
         stages = 1 if sweep == "causal" else int(np.ceil(T / 12))
     stage_tol = max(tol, 1e-4) if stage_tol is None else stage_tol
@@ -331,8 +337,12 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         log.status, log.message = "not_positive_definite", str(e)
         state = DMFTState.lazy(init, grid, y)
         return result_from_state(state, log, settings, _nan_errors(state, L))
-    first = lambda Fm: (CausalSweep(activation, gamma0, Fm.bank, Fm.u1, Fm.n_tangent, f_estimator,  # noqa: E731
-                                     jitter) if sweep == "causal" else None)
+
+    def first(Fm):  # the causal sweep on the same noise and estimators as the Jacobi map Fm
+        if sweep != "causal":
+            return None
+        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, Fm.n_tangent, f_estimator, jitter)
+
     state0 = DMFTState.lazy(init, grids[0], y)
     state, log = iterate(F, state0, grids, tol=tol, stage_tol=stage_tol, max_iter=max_iter,
                          damping=damping, log=log, verbose=verbose, F_first=first(F))
@@ -340,7 +350,8 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     settings["timings"] = dict(F.timings, main_solve=t_main)
     if state.grid.n_t != grid.n_t:  # stopped early on a shorter stage
         state = state.extended(grid)
-        log.message += f" (stopped at horizon T={log.horizons[-1] if log.horizons else 0}; later times are the extension)"
+        stopped = log.horizons[-1] if log.horizons else 0
+        log.message += f" (stopped at horizon T={stopped}; later times are the extension)"
 
     B = int(error_batches)
     errors = _nan_errors(state, L)
