@@ -125,3 +125,17 @@ def test_float32_follows_float64(alg):
     r64 = run(deep(**{"train.algorithm": alg, "train.widths": [16], "train.seeds": 2}))
     assert r32.status == "completed"
     np.testing.assert_allclose(r32.arrays["f_nn"], r64.arrays["f_nn"], atol=1e-5)
+
+
+def test_kernels_capped_on_large_point_sets(tmp_path):
+    from meanfield.deep.run import KERNEL_MAX_POINTS
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((KERNEL_MAX_POINTS + 20, 3))
+    np.savez(tmp_path / "big.npz", X=X, y=np.tanh(X[:, 0]))
+    res = run(deep(**{"task.kind": "dataset", "task.path": str(tmp_path / "big.npz"), "train.widths": [8],
+                      "model.activation": "erf",  # closed-form NTK kernels (tanh quadrature is slow here)
+                      "train.seeds": 2, "time.t_max": 0.2}))
+    nk = KERNEL_MAX_POINTS
+    assert res.arrays["f_nn"].shape[-1] == nk + 20 and res.arrays["K_nn"].shape[-1] == nk
+    assert res.arrays["Phi_inf"].shape[-1] == nk and np.all(np.isfinite(res.arrays["align_nn"]))

@@ -62,21 +62,30 @@ class DeepObserver:
     X_train : (P, D);  y_train : (P,)
     X_test : (Q, D) or None;  y_test : (Q,) or None
     kernels : bool
-        Also compute Φ^ℓ, G^ℓ, K and the alignment (one extra forward/backward on all points).
+        Also compute Φ^ℓ, G^ℓ, K and the alignment (one extra forward/backward on the kernel points).
+    kernel_points : int or None
+        Kernels on the first ``n_k = min(n, kernel_points)`` points only (train first; None: all).
+    seed_mean_kernels : bool
+        Return Φ^ℓ and G^ℓ already averaged over the seeds (saves S× memory over a run).
 
     Calling it on a state returns a dict with leading axis S: ``risk_train`` (S,), ``risk_test`` (S,),
-    ``f`` (S, n), and with kernels ``Phi`` (S, L, n, n), ``G`` (S, L, n, n), ``K`` (S, n, n),
-    ``align`` (S,). (The ``risk_`` prefix lets :func:`meanfield.march.march` detect divergence.)
+    ``f`` (S, n), and with kernels ``Phi`` (S, L, n_k, n_k) (or (L, n_k, n_k) seed means), ``G`` likewise,
+    ``K`` (S, n_k, n_k), ``align`` (S,). (The ``risk_`` prefix lets :func:`meanfield.march.march` detect
+    divergence.)
     """
 
-    def __init__(self, net, X_train, y_train, X_test=None, y_test=None, kernels=True):
+    def __init__(self, net, X_train, y_train, X_test=None, y_test=None, kernels=True, kernel_points=None,
+                 seed_mean_kernels=False):
         self.net = net
         self.P = X_train.shape[0]
         self.X = X_train if X_test is None else np.concatenate([X_train, X_test], axis=0)
         self.y_train = y_train
         self.y_test = y_test if X_test is not None else None
         self.kernels = kernels
-        self.Phi0 = (self.X @ self.X.T) / self.X.shape[1]
+        nk = self.X.shape[0] if kernel_points is None else min(self.X.shape[0], int(kernel_points))
+        self.Xk = self.X[:nk]
+        self.seed_mean = seed_mean_kernels
+        self.Phi0 = (self.Xk @ self.Xk.T) / self.X.shape[1]
 
     def __call__(self, theta) -> dict:
         P = self.P
@@ -90,10 +99,14 @@ class DeepObserver:
         else:
             out["risk_test"] = np.full(f.shape[0], np.nan)
         if self.kernels:
-            fl = self.net.fields(theta, self.X)
+            fl = self.net.fields(theta, self.Xk)
             N = self.net.N
             Phi = np.stack([np.matmul(a, np.swapaxes(a, -1, -2)) / N for a in fl.phi], axis=1)
             G = np.stack([np.matmul(g, np.swapaxes(g, -1, -2)) / N for g in fl.g], axis=1)
             K = ntk_from_kernels(self.Phi0, Phi, G)
-            out.update(Phi=Phi, G=G, K=K, align=alignment(K, self.y_train))
+            out.update(K=K, align=alignment(K, self.y_train[: self.Xk.shape[0]]))
+            if self.seed_mean:
+                out.update(Phi=Phi.mean(axis=0), G=G.mean(axis=0))
+            else:
+                out.update(Phi=Phi, G=G)
         return out

@@ -11,6 +11,8 @@ synthetic task ``train.n_train`` points drawn once from the task (stream ``train
 (carry no loss; their outputs and kernels are recorded): the first ``eval.n_points`` rows of a dataset's
 ``X_test, y_test`` (none if absent), or ``eval.n_points`` fresh task samples (stream ``eval_points``).
 Every point-indexed array lists the P training points first, then the Q test points (``n = P + Q``).
+Kernels are recorded on the first ``n_k = min(n, KERNEL_MAX_POINTS)`` of them (256; the alignment then
+uses the training points among those), so that large datasets without a DMFT limit stay affordable.
 
 Times
 -----
@@ -31,22 +33,22 @@ key                 shape                  meaning
 ``depth``           ()                     L
 ``x_train``         (P, D)                 training inputs;  ``y_train`` (P,)
 ``x_test``          (Q, D)                 test inputs;  ``y_test`` (Q,)
-``Phi0``            (n, n)                 input kernel :math:`XX^\top/D`
+``Phi0``            (n_k, n_k)             input kernel :math:`XX^\top/D`
 ``loss_inf``        (T,)                   limit's training loss :math:`\frac1P\sum_\mu\frac12(y_\mu-f_\mu)^2`
 ``loss_inf_test``   (T,)                   limit's loss on the test points (NaN without test points)
 ``loss_inf_err``    (T,)                   its Monte Carlo standard error (dmft; 0 for exact methods)
 ``f_inf``           (T, n)                 limit's outputs; ``f_inf_err`` (T, n) their MC standard error
-``Phi_inf``         (T, L, n, n)           limit's feature kernels :math:`\Phi^\ell(t,t)`, ℓ = 1..L
-``G_inf``           (T, L, n, n)           limit's gradient kernels :math:`G^\ell(t,t)`
-``K_inf``           (T, n, n)              limit's NTK :math:`\sum_{\ell=0}^L G^{\ell+1}\odot\Phi^\ell`
+``Phi_inf``         (T, L, n_k, n_k)       limit's feature kernels :math:`\Phi^\ell(t,t)`, ℓ = 1..L
+``G_inf``           (T, L, n_k, n_k)       limit's gradient kernels :math:`G^\ell(t,t)`
+``K_inf``           (T, n_k, n_k)          limit's NTK :math:`\sum_{\ell=0}^L G^{\ell+1}\odot\Phi^\ell`
 ``align_inf``       (T,)                   kernel–target alignment of ``K_inf`` (training block)
 ``dmft_residuals``  (iterations,)          fixed-point residual per iteration (dmft, dmft_linear)
 ``widths``          (W,)                   widths N
 ``loss_nn``         (W, S, T)              training loss of every network; ``loss_nn_test`` likewise
 ``f_nn``            (W, S, T, n)           outputs of every network
 ``align_nn``        (W, S, T)              alignment of every network's NTK
-``Phi_nn``          (W, T, L, n, n)        seed-mean feature kernels; ``G_nn`` likewise
-``K_nn``            (W, T, n, n)           seed-mean NTK
+``Phi_nn``          (W, T, L, n_k, n_k)    seed-mean feature kernels; ``G_nn`` likewise
+``K_nn``            (W, T, n_k, n_k)       seed-mean NTK
 ``K_dev_nn``        (W, S, T)              :math:`\lVert K_s(t)-K_\infty(t)\rVert_F/\lVert K_\infty(t)\rVert_F`
 ``risk_mf``         (T,)                   alias of ``loss_inf`` (for the scan tools)
 ``risk_nn``         (W, S, T)              alias of ``loss_nn``
@@ -70,7 +72,10 @@ from .network import DeepNet, make_parametrisation
 from .observe import DeepObserver, alignment
 from .train import make_step, train_ensemble
 
-__all__ = ["run_deep", "deep_points", "solve_limit", "is_deep"]
+__all__ = ["run_deep", "deep_points", "solve_limit", "is_deep", "KERNEL_MAX_POINTS"]
+
+#: kernels are recorded on at most this many points (the first ones: training points first)
+KERNEL_MAX_POINTS = 256
 
 
 def deep_points(cfg, task):
@@ -153,6 +158,7 @@ def run_deep(cfg, progress: bool = False, log=None):
     X, y, Xt, yt = deep_points(cfg, task)
     P, Q, D = X.shape[0], Xt.shape[0], X.shape[1]
     n = P + Q
+    nk = min(n, KERNEL_MAX_POINTS)
     Xall = np.concatenate([X, Xt])
     do_limit = cfg.limit.method != "none"
     h_ref = cfg.limit.dt if do_limit else cfg.train.lr
@@ -160,7 +166,7 @@ def run_deep(cfg, progress: bool = False, log=None):
     t = steps_ref * h_ref
     TR = len(t)
     arrays = {"t": t, "depth": np.int64(L), "x_train": X, "y_train": y, "x_test": Xt, "y_test": yt,
-              "Phi0": Xall @ Xall.T / D}
+              "Phi0": Xall[:nk] @ Xall[:nk].T / D}
     summary = {"kind": "deep", "status": "completed", "depth": L, "gamma0": g0, "parametrisation": m.parametrisation,
                "n_train": P, "n_test": Q, "dtype": cfg.run.dtype, "messages": []}
     diverged = []
@@ -190,9 +196,10 @@ def run_deep(cfg, progress: bool = False, log=None):
             loss_inf=sol["loss"][sel], loss_inf_err=np.asarray(sol["loss_err"])[sel], f_inf=f_inf,
             f_inf_err=np.asarray(sol["f_err"])[sel],
             loss_inf_test=(0.5 * np.mean((yt - f_inf[:, P:]) ** 2, axis=1) if Q else np.full(TR, np.nan)),
-            Phi_inf=np.ascontiguousarray(sol["Phi"][sel]), G_inf=np.ascontiguousarray(sol["G"][sel]),
-            K_inf=np.ascontiguousarray(sol["K"][sel]), dmft_residuals=sol["residuals"])
-        arrays["align_inf"] = alignment(arrays["K_inf"], y)
+            Phi_inf=np.ascontiguousarray(sol["Phi"][sel][..., :nk, :nk]),
+            G_inf=np.ascontiguousarray(sol["G"][sel][..., :nk, :nk]),
+            K_inf=np.ascontiguousarray(sol["K"][sel][..., :nk, :nk]), dmft_residuals=sol["residuals"])
+        arrays["align_inf"] = alignment(arrays["K_inf"], y[:nk])
         arrays["risk_mf"] = arrays["loss_inf"]
         K_inf = arrays["K_inf"]
 
@@ -216,9 +223,9 @@ def run_deep(cfg, progress: bool = False, log=None):
         f_nn = np.full((W, S, TR, n), np.nan)
         align_nn = np.full((W, S, TR), np.nan)
         K_dev = np.full((W, S, TR), np.nan)
-        Phi_nn = np.full((W, TR, L, n, n), np.nan)
-        G_nn = np.full((W, TR, L, n, n), np.nan)
-        K_nn = np.full((W, TR, n, n), np.nan)
+        Phi_nn = np.full((W, TR, L, nk, nk), np.nan)
+        G_nn = np.full((W, TR, L, nk, nk), np.nan)
+        K_nn = np.full((W, TR, nk, nk), np.nan)
         summary["seconds_train"] = {}
         param = make_parametrisation(m.parametrisation, g0)
         Xd, yd = X.astype(dtype), y.astype(dtype)
@@ -228,7 +235,8 @@ def run_deep(cfg, progress: bool = False, log=None):
             theta0 = net.init(rngs, dtype=dtype)
             step = make_step(net, alg, lr, train=(Xd, yd), integrator=cfg.train.integrator, batch=cfg.train.batch,
                              sampler=_sampler(task, dtype), rng=seeding.stream(cfg.run.seed, "nn_data", N), dtype=dtype)
-            obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype))
+            obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype), kernel_points=nk,
+                               seed_mean_kernels=True)
             t0 = time.perf_counter()
             rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress)
             summary["seconds_train"][str(N)] = time.perf_counter() - t0
@@ -237,8 +245,8 @@ def run_deep(cfg, progress: bool = False, log=None):
             f_nn[wi] = np.moveaxis(rec["f"], 0, 1)
             align_nn[wi] = rec["align"].T
             with np.errstate(invalid="ignore"):
-                Phi_nn[wi] = rec["Phi"].mean(axis=1)
-                G_nn[wi] = rec["G"].mean(axis=1)
+                Phi_nn[wi] = rec["Phi"]
+                G_nn[wi] = rec["G"]
                 K_nn[wi] = rec["K"].mean(axis=1)
                 if K_inf is not None:
                     num = np.linalg.norm(rec["K"] - K_inf[:, None], axis=(-1, -2))
