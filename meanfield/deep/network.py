@@ -74,10 +74,22 @@ import contextlib
 import functools
 import math
 from dataclasses import dataclass
+
 import numpy as np
 
 from solvers.gaussian import get_activation
 from solvers.particles import TwoLayer, get_backend, mc_risk_velocity
+
+__all__ = [
+    "LayerScales",
+    "MuP",
+    "PARAMETRISATIONS",
+    "make_parametrisation",
+    "DeepNet",
+    "Fields",
+    "init_weights",
+    "blas_limit",
+]
 
 _CONTROLLER = []
 
@@ -112,18 +124,6 @@ def _limited(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-__all__ = [
-    "LayerScales",
-    "MuP",
-    "PARAMETRISATIONS",
-    "make_parametrisation",
-    "DeepNet",
-    "Fields",
-    "init_weights",
-    "blas_limit",
-]
 
 
 # ---------------------------------------------------------------------------------------------
