@@ -113,6 +113,8 @@ def solve_deep_linear(X, y, L: int, gamma0: float, dt: float, T: int, *, X_test=
     t0 = time.perf_counter()
     if gamma0 == 0:
         raise ValueError("gamma0 = 0 is the lazy limit: use solvers.dmft.solve_ntk")
+    if int(T) != T or T < 1 or not dt > 0 or L < 1:
+        raise ValueError(f"need integers L, T >= 1 and dt > 0, got L={L}, T={T}, dt={dt}")
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     Xall = X if X_test is None else np.concatenate([X, np.asarray(X_test, dtype=float)], axis=0)

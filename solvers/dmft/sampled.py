@@ -43,8 +43,10 @@ Two sweep orders (``sweep``):
   (:mod:`~solvers.dmft.causal`) which, because the discrete system is causal, lands on the fixed
   point of the same map (same noise, same estimators) in one pass; the following Jacobi iterations
   certify it: their residual is the distance from a fixed point and must reach ``tol`` as before.
-  Typically 2 iterations in total, ~5–10× faster than ``'jacobi'``; needs all tangents in memory
-  at once.
+  Typically 2 iterations in total; needs all tangents in memory at once. Measured (L = 2 tanh,
+  P = 4, T = 50, S = 8000, 500 tangent samples, 1 BLAS thread, shared 2-core machine): causal
+  4–6 s, certifying residual ~2e-9; Jacobi 48 s (54 iterations in 5 stages); the two differ by
+  2.5e-7 in f.
 
 Estimators
 ----------
@@ -71,7 +73,9 @@ Batch sub-solves: the samples are split into ``error_batches`` = B contiguous bl
 samples likewise), each block is solved to the same tolerance (warm-started from the full solution),
 and the standard error of the full solve is estimated as ``std_b(X_b) / sqrt(B)`` (assumes the
 :math:`S^{-1/2}` law; the :math:`O(1/S)` bias is not included). With B = 4 the error estimate itself
-is uncertain by about ±40%.
+is uncertain by about ±40%. Measured: at S = 8000, 500 tangents it matches the spread of independent
+seeds (2–5e-3 in f for the setting above); with few tangent samples per batch (50) it overestimates
+that spread by ~1.6× (conservative).
 """
 from __future__ import annotations
 
@@ -303,6 +307,10 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     S_tan = int(min(n_tangent, S))
     if L >= 2 and S_tan < 1:
         raise ValueError("L >= 2 needs n_tangent >= 1 samples for the response functions")
+    if int(T) != T or T < 1 or not dt > 0:
+        raise ValueError(f"need an integer T >= 1 and dt > 0, got T={T}, dt={dt}")
+    if S < 2:
+        raise ValueError(f"need at least 2 samples, got {S}")
     if not jitter >= 0:
         raise ValueError(f"jitter must be >= 0, got {jitter}")
     if sweep not in ("auto", "causal", "jacobi"):
