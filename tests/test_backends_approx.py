@@ -1,0 +1,62 @@
+"""The vectorisable approximations of ``solvers.particles.backends._approx`` against numpy/scipy.
+
+float64: ≤ 1e-14 relative everywhere tested (measured ≤ 7e-16). float32: ≤ 1e-6 relative
+against the float64 reference evaluated at the float32-rounded input (measured ≤ 4e-7).
+"""
+import numpy as np
+import pytest
+from scipy import special
+
+pytest.importorskip("numba")
+from solvers.particles.backends import _approx  # noqa: E402
+
+GRID = {
+    "asin": (np.arcsin, np.concatenate([np.linspace(-1, 1, 20001), [0.5, -0.5, 1e-300, -1e-8]])),
+    "exp": (np.exp, np.concatenate([np.linspace(-708, 709, 20001), np.linspace(-2, 2, 2001)])),
+    "erf": (special.erf, np.concatenate([np.linspace(-7, 7, 20001), np.geomspace(1e-300, 1, 200)])),
+    "tanh": (np.tanh, np.concatenate([np.linspace(-22, 22, 20001), np.geomspace(1e-300, 1, 200)])),
+}
+
+
+def _rel(y, r):
+    return np.max(np.abs(y - r) / np.maximum(np.abs(r), np.finfo(float).tiny))
+
+
+@pytest.mark.parametrize("name", sorted(GRID))
+def test_float64_within_1e14(name):
+    ref, x = GRID[name]
+    y = _approx.map_unary(name, x)
+    assert y.dtype == np.float64
+    assert _rel(y, ref(x)) <= 1e-14
+
+
+@pytest.mark.parametrize("name", sorted(GRID))
+def test_float32_keeps_dtype_and_accuracy(name):
+    ref, x = GRID[name]
+    x32 = x.astype(np.float32)
+    r = ref(x32.astype(np.float64))
+    keep = (np.abs(r) > 1e-30) & (np.abs(r) < 1e30)
+    y = _approx.map_unary(name, x32)
+    assert y.dtype == np.float32
+    assert _rel(y[keep].astype(np.float64), r[keep]) <= 1e-6
+
+
+def test_special_values():
+    assert _approx.map_unary("exp", np.array([-800.0, 0.0]))[0] == 0.0
+    assert _approx.map_unary("exp", np.array([0.0]))[0] == 1.0
+    assert np.isinf(_approx.map_unary("exp", np.array([800.0]))[0])
+    assert _approx.map_unary("erf", np.array([30.0]))[0] == 1.0
+    assert _approx.map_unary("asin", np.array([1.0]))[0] == np.arcsin(1.0)
+    # subnormal results of exp survive the two-factor 2**k
+    assert _approx.map_unary("exp", np.array([-740.0]))[0] == pytest.approx(np.exp(-740.0), rel=1e-14)
+
+
+def test_activation_pairs():
+    z = np.linspace(-12, 12, 4001)
+    s, d = _approx.map_unary("erf_act_d1", z)
+    assert _rel(s, special.erf(z / np.sqrt(2))) <= 1e-14
+    assert _rel(d, np.sqrt(2 / np.pi) * np.exp(-0.5 * z * z)) <= 1e-14
+    t, dt = _approx.map_unary("tanh_act_d1", z)
+    assert _rel(t, np.tanh(z)) <= 1e-14
+    tt = np.tanh(z)
+    assert np.max(np.abs(dt - (1 - tt * tt))) <= 1e-15

@@ -1,0 +1,191 @@
+"""The numba CPU backend against the numpy reference.
+
+float64: every output within 1e-10 relative (norm-wise; measured ≤ 1e-15), and 100-step
+integrations (Euler, Heun, RK4) of the population and Monte Carlo flows within 1e-10.
+float32: within ``F32_TOL`` = 2e-6 relative (measured ≤ 5e-7 at these sizes: float32 inputs,
+float32 arithmetic, float64 accumulation across source blocks in the pairwise kernel).
+Sizes are tiny (compile time dominates; kernels are cached in NUMBA_CACHE_DIR).
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from solvers.particles import field, integrators  # noqa: E402
+from solvers.particles.backends import (  # noqa: E402
+    BACKENDS,
+    NumpyBackend,
+    get_backend,
+    resolve_backend,
+)
+from solvers.particles.backends.numba_backend import NumbaBackend  # noqa: E402
+
+F64_TOL = 1e-10
+F32_TOL = 2e-6
+REF = NumpyBackend()
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return NumbaBackend()
+
+
+def rel(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
+
+
+def tol(dt):
+    return F64_TOL if dt == np.float64 else F32_TOL
+
+
+def test_registered_and_auto():
+    assert "numba" in BACKENDS and "cuda" in BACKENDS
+    assert get_backend("numba").name == "numba"
+    name, reason = resolve_backend("auto")
+    assert name in ("numba", "cuda") and reason.startswith("backend auto ->")
+    assert resolve_backend("numpy") == ("numpy", "")
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("act", ["erf", "relu", "linear"])
+def test_pairwise_self_cross_batched(nb, act, dt):
+    rng = np.random.default_rng(1)
+    # m = 300 > one source block (256): exercises the strip mining; n = 37 leaves a partial
+    # row block
+    w = rng.standard_normal((37, 5)).astype(dt)
+    w[3] = 0.0  # a vanishing weight vector (relu's q = 0 branch)
+    c = rng.standard_normal(37).astype(dt)
+    src = rng.standard_normal((300, 5)).astype(dt)
+    cs = rng.standard_normal(300).astype(dt)
+    for args in ((w, w, c, 1.3), (w, src, cs, 0.7)):
+        F, G = nb.pairwise(act, *args)
+        F0, G0 = REF.pairwise(act, *args)
+        assert F.dtype == dt and G.dtype == dt and F.shape == F0.shape and G.shape == G0.shape
+        assert rel(F, F0) <= tol(dt) and rel(G, G0) <= tol(dt)
+    # batched seeds: self-interaction, and shared sources with batched weights
+    wb = rng.standard_normal((3, 20, 4)).astype(dt)
+    cb = rng.standard_normal((3, 20)).astype(dt)
+    teacher = rng.standard_normal((2, 4)).astype(dt)
+    ct = rng.standard_normal(2).astype(dt)
+    for args in ((wb, wb, cb, 1.0), (wb, teacher, ct, 2.0)):
+        F, G = nb.pairwise(act, *args)
+        F0, G0 = REF.pairwise(act, *args)
+        assert F.shape == F0.shape == (3, 20) and G.shape == G0.shape
+        assert rel(F, F0) <= tol(dt) and rel(G, G0) <= tol(dt)
+
+
+def test_pairwise_exact_diagonal_relu(nb):
+    # duplicated particles: c_ij = q exactly only on i == j; the reference's convention must hold
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((9, 3))
+    c = rng.standard_normal(9)
+    F, G = nb.pairwise("relu", w, w, c)
+    F0, G0 = REF.pairwise("relu", w, w, c)
+    assert rel(F, F0) <= 1e-13 and rel(G, G0) <= 1e-13
+
+
+def test_pairwise_unknown_activation_defers_to_reference(nb):
+    w = np.ones((2, 2))
+    with pytest.raises(ValueError, match="closed-form"):
+        nb.pairwise("tanh", w, w, np.ones(2))
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("act", ["erf", "relu", "tanh", "linear"])
+def test_mc_forward_backward(nb, act, bias, dt):
+    rng = np.random.default_rng(3)
+    S, M, N, d = 3, 50, 40, 6
+    x = rng.standard_normal((S, M, d)).astype(dt)
+    w = rng.standard_normal((S, N, d)).astype(dt)
+    b = rng.standard_normal((S, N)).astype(dt) if bias else None
+    a = rng.standard_normal((S, N)).astype(dt)
+    r = rng.standard_normal((S, M)).astype(dt)
+    # batched samples, shared samples, single network
+    cases = [(x, w, b, a, r), (x[0], w, b, a, r), (x[0], w[0], None if b is None else b[0], a[0], r[0])]
+    for xx, ww, bb, aa, rr in cases:
+        f = nb.mc_forward(act, xx, ww, bb, aa, 0.3)
+        f0 = REF.mc_forward(act, xx, ww, bb, aa, 0.3)
+        assert f.shape == f0.shape and f.dtype == dt
+        assert rel(f, f0) <= tol(dt)
+        g = nb.mc_backward(act, xx, ww, bb, rr)
+        g0 = REF.mc_backward(act, xx, ww, bb, rr)
+        for p, q in zip(g, g0):
+            if q is None:
+                assert p is None
+                continue
+            assert p.shape == q.shape and p.dtype == dt
+            assert rel(p, q) <= tol(dt)
+
+
+def test_mc_chunking(nb):
+    """Tiny block_bytes: many particle chunks and seed groups must give the same sums."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 30, 3))
+    w = rng.standard_normal((7, 25, 3))
+    a = rng.standard_normal((7, 25))
+    r = rng.standard_normal((7, 30))
+    small = NumbaBackend(block_bytes=2000)
+    assert rel(small.mc_forward("erf", x, w, None, a, 1.0), REF.mc_forward("erf", x, w, None, a, 1.0)) <= 1e-12
+    for p, q in zip(small.mc_backward("erf", x, w, None, r), REF.mc_backward("erf", x, w, None, r)):
+        if q is not None:
+            assert rel(p, q) <= 1e-12
+
+
+def test_unknown_mc_activation_falls_back(nb, monkeypatch):
+    from solvers import gaussian
+
+    act = gaussian.Activation("cube", lambda z: z**3, lambda z: 3 * z**2, lambda z: 6 * z, False, True)
+    monkeypatch.setitem(gaussian.ACTIVATIONS, "cube", act)
+    rng = np.random.default_rng(5)
+    x, w, a = rng.standard_normal((6, 2)), rng.standard_normal((4, 2)), rng.standard_normal(4)
+    assert rel(nb.mc_forward("cube", x, w, None, a, 1.0), REF.mc_forward("cube", x, w, None, a, 1.0)) == 0.0
+
+
+def _population(d, rng):
+    tw = rng.standard_normal((2, d)) / np.sqrt(d)
+    return field.GaussianPopulation(
+        weights=np.array([1.0]), scales=np.array([1.0]), offsets=np.array([0.0]),
+        teacher_w=tw, teacher_c=np.array([[1.0, -0.5]]), activation="erf",
+    )
+
+
+@pytest.mark.parametrize("integrator", ["euler", "heun", "rk4"])
+def test_population_integration_100_steps(nb, integrator):
+    rng = np.random.default_rng(6)
+    d, N = 4, 24
+    model = field.TwoLayer("erf", d)
+    pop = _population(d, rng)
+    theta0 = np.concatenate([rng.standard_normal((N, 1)), rng.standard_normal((N, d)) / np.sqrt(d)], axis=1)
+    step = integrators.get_integrator(integrator)
+    out = []
+    for be in (REF, nb):
+        v = lambda th, be=be: field.population_risk_velocity(model, be, th, pop)[1]  # noqa: E731
+        th = theta0
+        for _ in range(100):
+            th = step(v, th, 0.05)
+        out.append(th)
+    assert np.max(np.abs(out[0] - theta0)) > 1e-3  # it moved
+    assert rel(out[1], out[0]) <= F64_TOL
+
+
+@pytest.mark.parametrize("integrator", ["euler", "heun", "rk4"])
+def test_mc_integration_100_steps_batched(nb, integrator):
+    rng = np.random.default_rng(7)
+    S, d, N, M = 2, 3, 16, 40
+    model = field.TwoLayer("erf", d, bias=True)
+    x = rng.standard_normal((M, d))
+    y = np.tanh(x @ rng.standard_normal(d))
+    theta0 = rng.standard_normal((S, N, model.p))
+    step = integrators.get_integrator(integrator)
+    out = []
+    for be in (REF, nb):
+        v = lambda th, be=be: field.mc_risk_velocity(model, be, th, x, y)[1]  # noqa: E731
+        th = theta0
+        for _ in range(100):
+            th = step(v, th, 0.05)
+        out.append(th)
+    assert np.max(np.abs(out[0] - theta0)) > 1e-3
+    assert rel(out[1], out[0]) <= F64_TOL
