@@ -35,3 +35,18 @@ def test_deep_richness_quick(tmp_path):
     if r["fit_lin"] is not None:
         assert abs(r["fit_lin"].slope - 2) < 0.05
     assert np.all(np.isfinite(r["align"]))
+
+
+def test_bench_deep_quick_records():
+    spec = importlib.util.spec_from_file_location(
+        "deep_bench", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "deep_bench.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    recs = mod.bench_deep(quick=True)
+    keys = {"workload", "backend", "dtype", "N", "d", "M", "S", "seconds_per_step", "throughput", "throughput_unit",
+            "ratio_vs_numpy", "ratio_vs_torch", "roofline_fraction"}
+    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step", "deep_ensemble_gd_step_seed_loop",
+                                             "dmft_iteration"]
+    for r in recs:
+        assert keys <= set(r) and r["seconds_per_step"] > 0 and 0 < r["roofline_fraction"] < 5
+    assert mod.ensemble_flops(16, 64, 1024, 16, 3) == 6 * 2 * 16 * 64 * 1024 ** 2 + 4 * 16 * 64 * 1024 * 16
