@@ -1,0 +1,1 @@
+"""Performance benchmarks of the particle backends (``meanfield bench`` runs :mod:`benchmarks.suite`)."""

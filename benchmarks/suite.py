@@ -1,0 +1,395 @@
+r"""Benchmark suite of the particle backends: ``python -m benchmarks.suite [--quick] [--json FILE]``.
+
+Workloads (each on every usable backend: numpy reference, numba, cuda on a real GPU; plus a
+straightforward PyTorch version when torch is importable)
+------------------------------------------------------------------------------------------------
+``pairwise_erf``
+    One analytic erf pairwise evaluation ``backend.pairwise("erf", w, w, c)`` (self-interaction:
+    the dominant cost of one population-flow velocity), n = m = N, d = 10.
+    Throughput: pairs/s = N²/t. Flops counted per pair: 4d (the dot product and the
+    gradient accumulation, one FMA = 2 flops) + 40 for the kernel (asin polynomial and
+    reflection ≈ 30, det/sqrt/division/weights ≈ 10, sqrt and division counted as one flop).
+``mc_step``
+    One Monte Carlo velocity: ``mc_forward`` then ``mc_backward`` (erf, no bias) on M samples,
+    N particles. Throughput: particle·samples/s = N·M/t. Flops: three GEMMs of 2NMd each (Z in
+    the forward, Z again in the backward, the gradient DᵀX) + 80 per (particle, sample) for
+    the elementwise work (erf, its derivative, weights, sums).
+``ensemble_step``
+    A finite-width ensemble of S = 100 networks × N = 256 neurons (d = 20), one online-SGD-like
+    step each: a fresh batch of M = 64 samples per seed, forward, residual, backward (the
+    same flop count as ``mc_step`` per seed). ``batched`` runs all seeds as one computation
+    (leading seed axis); ``numpy-loop`` is a Python loop over the seeds calling the numpy
+    backend per seed (what one writes without a batch axis). Throughput: seed·steps/s = S/t.
+
+Measurements: seconds per step are the median of ``repeats`` timed calls after one warm-up
+call (which also compiles); slow cases (> 20 s) use one timed call. ``ratio_vs_numpy`` =
+t(numpy) / t(backend) measured in the same run (null where numpy was not run at that size);
+``ratio_vs_torch`` likewise against the torch version (null without torch).
+``roofline_fraction`` = achieved flop rate / peak, the peak being a calibration GEMM
+(``A @ B``, 2048³·2 flops, best of 3) in the same dtype, measured in the same run (for cuda:
+on the GPU).
+
+``--quick`` (smaller sizes, fewer repeats) finishes in under 2 minutes on 2 cores with warm
+numba caches. ``--json FILE`` writes one record per row with the keys workload, backend,
+dtype, N, d, M, S, seconds_per_step, throughput, throughput_unit, ratio_vs_numpy,
+ratio_vs_torch, roofline_fraction (and the run's machine description under "machine").
+``--compile`` also measures the cold numba compile time (fresh cache directory, in a
+subprocess) and the warm-cache import + first call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+__all__ = ["main", "run_suite", "compile_times", "machine"]
+
+
+# ------------------------------------------------------------------ infrastructure
+def _median_time(fn, repeats):
+    t0 = time.perf_counter()
+    fn()  # warm-up (and compile)
+    first = time.perf_counter() - t0
+    if first > 20.0:
+        repeats = 1
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def machine():
+    """A one-line description of this machine (CPU model from lscpu, cores, load average)."""
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except Exception:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{model}, {os.cpu_count()} cores, load average {load:.1f} at start"
+
+
+def _peak_flops(dtype, repeats=3):
+    """Calibration GEMM: best flop rate of a 2048³ matmul in dtype (same BLAS threads as numpy)."""
+    rng = np.random.default_rng(0)
+    n = 2048
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    a @ b
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+def _cuda_peak(dtype):  # pragma: no cover - needs a GPU
+    try:
+        import cupy as cp
+    except Exception:
+        return None
+    n = 8192
+    a = cp.random.standard_normal((n, n)).astype(dtype)
+    b = cp.random.standard_normal((n, n)).astype(dtype)
+    a @ b
+    cp.cuda.Device().synchronize()
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ b
+        cp.cuda.Device().synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+def _backends():
+    """Usable backends: (name, instance). cuda only on a real GPU (not the simulator)."""
+    from solvers.particles.backends import get_backend
+    from solvers.particles.backends.cuda_backend import probe as cuda_probe
+
+    out = [("numpy", get_backend("numpy")), ("numba", get_backend("numba"))]
+    ok, why = cuda_probe()
+    if ok and "simulator" not in why:  # pragma: no cover - needs a GPU
+        out.append(("cuda", get_backend("cuda")))
+    return out
+
+
+def _torch():
+    try:
+        import torch  # noqa: F401
+
+        return torch
+    except Exception:
+        return None
+
+
+# ------------------------------------------------------------------ straightforward torch versions
+def _torch_pairwise_erf(torch, w, c, block=2048):  # pragma: no cover - torch is optional
+    """Dense per row block: C = W Wᵀ, closed-form kernel, F = K c, G by the same formulas."""
+    W = torch.as_tensor(w)
+    cc = torch.as_tensor(c)
+    q = (W * W).sum(1)
+    F = torch.empty_like(q)
+    G = torch.empty_like(W)
+    two_pi = 2.0 / np.pi
+    for lo in range(0, W.shape[0], block):
+        Wi = W[lo : lo + block]
+        qi = q[lo : lo + block]
+        C = Wi @ W.T
+        idx = torch.arange(Wi.shape[0])
+        C[idx, lo + idx] = qi
+        P = (1 + qi)[:, None] * (1 + q)[None, :]
+        dc = two_pi / torch.sqrt(torch.clamp(P - C * C, min=1e-300))
+        K = two_pi * torch.asin(torch.clamp(C / torch.sqrt(P), -1, 1))
+        F[lo : lo + block] = K @ cc
+        coef = -(C * dc) @ cc / (1 + qi)
+        G[lo : lo + block] = coef[:, None] * Wi + (dc * cc[None, :]) @ W
+    return F, G
+
+
+def _torch_mc_step(torch, x, w, a, y, block_bytes=32 * 2**20):  # pragma: no cover
+    X = torch.as_tensor(x)
+    W = torch.as_tensor(w)
+    A = torch.as_tensor(a)
+    Y = torch.as_tensor(y)
+    M, N = X.shape[0], W.shape[0]
+    step = max(1, block_bytes // (M * X.element_size()))
+    f = torch.zeros(M, dtype=X.dtype)
+    s2 = 1.0 / np.sqrt(2.0)
+    for lo in range(0, N, step):
+        f += torch.erf((X @ W[lo : lo + step].T) * s2) @ A[lo : lo + step]
+    f /= N
+    rr = (Y - f) / M
+    ga = torch.empty(N, dtype=X.dtype)
+    gw = torch.empty_like(W)
+    c = np.sqrt(2.0 / np.pi)
+    for lo in range(0, N, step):
+        Z = X @ W[lo : lo + step].T
+        ga[lo : lo + step] = rr @ torch.erf(Z * s2)
+        D = rr[:, None] * c * torch.exp(-0.5 * Z * Z)
+        gw[lo : lo + step] = D.T @ X
+    return ga, gw
+
+
+# ------------------------------------------------------------------ workloads
+def _pairwise_erf(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows):
+    rng = np.random.default_rng(1)
+    for N in sizes:
+        for dt in dtypes:
+            w = (rng.standard_normal((N, d)) / np.sqrt(d)).astype(dt)
+            c = (rng.standard_normal(N) / N).astype(dt)
+            times = {}
+            for name, be in backends:
+                if name == "numpy" and N > numpy_max:
+                    continue
+                times[name] = _median_time(lambda be=be: be.pairwise("erf", w, w, c), repeats)
+            t_torch = None
+            if torch is not None:  # pragma: no cover
+                t_torch = _median_time(lambda: _torch_pairwise_erf(torch, w, c), repeats)
+            flops = N * N * (4 * d + 40)
+            for name, t in times.items():
+                rows.append(_row("pairwise_erf", name, dt, N, d, N, None, t, N * N / t, "pairs/s",
+                                 times.get("numpy"), t_torch, flops, peaks.get((name, dt))))
+
+
+def _mc_step(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows):
+    rng = np.random.default_rng(2)
+    for N, M in sizes:
+        for dt in dtypes:
+            x = rng.standard_normal((M, d)).astype(dt)
+            w = (rng.standard_normal((N, d)) / np.sqrt(d)).astype(dt)
+            a = rng.standard_normal(N).astype(dt)
+            y = rng.standard_normal(M).astype(dt)
+
+            def step(be):
+                f = be.mc_forward("erf", x, w, None, a, 1.0 / N)
+                return be.mc_backward("erf", x, w, None, y - f)
+
+            times = {}
+            for name, be in backends:
+                if name == "numpy" and N * M > numpy_max:
+                    continue
+                times[name] = _median_time(lambda be=be: step(be), repeats)
+            t_torch = None
+            if torch is not None:  # pragma: no cover
+                t_torch = _median_time(lambda: _torch_mc_step(torch, x, w, a, y), repeats)
+            flops = 6.0 * N * M * d + 80.0 * N * M
+            for name, t in times.items():
+                rows.append(_row("mc_step", name, dt, N, d, M, None, t, N * M / t,
+                                 "particle*samples/s", times.get("numpy"), t_torch, flops,
+                                 peaks.get((name, dt))))
+
+
+def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows):
+    from solvers.particles import field
+
+    rng = np.random.default_rng(3)
+    model = field.TwoLayer("erf", d)
+    teacher = rng.standard_normal(d) / np.sqrt(d)
+    for dt in dtypes:
+        theta = (rng.standard_normal((S, N, model.p)) / np.sqrt(d)).astype(dt)
+        xs = rng.standard_normal((S, M, d)).astype(dt)
+        ys = np.tanh(xs @ teacher).astype(dt)
+
+        def batched(be):
+            _, v = field.mc_risk_velocity(model, be, theta, xs, ys)
+            return theta + 0.01 * v
+
+        def loop(be):
+            return [theta[s] + 0.01 * field.mc_risk_velocity(model, be, theta[s], xs[s], ys[s])[1]
+                    for s in range(S)]
+
+        ref = dict(backends)["numpy"]
+        times = {"numpy-loop": _median_time(lambda: loop(ref), repeats)}
+        for name, be in backends:
+            times[name] = _median_time(lambda be=be: batched(be), repeats)
+        flops = S * (6.0 * N * M * d + 80.0 * N * M)
+        for name, t in times.items():
+            peak = peaks.get(("numpy" if name == "numpy-loop" else name, dt))
+            label = name if name == "numpy-loop" else f"{name} batched"
+            rows.append(_row("ensemble_step", label, dt, N, d, M, S, t, S / t, "seed*steps/s",
+                             times["numpy-loop"], None, flops, peak))
+
+
+def _row(workload, backend, dt, N, d, M, S, t, thr, unit, t_numpy, t_torch, flops, peak):
+    return {
+        "workload": workload,
+        "backend": backend,
+        "dtype": np.dtype(dt).name,
+        "N": int(N),
+        "d": int(d),
+        "M": None if M is None else int(M),
+        "S": None if S is None else int(S),
+        "seconds_per_step": t,
+        "throughput": thr,
+        "throughput_unit": unit,
+        "ratio_vs_numpy": None if t_numpy is None else t_numpy / t,
+        "ratio_vs_torch": None if t_torch is None else t_torch / t,
+        "roofline_fraction": None if not peak else flops / t / peak,
+    }
+
+
+def run_suite(quick=False, log=print):
+    """Run every workload; return the list of records (see the module docstring)."""
+    torch = _torch()
+    backends = _backends()
+    dtypes = [np.float64, np.float32]
+    peaks = {}
+    for dt in dtypes:
+        p = _peak_flops(dt)
+        peaks[("numpy", dt)] = peaks[("numba", dt)] = p
+        log(f"calibration GEMM {np.dtype(dt).name}: {p / 1e9:.1f} GFLOP/s")
+        if any(n == "cuda" for n, _ in backends):  # pragma: no cover
+            peaks[("cuda", dt)] = _cuda_peak(dt)
+    log("torch: " + ("importable" if torch is not None else "not importable: torch ratios skipped"))
+    rows = []
+    if quick:
+        _pairwise_erf(backends, torch, [1024, 2048], 10, dtypes, 3, 2048, peaks, rows)
+        _mc_step(backends, torch, [(2000, 2000)], 20, dtypes, 3, 4e6, peaks, rows)
+        _ensemble_step(backends, 100, 256, 20, 64, [np.float64], 3, peaks, rows)
+    else:
+        _pairwise_erf(backends, torch, [2048, 4096, 16384], 10, dtypes, 3, 16384, peaks, rows)
+        _mc_step(backends, torch, [(10**4, 10**4), (10**5, 10**4)], 20, dtypes, 3, 1e8, peaks, rows)
+        _ensemble_step(backends, 100, 256, 20, 64, dtypes, 5, peaks, rows)
+    return rows
+
+
+def format_table(rows):
+    """Plain-text table of the records."""
+    head = ["workload", "N", "d", "M|S", "backend", "dtype", "s/step", "throughput", "unit",
+            "x numpy", "x torch", "roofline"]
+    lines = []
+    for r in rows:
+        ms = f"M={r['M']}" if r["S"] is None else f"S={r['S']},M={r['M']}"
+        lines.append([
+            r["workload"], str(r["N"]), str(r["d"]), ms, r["backend"], r["dtype"],
+            f"{r['seconds_per_step']:.4g}", f"{r['throughput']:.3g}", r["throughput_unit"],
+            "-" if r["ratio_vs_numpy"] is None else f"{r['ratio_vs_numpy']:.2f}",
+            "-" if r["ratio_vs_torch"] is None else f"{r['ratio_vs_torch']:.2f}",
+            "-" if r["roofline_fraction"] is None else f"{100 * r['roofline_fraction']:.1f}%",
+        ])
+    widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(ln, widths)) for ln in lines]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ compile times
+_COMPILE_PROBE = r"""
+import time, json
+t0 = time.perf_counter()
+import numpy as np
+from solvers.particles.backends import get_backend
+be = get_backend("numba")
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+w = rng.standard_normal((64, 10)); c = rng.standard_normal(64)
+be.pairwise("erf", w, w, c)
+t2 = time.perf_counter()
+x = rng.standard_normal((50, 10)); a = rng.standard_normal(64)
+f = be.mc_forward("erf", x, w, None, a, 1.0)
+be.mc_backward("erf", x, w, None, f)
+t3 = time.perf_counter()
+print("RESULT" + json.dumps({"import": t1 - t0, "pairwise_first_call": t2 - t1, "mc_first_calls": t3 - t2}))
+"""
+
+
+def compile_times():
+    """Cold (empty cache) and warm (cached) import + first-call times of the numba kernels (s)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=root)
+        for label in ("cold", "warm"):
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _COMPILE_PROBE], env=env, cwd=root,
+                                 capture_output=True, text=True, timeout=900)
+            total = time.perf_counter() - t0
+            line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
+            rec = json.loads(line[-1][6:]) if line else {"error": out.stderr[-500:]}
+            rec["process_total"] = total
+            res[label] = rec
+    return res
+
+
+# ------------------------------------------------------------------ CLI
+def main(argv=None):
+    """``[--quick] [--json FILE] [--compile]``: run the suite and print the table."""
+    p = argparse.ArgumentParser(prog="meanfield bench", description="Benchmark the particle backends.")
+    p.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes on 2 cores")
+    p.add_argument("--json", metavar="FILE", help="write the records as JSON")
+    p.add_argument("--compile", action="store_true", help="also measure cold/warm numba compile times")
+    args = p.parse_args(argv)
+    desc = machine()
+    print(f"machine: {desc}")
+    t0 = time.perf_counter()
+    rows = run_suite(quick=args.quick)
+    print(format_table(rows))
+    comp = None
+    if args.compile:
+        comp = compile_times()
+        for label, rec in comp.items():
+            print(f"numba {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in rec.items() if isinstance(v, float)))
+    print(f"total {time.perf_counter() - t0:.1f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": desc, "records": rows, "compile_times": comp}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
