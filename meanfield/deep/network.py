@@ -70,7 +70,6 @@ seeds. Feature arrays are ``(S, P, N)`` (points × neurons).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -79,6 +78,7 @@ import numpy as np
 
 from solvers.gaussian import get_activation
 from solvers.particles import TwoLayer, get_backend, mc_risk_velocity
+from solvers.threads import blas_threads
 
 __all__ = [
     "LayerScales",
@@ -91,30 +91,9 @@ __all__ = [
     "blas_limit",
 ]
 
-_CONTROLLER = []
-
-
 def blas_limit(n):
-    """Context limiting the BLAS thread pool to ``n`` threads (no-op for None or without threadpoolctl).
-
-    The ensemble issues S small-to-medium GEMMs per call; on the shared 2-core machines this project runs
-    on, a 2-thread OpenBLAS spends most of its time synchronising (measured under load: a
-    (16 × 64 × 1024) @ (16 × 1024 × 1024) batch 1.0 s with 2 threads, 0.11 s with 1; for P = 6, N = 512,
-    S = 128, 38× slower), so one thread is the default (``DeepNet(blas_threads=1)``).
-    """
-    if n is None:
-        return contextlib.nullcontext()
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    ctl = _CONTROLLER[0]
-    if ctl is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return ctl.limit(limits=int(n), user_api="blas")
+    """BLAS limited to ``n`` threads (see :func:`solvers.threads.blas_threads` for why one is the default)."""
+    return blas_threads(n)
 
 
 def _limited(method):

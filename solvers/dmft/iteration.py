@@ -24,31 +24,15 @@ inside it (DMFT.md §3.3(b)).
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..threads import blas_threads
 from .sources import KernelNotPositiveDefinite
 
-__all__ = ["IterationLog", "stage_horizons", "iterate", "blas_threads"]
-
-
-def blas_threads(n):
-    """Context limiting the BLAS thread pool to ``n`` threads (no-op if threadpoolctl is missing or n is None).
-
-    The marches issue thousands of skinny GEMMs (a few rows times ~10⁵ columns); with a multi-threaded
-    BLAS each call synchronises its threads, and on a shared 2-core machine under load that made a
-    causal sweep ~20× slower (40 s instead of 1.8 s, measured). One thread is the robust default.
-    """
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(n), user_api="blas")
+__all__ = ["IterationLog", "stage_horizons", "iterate"]
 
 
 @dataclass

@@ -37,7 +37,8 @@ import numpy as np
 from scipy import linalg
 
 from .grid import Grid
-from .iteration import IterationLog, blas_threads, iterate, stage_horizons
+from ..threads import blas_threads
+from .iteration import IterationLog, iterate, stage_horizons
 from .ntk import init_kernels
 from .result import DMFTResult, result_from_state
 from .state import DMFTState, memory_operators, outputs_from_field_term

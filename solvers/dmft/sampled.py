@@ -86,7 +86,8 @@ import numpy as np
 from .. import gaussian
 from .causal import CausalSweep
 from .grid import Grid
-from .iteration import IterationLog, blas_threads, iterate, stage_horizons
+from ..threads import blas_threads
+from .iteration import IterationLog, iterate, stage_horizons
 from .march import PrimalMarch, SeedLayout, gram, tangent_averages
 from .memory import check_memory, estimate_memory
 from .ntk import init_kernels
@@ -265,7 +266,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         in ``info['sweep']``)
     max_bytes : float, refuse (:class:`~solvers.dmft.memory.DMFTMemoryError`) above this estimate
     n_threads : int or None, BLAS threads during the solve (default 1, see
-        :func:`~solvers.dmft.iteration.blas_threads`;
+        :func:`~solvers.threads.blas_threads`;
         None leaves the BLAS setting alone)
     verbose : bool, print one line per iteration
 
