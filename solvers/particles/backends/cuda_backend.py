@@ -403,12 +403,23 @@ class CudaBackend:
             a = np.broadcast_to(a, batch + core).reshape((-1,) + core)
         return cuda.to_device(np.ascontiguousarray(a))
 
-    def _splits(self, nblk_targets, S, length):
+    def _tpb_for(self, d, dt):
+        """Threads per block (= tile rows) so the shared tile stays under ~40 KB (static limit 48 KB).
+
+        float64 at d = 64 and 128 threads would need 64 KB; such cases run 64-thread blocks.
+        """
+        rows = 40 * 1024 // ((d + 3) * np.dtype(dt).itemsize)
+        if rows >= self.tpb:
+            return self.tpb
+        return max(1, (rows // 32) * 32 or rows)
+
+    def _splits(self, nblk_targets, S, length, tpb=None):
         """Number of splits of the streamed range so that ≥ min_blocks blocks run."""
-        ntiles = max(1, -(-length // self.tpb))
+        tpb = self.tpb if tpb is None else tpb
+        ntiles = max(1, -(-length // tpb))
         want = -(-self.min_blocks // max(1, nblk_targets * S))
         nsplit = max(1, min(ntiles, want))
-        chunk = -(-ntiles // nsplit) * self.tpb
+        chunk = -(-ntiles // nsplit) * tpb
         nsplit = max(1, -(-length // chunk))
         return nsplit, chunk
 
@@ -436,19 +447,20 @@ class CudaBackend:
             wi3 = self._dev(np.broadcast_to(self._to_host(wi), batch + (n, d)), dt, 2, batch)
         wj3 = wi3 if selfint else self._dev(wj, dt, 2, batch)
         cj2 = self._dev(cj, dt, 1, batch)
-        ks = _kernels(dt, d, _ACT[act], self.tpb)
-        nblk = -(-n // self.tpb)
-        nsplit, chunk = self._splits(nblk, S, m)
+        tpb = self._tpb_for(d, dt)
+        ks = _kernels(dt, d, _ACT[act], tpb)
+        nblk = -(-n // tpb)
+        nsplit, chunk = self._splits(nblk, S, m, tpb)
         cuda = self._cuda
         Fp = cuda.device_array((nsplit, S, n), dtype=dt)
         Tp = cuda.device_array((nsplit, S, n), dtype=dt)
         Gp = cuda.device_array((nsplit, S, n, d), dtype=dt)
         s2 = dt.type(scale2)
-        ks["pair_partial"][(nblk, nsplit, S), self.tpb](wi3, wj3, cj2, s2, selfint, chunk, Fp, Tp, Gp)
+        ks["pair_partial"][(nblk, nsplit, S), tpb](wi3, wj3, cj2, s2, selfint, chunk, Fp, Tp, Gp)
         F = cuda.device_array((S, n), dtype=dt)
         G = cuda.device_array((S, n, d), dtype=dt)
         nthr = S * n
-        ks["pair_reduce"][-(-nthr // self.tpb), self.tpb](wi3, s2, Fp, Tp, Gp, F, G)
+        ks["pair_reduce"][-(-nthr // tpb), tpb](wi3, s2, Fp, Tp, Gp, F, G)
         return self._out(dev_out, (F, batch + (n,)), (G, batch + (n, d)))
 
     def mc_forward(self, act: str, x, w, b, a, coef: float):
@@ -467,14 +479,15 @@ class CudaBackend:
         a2 = self._dev_full(a, dt, 1, batch, S)
         hasb = b is not None
         b2 = self._dev_full(b, dt, 1, batch, S) if hasb else a2
-        ks = _kernels(dt, d, _ACT[act], self.tpb)
-        nblk = -(-M // self.tpb)
-        nsplit, chunk = self._splits(nblk, S, N)
+        tpb = self._tpb_for(d, dt)
+        ks = _kernels(dt, d, _ACT[act], tpb)
+        nblk = -(-M // tpb)
+        nsplit, chunk = self._splits(nblk, S, N, tpb)
         cuda = self._cuda
         fp = cuda.device_array((nsplit, S, M), dtype=dt)
-        ks["fwd_partial"][(nblk, nsplit, S), self.tpb](x3, w3, b2, a2, hasb, chunk, fp)
+        ks["fwd_partial"][(nblk, nsplit, S), tpb](x3, w3, b2, a2, hasb, chunk, fp)
         f = cuda.device_array(S * M, dtype=dt)
-        ks["sum_splits"][-(-(S * M) // self.tpb), self.tpb](fp.reshape(nsplit, S * M), f, dt.type(coef))
+        ks["sum_splits"][-(-(S * M) // tpb), tpb](fp.reshape(nsplit, S * M), f, dt.type(coef))
         return self._out(dev_out, (f, batch + (M,)))[0]
 
     def mc_backward(self, act: str, x, w, b, r):
@@ -493,14 +506,15 @@ class CudaBackend:
         hasb = b is not None
         rr = self._dev(r, dt, 1, batch)
         b2 = self._dev_full(b, dt, 1, batch, S) if hasb else rr
-        ks = _kernels(dt, d, _ACT[act], self.tpb)
-        nblk = -(-N // self.tpb)
-        nsplit, chunk = self._splits(nblk, S, M)
+        tpb = self._tpb_for(d, dt)
+        ks = _kernels(dt, d, _ACT[act], tpb)
+        nblk = -(-N // tpb)
+        nsplit, chunk = self._splits(nblk, S, M, tpb)
         cuda = self._cuda
         gap = cuda.device_array((nsplit, S, N), dtype=dt)
         gbp = cuda.device_array((nsplit, S, N), dtype=dt)
         gwp = cuda.device_array((nsplit, S, N, d), dtype=dt)
-        ks["bwd_partial"][(nblk, nsplit, S), self.tpb](
+        ks["bwd_partial"][(nblk, nsplit, S), tpb](
             x3, w3, b2, rr, dt.type(1.0 / M), hasb, chunk, gap, gwp, gbp
         )
         one = dt.type(1.0)
@@ -508,7 +522,7 @@ class CudaBackend:
         for p, tail in ((gap, (N,)), (gwp, (N, d)), (gbp, (N,))):
             size = S * int(np.prod(tail))
             o = cuda.device_array(size, dtype=dt)
-            ks["sum_splits"][-(-size // self.tpb), self.tpb](p.reshape(nsplit, size), o, one)
+            ks["sum_splits"][-(-size // tpb), tpb](p.reshape(nsplit, size), o, one)
             outs.append((o, batch + tail))
         ga, gw, gb = self._out(dev_out, *outs)
         return ga, gw, (gb if hasb else None)
