@@ -50,8 +50,8 @@ Particles (and seeds) are chunked so that the Z block stays within ``block_bytes
 32 MiB), which bounds memory at N = 10⁶ and beyond. Measured on the loaded 2-core machine
 (N = M = 10⁴, d = 20, erf): 2.3 s per step with 32 MiB blocks, 2.9 s with 8 MiB, 6.1 s with
 2 MiB: the cost of waking the worker threads for each chunk dominates small blocks. BLAS is
-limited to one thread around the chunk loop (threadpoolctl, when importable): with two BLAS
-threads spinning between calls the same step took 6.9 s instead of 1.9 s. Workspaces are kept on the
+limited to one thread around the chunk loop (:func:`solvers.threads.blas_threads`): with two
+BLAS threads spinning between calls the same step took 6.9 s instead of 1.9 s. Workspaces are kept on the
 backend object and reused across calls (no page faults per step); a backend instance is
 therefore not safe to share between Python threads. Linear units use the O((N+M)d) identities
 (:math:`f = \alpha X\sum_i a_iw_i + \ldots`), other activations without a fused kernel fall back
@@ -59,8 +59,12 @@ to the numpy reference.
 
 dtypes: float64 (default) and float32 are compiled once each (one signature per dtype); all
 constants are cast to the array dtype (no float64 leaks into float32 code). Other inputs are
-converted to float64. Float32 accuracy (measured, ``tests/test_backends_numba.py``): pairwise
-F/G ≤ 2e-5 relative (norm-wise), MC forward/backward ≤ 2e-5.
+converted to float64. Float32 accuracy, relative (norm-wise) to the float64 reference
+evaluated on the same float32-rounded inputs, measured: pairwise erf/relu F and G ≤ 1.5e-7
+(N = 256 and 4096, d = 10; the float32 numpy reference itself is at 2e-7–7e-7), MC forward and
+backward ≤ 4.3e-7 (N = M = 2000, d = 20). Tests use 2e-6 against the float32 reference.
+Pairwise sums are carried in float64 across source blocks; the MC sums are float32
+(vectorised partial sums within a chunk, then across chunks).
 
 Threads: set ``NUMBA_NUM_THREADS`` (and the BLAS threads) to the cores you own.
 """
@@ -327,29 +331,16 @@ def _mc_backward_kernel(code, nth, Zt, b, rr, ga, gb):
 
 
 # ------------------------------------------------------------------ the backend
-_BLAS_CTL = []
-
-
 def _single_blas():
-    """Context manager limiting BLAS to one thread (a no-op without threadpoolctl).
+    """BLAS limited to one thread around the chunk loops (the project's shared limiter).
 
     Why: the numba kernels and OpenBLAS run alternately on the same cores; OpenBLAS workers
-    spin after each call and starve the numba threads. Measured on the 2-core machine
+    spin after each call and starve the numba threads. Measured on the loaded 2-core machine
     (N = M = 10⁴, d = 20, erf): 6.9 s per step with 2 BLAS threads, 1.9 s with 1.
     """
-    if not _BLAS_CTL:
-        try:
-            from threadpoolctl import ThreadpoolController
+    from ...threads import blas_threads
 
-            _BLAS_CTL.append(ThreadpoolController())
-        except Exception:  # pragma: no cover - optional dependency
-            _BLAS_CTL.append(None)
-    ctl = _BLAS_CTL[0]
-    if ctl is None:  # pragma: no cover
-        import contextlib
-
-        return contextlib.nullcontext()
-    return ctl.limit(limits=1, user_api="blas")
+    return blas_threads(1)
 
 
 def _float_dtype(*arrays):
