@@ -60,3 +60,18 @@ def test_activation_pairs():
     assert _rel(t, np.tanh(z)) <= 1e-14
     tt = np.tanh(z)
     assert np.max(np.abs(dt - (1 - tt * tt))) <= 1e-15
+
+
+@pytest.mark.parametrize("name", ["fasin", "fexp", "ferf", "ftanh", "erf_act_d1", "tanh_act_d1"])
+def test_float32_code_has_no_float64(name):
+    """No float64 literal or promotion leaks into the float32 specialisation (LLVM IR check)."""
+    from numba import float32, njit
+
+    f = njit(fastmath=_approx.APPROX_FLAGS, error_model="numpy")(getattr(_approx, name).py_func)
+    f.compile((float32,))
+    ir = f.inspect_llvm(f.signatures[0])
+    # the native function(s); the CPython and cfunc wrappers convert to Python floats (double)
+    native = [b for b in ir.split("\ndefine ")[1:] if not any(t in b.split("\n", 1)[0] for t in ("cpython", "cfunc"))]
+    assert native
+    leaks = [ln for b in native for ln in b.splitlines() if "double" in ln]
+    assert not leaks, leaks[:5]

@@ -189,3 +189,25 @@ def test_mc_integration_100_steps_batched(nb, integrator):
         out.append(th)
     assert np.max(np.abs(out[0] - theta0)) > 1e-3
     assert rel(out[1], out[0]) <= F64_TOL
+
+
+def test_float32_mc_rows_have_no_float64():
+    """The fused MC middles compile to pure float32 code (no float64 constant or promotion)."""
+    import numba
+
+    from solvers.particles.backends import numba_backend as nbm
+
+    z = np.ones((1, 3, 4), dtype=np.float32)
+    b = np.zeros((1, 4), dtype=np.float32)
+    f = np.zeros((1, 3), dtype=np.float32)
+    fwd = numba.njit(fastmath=nbm.KFLAGS, error_model="numpy")(nbm._forward_rows.py_func)
+    fwd(1, z, b, b, f, 0, 3)
+    bwd = numba.njit(fastmath=nbm.KFLAGS, error_model="numpy")(nbm._backward_rows.py_func)
+    zt = np.ones((1, 4, 3), dtype=np.float32)
+    g = np.zeros((1, 4), dtype=np.float32)
+    bwd(1, zt, b, f, g, g.copy(), 0, 4, np.empty(3, dtype=np.float32))
+    for disp in (fwd, bwd):
+        ir = disp.inspect_llvm(disp.signatures[0])
+        native = [blk for blk in ir.split("\ndefine ")[1:] if not any(t in blk.split("\n", 1)[0] for t in ("cpython", "cfunc"))]
+        leaks = [ln for blk in native for ln in blk.splitlines() if "double" in ln]
+        assert not leaks, leaks[:5]

@@ -23,6 +23,9 @@ Kernels (all O((n+m)d) memory: no n×m or M×N matrix is ever formed)
   index maths is integer; float32 accumulates in float32 within a split and the splits are
   summed in float32 too (use float64 for theory-grade runs; on H100 it is ~2–3× slower).
 
+Scratch (the per-split partial sums) is allocated once per shape and reused across calls; a
+backend instance is therefore not safe to share between host threads.
+
 Residency: arrays exposing ``__cuda_array_interface__`` (numba device arrays, CuPy, torch) are
 used in place and the results are returned as numba device arrays; host numpy inputs are copied
 in (O((n+m)d) per call) and results copied back. So a device-resident loop keeps particles on
@@ -364,6 +367,19 @@ class CudaBackend:
                 min_blocks = 4 * cuda.get_current_device().MULTIPROCESSOR_COUNT
         self.min_blocks = int(min_blocks)
         self._cpu = None
+        self._scratch: dict = {}
+
+    def _buf(self, key, shape, dt):
+        """Device scratch (the split partial sums) kept across calls: no allocation per step.
+
+        Results handed to the caller are always fresh arrays.
+        """
+        k = (key, tuple(shape), np.dtype(dt).str)
+        buf = self._scratch.get(k)
+        if buf is None:
+            buf = self._cuda.device_array(shape, dtype=dt)
+            self._scratch[k] = buf
+        return buf
 
     # ---------------------------------------------------------------- helpers
     def _fallback(self):
@@ -452,9 +468,9 @@ class CudaBackend:
         nblk = -(-n // tpb)
         nsplit, chunk = self._splits(nblk, S, m, tpb)
         cuda = self._cuda
-        Fp = cuda.device_array((nsplit, S, n), dtype=dt)
-        Tp = cuda.device_array((nsplit, S, n), dtype=dt)
-        Gp = cuda.device_array((nsplit, S, n, d), dtype=dt)
+        Fp = self._buf("Fp", (nsplit, S, n), dt)
+        Tp = self._buf("Tp", (nsplit, S, n), dt)
+        Gp = self._buf("Gp", (nsplit, S, n, d), dt)
         s2 = dt.type(scale2)
         ks["pair_partial"][(nblk, nsplit, S), tpb](wi3, wj3, cj2, s2, selfint, chunk, Fp, Tp, Gp)
         F = cuda.device_array((S, n), dtype=dt)
@@ -484,7 +500,7 @@ class CudaBackend:
         nblk = -(-M // tpb)
         nsplit, chunk = self._splits(nblk, S, N, tpb)
         cuda = self._cuda
-        fp = cuda.device_array((nsplit, S, M), dtype=dt)
+        fp = self._buf("fp", (nsplit, S, M), dt)
         ks["fwd_partial"][(nblk, nsplit, S), tpb](x3, w3, b2, a2, hasb, chunk, fp)
         f = cuda.device_array(S * M, dtype=dt)
         ks["sum_splits"][-(-(S * M) // tpb), tpb](fp.reshape(nsplit, S * M), f, dt.type(coef))
@@ -511,9 +527,9 @@ class CudaBackend:
         nblk = -(-N // tpb)
         nsplit, chunk = self._splits(nblk, S, M, tpb)
         cuda = self._cuda
-        gap = cuda.device_array((nsplit, S, N), dtype=dt)
-        gbp = cuda.device_array((nsplit, S, N), dtype=dt)
-        gwp = cuda.device_array((nsplit, S, N, d), dtype=dt)
+        gap = self._buf("gap", (nsplit, S, N), dt)
+        gbp = self._buf("gbp", (nsplit, S, N), dt)
+        gwp = self._buf("gwp", (nsplit, S, N, d), dt)
         ks["bwd_partial"][(nblk, nsplit, S), tpb](
             x3, w3, b2, rr, dt.type(1.0 / M), hasb, chunk, gap, gwp, gbp
         )
