@@ -74,15 +74,12 @@ def record_grid(t_max, records, spacing, h):
 
 
 def _resolve_backend(name, log):
+    """Instantiate the configured backend; ``auto`` says once which it chose and why."""
     if name == "auto":
-        from solvers.particles import backends
+        from solvers.particles.backends import resolve_backend
 
-        resolver = getattr(backends, "resolve_backend", None)
-        if resolver is None:
-            name, why = "numpy", "no accelerated backend is installed"
-        else:
-            name, why = resolver("auto")
-        log(f"backend auto -> {name} ({why})")
+        name, why = resolve_backend("auto")
+        log(why)
     return name, get_backend(name)
 
 
