@@ -121,13 +121,13 @@ def test_mc_forward_backward(nb, act, bias, dt):
 
 
 def test_mc_chunking(nb):
-    """Tiny block_bytes: many particle chunks and seed groups must give the same sums."""
+    """Tiny tiles and blocks: many particle chunks and seed groups must give the same sums."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((7, 30, 3))
     w = rng.standard_normal((7, 25, 3))
     a = rng.standard_normal((7, 25))
     r = rng.standard_normal((7, 30))
-    small = NumbaBackend(block_bytes=2000)
+    small = NumbaBackend(tile_bytes=1000, block_bytes=1000)
     assert rel(small.mc_forward("erf", x, w, None, a, 1.0), REF.mc_forward("erf", x, w, None, a, 1.0)) <= 1e-12
     for p, q in zip(small.mc_backward("erf", x, w, None, r), REF.mc_backward("erf", x, w, None, r)):
         if q is not None:
@@ -197,15 +197,13 @@ def test_float32_mc_rows_have_no_float64():
 
     from solvers.particles.backends import numba_backend as nbm
 
-    z = np.ones((1, 3, 4), dtype=np.float32)
-    b = np.zeros((1, 4), dtype=np.float32)
-    f = np.zeros((1, 3), dtype=np.float32)
-    fwd = numba.njit(fastmath=nbm.KFLAGS, error_model="numpy")(nbm._forward_rows.py_func)
-    fwd(1, z, b, b, f, 0, 3)
-    bwd = numba.njit(fastmath=nbm.KFLAGS, error_model="numpy")(nbm._backward_rows.py_func)
-    zt = np.ones((1, 4, 3), dtype=np.float32)
-    g = np.zeros((1, 4), dtype=np.float32)
-    bwd(1, zt, b, f, g, g.copy(), 0, 4, np.empty(3, dtype=np.float32))
+    zt = np.ones((4, 3), dtype=np.float32)
+    b = np.zeros(4, dtype=np.float32)
+    f = np.zeros(3, dtype=np.float32)
+    fwd = numba.njit(fastmath=nbm.KFLAGS, error_model="numpy")(nbm._forward_block.py_func)
+    fwd(1, zt, b, b, f)
+    bwd = numba.njit(fastmath=nbm.KFLAGS, error_model="numpy")(nbm._backward_block.py_func)
+    bwd(1, zt, b, f, b.copy(), b.copy(), np.empty(3, dtype=np.float32))
     for disp in (fwd, bwd):
         ir = disp.inspect_llvm(disp.signatures[0])
         native = [blk for blk in ir.split("\ndefine ")[1:] if not any(t in blk.split("\n", 1)[0] for t in ("cpython", "cfunc"))]

@@ -36,26 +36,27 @@ Self-interaction (``wi is wj``): :math:`c_{ii} = q_i` exactly, and for relu
 
 Monte Carlo, :meth:`NumbaBackend.mc_forward` / :meth:`NumbaBackend.mc_backward`
 -----------------------------------------------------------------------------------
-Matrix products stay in BLAS (numpy ``matmul``, called outside any ``prange`` region so the two
-thread pools never run at once); the elementwise middle (activation, derivative, residual
-weighting, row sums) is one fused ``prange`` kernel per particle chunk:
+One parallel region per call. The particles (and seeds) are cut into chunks of ``nc`` rows such
+that each worker thread's :math:`Z^T_c = W_c X^T` block (``nc`` × M) is ``tile_bytes``
+(4 MiB); a task is one (seed, chunk), and within it the worker thread
 
-* forward: :math:`Z = X W_c^T` (M × N_c), then :math:`f_m \mathrel{+}= \sum_i a_i\sigma(Z_{mi}+b_i)`;
-* backward: :math:`Z^T = W_c X^T` (N_c × M), the kernel overwrites it with
+* forward: computes :math:`Z^T_c` with BLAS (``np.dot`` inside the ``prange`` body, BLAS itself
+  pinned to one thread) and adds :math:`a_i\sigma(Z_{im}+b_i)` over its rows into the thread's
+  partial output (a loop over samples: vectorised, no reduction), the partials summed at the end;
+* backward: computes :math:`Z^T_c`, overwrites it with
   :math:`D_{im} = \tfrac{r_m}{M}\sigma'(Z_{im}+b_i)` while forming
   :math:`g^a_i = \sum_m \tfrac{r_m}{M}\sigma(\cdot)` and :math:`g^b_i = \sum_m D_{im}`, then
-  :math:`g^w_c = D X` (BLAS).
+  :math:`g^w_c = D X` with BLAS.
 
-Particles (and seeds) are chunked so that the Z block stays within ``block_bytes`` (default
-32 MiB), which bounds memory at N = 10⁶ and beyond. Measured on the loaded 2-core machine
-(N = M = 10⁴, d = 20, erf): 2.3 s per step with 32 MiB blocks, 2.9 s with 8 MiB, 6.1 s with
-2 MiB: the cost of waking the worker threads for each chunk dominates small blocks. BLAS is
-limited to one thread around the chunk loop (:func:`solvers.threads.blas_threads`): with two
-BLAS threads spinning between calls the same step took 6.9 s instead of 1.9 s. Workspaces are kept on the
-backend object and reused across calls (no page faults per step); a backend instance is
-therefore not safe to share between Python threads. Linear units use the O((N+M)d) identities
-(:math:`f = \alpha X\sum_i a_iw_i + \ldots`), other activations without a fused kernel fall back
-to the numpy reference.
+So GEMMs and the fused elementwise middle (activation, derivative, residual weighting, sums)
+run on all cores with no per-chunk thread wake-ups and no BLAS thread pool spinning against the
+numba threads, and memory stays O(threads × tile_bytes + (N + M) d) at any N (10⁶ and beyond).
+Measured (unloaded 2 cores, N = M = 10⁴, d = 20, erf, forward + backward): 0.39 s, against
+0.70 s for the previous design (BLAS outside ``prange`` on one thread alternating with
+parallel elementwise kernels per chunk) and 3.5 s for the numpy reference; chunks of 32–64
+rows (2.5–5 MiB) were best, 8 and 512 rows 10–25 % slower. Linear units use the
+O((N+M)d) identities (:math:`f = \alpha X\sum_i a_iw_i + \ldots`); activations without a
+fused kernel (other than erf, relu, tanh, linear) fall back to the numpy reference.
 
 dtypes: float64 (default) and float32 are compiled once each (one signature per dtype); all
 constants are cast to the array dtype (no float64 leaks into float32 code). Other inputs are
@@ -243,91 +244,104 @@ def _pairwise_kernel(code, nth, wi, wjT, qi, qj, aux_i, aux_j, cj, s2, selfint, 
                            cj, s2, selfint, F, G, dot, uu, kk, tt, gacc, facc, tacc)
 
 
-# The prange bodies only call these row functions: compiled through the ordinary pipeline (not
-# parfor lowering) they vectorise; the same loops written inline in the prange body ran ~14x
-# slower (measured).
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
-def _forward_rows(code, Z, b, a, f, t0, t1):
-    """Rows t0..t1-1 of the flattened (seed, sample) axis of :func:`_mc_forward_kernel`."""
-    M, Nc = Z.shape[1:]
-    for t in range(t0, t1):
-        s = t // M
-        mm = t % M
-        row = Z[s, mm]
-        ar = a[s]
-        br = b[s]
+def _forward_block(code, Zt, b, a, facc):
+    """facc[m] += sum_i a[i] sigma(Zt[i, m] + b[i]) for one particle chunk (vectorised over m)."""
+    k, M = Zt.shape
+    for i in range(k):
+        row = Zt[i]
+        ai = a[i]
+        bi = b[i]
         if code == 1:
-            for i in range(Nc):
-                row[i] = ar[i] * _approx.erf_act(row[i] + br[i])
+            for mm in range(M):
+                facc[mm] += ai * _approx.erf_act(row[mm] + bi)
         elif code == 2:
-            zero = like(0.0, row[0])
-            for i in range(Nc):
-                row[i] = ar[i] * max(row[i] + br[i], zero)
+            zero = like(0.0, ai)
+            for mm in range(M):
+                facc[mm] += ai * max(row[mm] + bi, zero)
         else:
-            for i in range(Nc):
-                row[i] = ar[i] * _approx.ftanh(row[i] + br[i])
-        f[s, mm] += _sum(row, Nc)
-
-
-@njit(parallel=True, error_model="numpy", cache=True)
-def _mc_forward_kernel(code, nth, Z, b, a, f):
-    """f[s, m] += sum_i a[s, i] sigma(Z[s, m, i] + b[s, i]); Z is overwritten (scratch).
-
-    Z : (S, M, Nc); b : (S, Nc) (zeros for no bias); a : (S, Nc); f : (S, M).
-    ``code`` (1 erf, 2 relu, 3 tanh); ``nth`` the number of tasks.
-    """
-    S, M, Nc = Z.shape
-    rows = S * M
-    nth = max(1, min(nth, rows))
-    for t in prange(nth):
-        _forward_rows(code, Z, b, a, f, (rows * t) // nth, (rows * (t + 1)) // nth)
+            for mm in range(M):
+                facc[mm] += ai * _approx.ftanh(row[mm] + bi)
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
-def _backward_rows(code, Zt, b, rr, ga, gb, t0, t1, tmp):
-    """Particles t0..t1-1 of the flattened (seed, particle) axis of :func:`_mc_backward_kernel`."""
-    Nc, M = Zt.shape[1:]
-    Sr = rr.shape[0]
-    for task in range(t0, t1):
-        s = task // Nc
-        i = task % Nc
-        row = Zt[s, i]
-        rs = rr[s if Sr > 1 else 0]
-        bi = b[s, i]
+def _backward_block(code, Zt, b, rr, ga, gb, tmp):
+    """One particle chunk: Zt[i, m] <- rr[m] sigma'(Zt[i, m] + b[i]); ga[i], gb[i] row sums."""
+    k, M = Zt.shape
+    for i in range(k):
+        row = Zt[i]
+        bi = b[i]
         if code == 1:
             for mm in range(M):
                 v, dv = _approx.erf_act_d1(row[mm] + bi)
-                tmp[mm] = rs[mm] * v
-                row[mm] = rs[mm] * dv
+                tmp[mm] = rr[mm] * v
+                row[mm] = rr[mm] * dv
         elif code == 2:
-            zero = like(0.0, row[0])
+            zero = like(0.0, bi)
             for mm in range(M):
                 z = row[mm] + bi
-                tmp[mm] = rs[mm] * max(z, zero)
-                row[mm] = rs[mm] if z > zero else zero
+                tmp[mm] = rr[mm] * max(z, zero)
+                row[mm] = rr[mm] if z > zero else zero
         else:
             for mm in range(M):
                 v, dv = _approx.tanh_act_d1(row[mm] + bi)
-                tmp[mm] = rs[mm] * v
-                row[mm] = rs[mm] * dv
-        ga[s, i] = _sum(tmp, M)
-        gb[s, i] = _sum(row, M)
+                tmp[mm] = rr[mm] * v
+                row[mm] = rr[mm] * dv
+        ga[i] = _sum(tmp, M)
+        gb[i] = _sum(row, M)
 
 
 @njit(parallel=True, error_model="numpy", cache=True)
-def _mc_backward_kernel(code, nth, Zt, b, rr, ga, gb):
-    """Overwrite Zt[s, i, m] by rr[s, m] sigma'(Zt + b[s, i]) and set
-    ga[s, i] = sum_m rr sigma(.), gb[s, i] = sum_m Zt[s, i, m] (after overwrite).
+def _mc_forward_fused(code, nth, xT, w, b, a, nc, fpart):
+    """Per-thread partial outputs fpart[t, s, m] = sum over the thread's particle chunks.
 
-    Zt : (S, Nc, M); b : (S, Nc) (zeros for no bias); rr : (Sr, M) = r / M, Sr ∈ {1, S};
-    ga, gb : (S, Nc). ``code``: 1 erf, 2 relu, 3 tanh.
+    xT : (Sx, d, M) samples transposed (Sx ∈ {1, S}); w : (S, N, d); b, a : (S, N);
+    nc : particle chunk; fpart : (nth, S, M) zeroed. Each task computes its chunk's
+    Zᵀ = W_c Xᵀ with BLAS (called from the worker thread; BLAS itself single-threaded) and
+    folds it into the thread's partial output, so GEMM and elementwise work both run on all
+    cores within one parallel region.
     """
-    S, Nc, M = Zt.shape
-    rows = S * Nc
-    nth = max(1, min(nth, rows))
+    S, N, d = w.shape
+    Sx, _, M = xT.shape
+    nchunk = (N + nc - 1) // nc
+    ntask = S * nchunk
     for t in prange(nth):
-        tmp = np.empty(M, dtype=Zt.dtype)
-        _backward_rows(code, Zt, b, rr, ga, gb, (rows * t) // nth, (rows * (t + 1)) // nth, tmp)
+        Zt = np.empty((nc, M), dtype=w.dtype)
+        for task in range(t, ntask, nth):
+            s = task // nchunk
+            c0 = (task % nchunk) * nc
+            c1 = min(N, c0 + nc)
+            Zs = Zt[: c1 - c0]
+            np.dot(w[s, c0:c1], xT[s if Sx > 1 else 0], Zs)
+            _forward_block(code, Zs, b[s, c0:c1], a[s, c0:c1], fpart[t, s])
+
+
+@njit(parallel=True, error_model="numpy", cache=True)
+def _mc_backward_fused(code, nth, x, xT, w, b, rr, nc, ga, gw, gb):
+    """ga, gw, gb of :meth:`NumbaBackend.mc_backward` in one parallel region.
+
+    x : (Sx, M, d), xT : (Sx, d, M); w : (S, N, d); b : (S, N); rr : (Sr, M) = r/M;
+    outputs ga, gb : (S, N), gw : (S, N, d). Per task (seed, particle chunk): Zᵀ = W_c Xᵀ
+    (BLAS), the fused elementwise pass, then g^w_c = D X (BLAS), all in the worker thread.
+    """
+    S, N, d = w.shape
+    Sx, M, _ = x.shape
+    Sr = rr.shape[0]
+    nchunk = (N + nc - 1) // nc
+    ntask = S * nchunk
+    for t in prange(nth):
+        Zt = np.empty((nc, M), dtype=w.dtype)
+        tmp = np.empty(M, dtype=w.dtype)
+        for task in range(t, ntask, nth):
+            s = task // nchunk
+            c0 = (task % nchunk) * nc
+            c1 = min(N, c0 + nc)
+            sx = s if Sx > 1 else 0
+            Zs = Zt[: c1 - c0]
+            np.dot(w[s, c0:c1], xT[sx], Zs)
+            _backward_block(code, Zs, b[s, c0:c1], rr[s if Sr > 1 else 0], ga[s, c0:c1],
+                            gb[s, c0:c1], tmp)
+            np.dot(Zs, x[sx], gw[s, c0:c1])
 
 
 # ------------------------------------------------------------------ the backend
@@ -365,25 +379,20 @@ class NumbaBackend:
 
     Parameters
     ----------
+    tile_bytes : int
+        Size of each worker thread's Zᵀ block (particle chunk × samples) in the Monte Carlo
+        kernels.
     block_bytes : int
-        Upper bound on the size of the Monte Carlo Z block (samples × particle chunk × seeds).
+        Bound on the per-thread partial outputs of the forward pass (threads × seeds ×
+        samples); seeds are processed in groups beyond it.
     """
 
     name = "numba"
 
-    def __init__(self, block_bytes: int = 32 * 2**20):
+    def __init__(self, tile_bytes: int = 4 * 2**20, block_bytes: int = 32 * 2**20):
+        self.tile_bytes = int(tile_bytes)
         self.block_bytes = int(block_bytes)
         self._ref = NumpyBackend()
-        self._ws: dict = {}
-
-    def _work(self, key, shape, dtype):
-        """A reusable scratch array (kept across calls: no fresh pages every step)."""
-        need = int(np.prod(shape))
-        buf = self._ws.get((key, dtype))
-        if buf is None or buf.size < need:
-            buf = np.empty(need, dtype=dtype)
-            self._ws[(key, dtype)] = buf
-        return buf[:need].reshape(shape)
 
     # ---------------------------------------------------------------- analytic pairwise
     def pairwise(self, act: str, wi, wj, cj, scale2: float = 1.0):
@@ -432,12 +441,12 @@ class NumbaBackend:
         )
 
     # ---------------------------------------------------------------- Monte Carlo
-    def _groups(self, S, M, N, itemsize):
-        """Seed-group size and particle-chunk size so a Z block stays under block_bytes."""
-        per_seed_col = M * itemsize
-        sg = max(1, min(S, self.block_bytes // max(1, per_seed_col * min(N, 64))))
-        nc = max(1, min(N, self.block_bytes // max(1, sg * per_seed_col)))
-        return sg, nc
+    def _tiles(self, S, M, N, itemsize):
+        """Particle chunk (per-thread Zᵀ block of ``tile_bytes``) and seed-group size."""
+        nc = max(1, min(N, self.tile_bytes // max(1, M * itemsize)))
+        nth = get_num_threads()
+        sg = max(1, min(S, self.block_bytes // max(1, nth * M * itemsize)))
+        return nc, sg, nth
 
     def _prep(self, x, w, b, extra, dt):
         if b is not None:
@@ -474,27 +483,19 @@ class NumbaBackend:
             f = np.broadcast_to(f, (S, M))
             return (coef * f).astype(dt).reshape(batch + (M,))
         code = _ACT_CODE[act]
-        f = np.zeros((S, M), dtype=dt)
+        f = np.empty((S, M), dtype=dt)
+        nc, sg, nth = self._tiles(S, M, N, dt.itemsize)
+        xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
+        bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
         with _single_blas():
-            self._forward_chunks(code, x3, w3, b2, a2, f)
+            for s0 in range(0, S, sg):
+                s1 = min(S, s0 + sg)
+                fp = np.zeros((nth, s1 - s0, M), dtype=dt)
+                xs = xT if xT.shape[0] == 1 else xT[s0:s1]
+                _mc_forward_fused(code, nth, xs, w3[s0:s1], bb[s0:s1], a2[s0:s1], nc, fp)
+                f[s0:s1] = fp.sum(axis=0)
         f *= dt.type(coef)
         return f.reshape(batch + (M,))
-
-    def _forward_chunks(self, code, x3, w3, b2, a2, f):
-        S, M = f.shape
-        N = w3.shape[1]
-        dt = f.dtype
-        sg, nc = self._groups(S, M, N, dt.itemsize)
-        nob = np.zeros((S, N), dtype=dt) if b2 is None else b2
-        for s0 in range(0, S, sg):
-            s1 = min(S, s0 + sg)
-            xs = x3 if x3.shape[0] == 1 else x3[s0:s1]
-            for lo in range(0, N, nc):
-                hi = min(N, lo + nc)
-                Z = self._work("Zf", (s1 - s0, M, hi - lo), dt)
-                np.matmul(xs, np.swapaxes(w3[s0:s1, lo:hi], 1, 2), out=Z)
-                bb = np.ascontiguousarray(nob[s0:s1, lo:hi])
-                _mc_forward_kernel(code, get_num_threads(), Z, bb, np.ascontiguousarray(a2[s0:s1, lo:hi]), f[s0:s1])
 
     def mc_backward(self, act: str, x, w, b, r):
         """Sample averages ``(ga, gw, gb)`` weighted by the residual ``r`` (..., M)."""
@@ -524,34 +525,13 @@ class NumbaBackend:
         ga = np.empty((S, N), dtype=dt)
         gb = np.empty((S, N), dtype=dt)
         gw = np.empty((S, N, d), dtype=dt)
+        nc, _, nth = self._tiles(S, M, N, dt.itemsize)
+        xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
+        bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
         with _single_blas():
-            self._backward_chunks(code, x3, w3, b2, rr, ga, gb, gw)
+            _mc_backward_fused(code, nth, x3, xT, w3, bb, rr, nc, ga, gw, gb)
         return (
             ga.reshape(batch + (N,)),
             gw.reshape(batch + (N, d)),
             None if b2 is None else gb.reshape(batch + (N,)),
         )
-
-    def _backward_chunks(self, code, x3, w3, b2, rr, ga, gb, gw):
-        S, N, d = gw.shape
-        M = x3.shape[1]
-        dt = gw.dtype
-        sg, nc = self._groups(S, M, N, dt.itemsize)
-        nob = np.zeros((S, N), dtype=dt) if b2 is None else b2
-        xT = np.swapaxes(x3, 1, 2)
-        for s0 in range(0, S, sg):
-            s1 = min(S, s0 + sg)
-            xs = x3 if x3.shape[0] == 1 else x3[s0:s1]
-            xTs = xT if x3.shape[0] == 1 else xT[s0:s1]
-            rs = rr if rr.shape[0] == 1 else rr[s0:s1]
-            for lo in range(0, N, nc):
-                hi = min(N, lo + nc)
-                Zt = self._work("Zb", (s1 - s0, hi - lo, M), dt)
-                np.matmul(w3[s0:s1, lo:hi], xTs, out=Zt)
-                bb = np.ascontiguousarray(nob[s0:s1, lo:hi])
-                gac = self._work("ga", (s1 - s0, hi - lo), dt)
-                gbc = self._work("gb", (s1 - s0, hi - lo), dt)
-                _mc_backward_kernel(code, get_num_threads(), Zt, bb, rs, gac, gbc)
-                ga[s0:s1, lo:hi] = gac
-                gb[s0:s1, lo:hi] = gbc
-                gw[s0:s1, lo:hi] = np.matmul(Zt, xs)
