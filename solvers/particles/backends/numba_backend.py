@@ -32,7 +32,14 @@ reassociation (the argument reduction of ``exp`` depends on evaluation order).
 
 Self-interaction (``wi is wj``): :math:`c_{ii} = q_i` exactly, and for relu
 :math:`q_iq_i - c_{ii}^2 = 0` exactly (FMA contraction would otherwise leave an
-:math:`O(\sqrt{\epsilon})` term under the square root), as in the reference.
+:math:`O(\sqrt{\epsilon})` term under the square root), as in the reference. Distinct but
+exactly parallel particles (duplicates, i ≠ j) keep that :math:`O(\sqrt{\epsilon})` round-off
+in the relu kernel in every implementation, the reference included, so two backends agree
+there only to ~1e-8: compare relu runs without duplicated particles.
+
+Measured (2 cores, d = 10, float64): erf 5.6e8 pairs/s at N = 16384 (8.6× the numpy
+reference, float32 1.0e9), relu 4.5e8 pairs/s at N = 4096 (9×); one core runs the erf kernel
+at 4.4 ns per pair. See BENCHMARKS.md.
 
 Monte Carlo, :meth:`NumbaBackend.mc_forward` / :meth:`NumbaBackend.mc_backward`
 -----------------------------------------------------------------------------------
