@@ -76,6 +76,19 @@ def test_pairwise_self_cross_batched(nb, act, dt):
         assert rel(F, F0) <= tol(dt) and rel(G, G0) <= tol(dt)
 
 
+@pytest.mark.parametrize("act", ["erf", "relu"])
+def test_pairwise_self_full_and_symmetric_paths(act):
+    """Self-interaction through the full square and through the upper triangle (default)."""
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((2, 301, 4))  # 301: partial row block, two source blocks
+    c = rng.standard_normal((2, 301))
+    F0, G0 = REF.pairwise(act, w, w, c, 0.8)
+    for be in (NumbaBackend(symmetric=False), NumbaBackend(symmetric=True),
+               NumbaBackend(block_bytes=1)):  # block_bytes=1: too small for the symmetric path
+        F, G = be.pairwise(act, w, w, c, 0.8)
+        assert rel(F, F0) <= F64_TOL and rel(G, G0) <= F64_TOL
+
+
 def test_pairwise_exact_diagonal_relu(nb):
     # duplicated particles: c_ij = q exactly only on i == j; the reference's convention must hold
     rng = np.random.default_rng(2)
