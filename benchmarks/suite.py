@@ -6,9 +6,11 @@ straightforward PyTorch version when torch is importable)
 ``pairwise_erf``
     One analytic erf pairwise evaluation ``backend.pairwise("erf", w, w, c)`` (self-interaction:
     the dominant cost of one population-flow velocity), n = m = N, d = 10.
-    Throughput: pairs/s = N²/t. Flops counted per pair: 4d (the dot product and the
-    gradient accumulation, one FMA = 2 flops) + 40 for the kernel (asin polynomial and
-    reflection ≈ 30, det/sqrt/division/weights ≈ 10, sqrt and division counted as one flop).
+    Throughput: pairs/s = N²/t (ordered pairs of the result, also when a backend exploits the
+    symmetry of the self-interaction and evaluates each unordered pair once). Flops counted
+    per ordered pair: 4d (the dot product and the gradient accumulation, one FMA = 2 flops)
+    + 40 for the kernel (asin polynomial and reflection ≈ 30, det/sqrt/division/weights ≈ 10,
+    sqrt and division counted as one flop): the work of the straightforward evaluation.
 ``mc_step``
     One Monte Carlo velocity: ``mc_forward`` then ``mc_backward`` (erf, no bias) on M samples,
     N particles. Throughput: particle·samples/s = N·M/t. Flops: three GEMMs of 2NMd each (Z in
