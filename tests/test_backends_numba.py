@@ -30,6 +30,10 @@ def nb():
     return NumbaBackend()
 
 
+# serial_work=0 forces the parallel kernels at these tiny sizes (the default runs them serially)
+PARALLEL = NumbaBackend(serial_work=0)
+
+
 def rel(a, b):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -60,10 +64,11 @@ def test_pairwise_self_cross_batched(nb, act, dt):
     src = rng.standard_normal((300, 5)).astype(dt)
     cs = rng.standard_normal(300).astype(dt)
     for args in ((w, w, c, 1.3), (w, src, cs, 0.7)):
-        F, G = nb.pairwise(act, *args)
         F0, G0 = REF.pairwise(act, *args)
-        assert F.dtype == dt and G.dtype == dt and F.shape == F0.shape and G.shape == G0.shape
-        assert rel(F, F0) <= tol(dt) and rel(G, G0) <= tol(dt)
+        for be in (nb, PARALLEL):
+            F, G = be.pairwise(act, *args)
+            assert F.dtype == dt and G.dtype == dt and F.shape == F0.shape and G.shape == G0.shape
+            assert rel(F, F0) <= tol(dt) and rel(G, G0) <= tol(dt)
     # batched seeds: self-interaction, and shared sources with batched weights
     wb = rng.standard_normal((3, 20, 4)).astype(dt)
     cb = rng.standard_normal((3, 20)).astype(dt)
@@ -119,18 +124,19 @@ def test_mc_forward_backward(nb, act, bias, dt):
     # batched samples, shared samples, single network
     cases = [(x, w, b, a, r), (x[0], w, b, a, r), (x[0], w[0], None if b is None else b[0], a[0], r[0])]
     for xx, ww, bb, aa, rr in cases:
-        f = nb.mc_forward(act, xx, ww, bb, aa, 0.3)
         f0 = REF.mc_forward(act, xx, ww, bb, aa, 0.3)
-        assert f.shape == f0.shape and f.dtype == dt
-        assert rel(f, f0) <= tol(dt)
-        g = nb.mc_backward(act, xx, ww, bb, rr)
         g0 = REF.mc_backward(act, xx, ww, bb, rr)
-        for p, q in zip(g, g0):
-            if q is None:
-                assert p is None
-                continue
-            assert p.shape == q.shape and p.dtype == dt
-            assert rel(p, q) <= tol(dt)
+        for be in (nb, PARALLEL):
+            f = be.mc_forward(act, xx, ww, bb, aa, 0.3)
+            assert f.shape == f0.shape and f.dtype == dt
+            assert rel(f, f0) <= tol(dt)
+            g = be.mc_backward(act, xx, ww, bb, rr)
+            for p, q in zip(g, g0):
+                if q is None:
+                    assert p is None
+                    continue
+                assert p.shape == q.shape and p.dtype == dt
+                assert rel(p, q) <= tol(dt)
 
 
 def test_mc_chunking(nb):
@@ -140,7 +146,7 @@ def test_mc_chunking(nb):
     w = rng.standard_normal((7, 25, 3))
     a = rng.standard_normal((7, 25))
     r = rng.standard_normal((7, 30))
-    small = NumbaBackend(tile_bytes=1000, block_bytes=1000)
+    small = NumbaBackend(tile_bytes=1000, block_bytes=1000, serial_work=0)
     assert rel(small.mc_forward("erf", x, w, None, a, 1.0), REF.mc_forward("erf", x, w, None, a, 1.0)) <= 1e-12
     for p, q in zip(small.mc_backward("erf", x, w, None, r), REF.mc_backward("erf", x, w, None, r)):
         if q is not None:

@@ -345,6 +345,24 @@ def _pairwise_rows_sym(code, s, i0, wi, wjT, qi, aux_i, cj, s2, Fr, Tr, Gr, Fc, 
             Gr[s, i, k] = gacc[r, k]
 
 
+@njit(error_model="numpy", cache=True)
+def _pairwise_sym_worker(code, t, nth, wi, wjT, qi, aux_i, cj, s2, Fr, Tr, Gr, Fc, Tc, GcT):
+    """Worker t of nth of :func:`_pairwise_kernel_sym` (callable alone: the serial path)."""
+    S, n, d = wi.shape
+    nrb = (n + R - 1) // R
+    ntask = S * nrb
+    dot = np.empty((R, B), dtype=wi.dtype)
+    kk = np.empty((R, B), dtype=wi.dtype)
+    ee = np.empty((R, B), dtype=wi.dtype)
+    uu = np.empty((R, B), dtype=wi.dtype)
+    gacc = np.empty((R, d), dtype=np.float64)
+    facc = np.empty(R, dtype=np.float64)
+    tacc = np.empty(R, dtype=np.float64)
+    for task in range(t, ntask, nth):
+        _pairwise_rows_sym(code, task // nrb, (task % nrb) * R, wi, wjT, qi, aux_i, cj, s2,
+                           Fr, Tr, Gr, Fc, Tc, GcT, dot, kk, ee, uu, gacc, facc, tacc)
+
+
 @njit(parallel=True, error_model="numpy", cache=True)
 def _pairwise_kernel_sym(code, nth, wi, wjT, qi, aux_i, cj, s2, Fr, Tr, Gr, Fc, Tc, GcT):
     """Self-interaction pairwise sums over the upper triangle (see :func:`_pairwise_rows_sym`).
@@ -352,21 +370,27 @@ def _pairwise_kernel_sym(code, nth, wi, wjT, qi, aux_i, cj, s2, Fr, Tr, Gr, Fc, 
     Fc, Tc : (nth, S, n), GcT : (nth, S, d, n) zeroed float64 per-thread column accumulators.
     Row blocks are dealt round-robin so the triangular work stays balanced.
     """
+    for t in prange(nth):
+        _pairwise_sym_worker(code, t, nth, wi, wjT, qi, aux_i, cj, s2, Fr, Tr, Gr, Fc[t], Tc[t],
+                             GcT[t])
+
+
+@njit(error_model="numpy", cache=True)
+def _pairwise_worker(code, t, nth, wi, wjT, qi, qj, aux_i, aux_j, cj, s2, selfint, F, G):
+    """Worker t of nth of :func:`_pairwise_kernel`: scratch once, then tasks t, t+nth, ..."""
     S, n, d = wi.shape
     nrb = (n + R - 1) // R
     ntask = S * nrb
-    for t in prange(nth):
-        dot = np.empty((R, B), dtype=wi.dtype)
-        kk = np.empty((R, B), dtype=wi.dtype)
-        ee = np.empty((R, B), dtype=wi.dtype)
-        uu = np.empty((R, B), dtype=wi.dtype)
-        gacc = np.empty((R, d), dtype=np.float64)
-        facc = np.empty(R, dtype=np.float64)
-        tacc = np.empty(R, dtype=np.float64)
-        for task in range(t, ntask, nth):
-            _pairwise_rows_sym(code, task // nrb, (task % nrb) * R, wi, wjT, qi, aux_i, cj, s2,
-                               Fr, Tr, Gr, Fc[t], Tc[t], GcT[t], dot, kk, ee, uu, gacc, facc,
-                               tacc)
+    dot = np.empty((R, B), dtype=wi.dtype)
+    uu = np.empty((R, B), dtype=wi.dtype)
+    kk = np.empty(B, dtype=wi.dtype)
+    tt = np.empty(B, dtype=wi.dtype)
+    gacc = np.empty((R, d), dtype=np.float64)
+    facc = np.empty(R, dtype=np.float64)
+    tacc = np.empty(R, dtype=np.float64)
+    for task in range(t, ntask, nth):
+        _pairwise_rows(code, task // nrb, (task % nrb) * R, wi, wjT, qi, qj, aux_i, aux_j,
+                       cj, s2, selfint, F, G, dot, uu, kk, tt, gacc, facc, tacc)
 
 
 @njit(parallel=True, error_model="numpy", cache=True)
@@ -384,22 +408,8 @@ def _pairwise_kernel(code, nth, wi, wjT, qi, qj, aux_i, aux_j, cj, s2, selfint, 
     s2 : scale², selfint : bool (wi is wj: exact diagonal)
     F : (S, n) float64 out, G : (S, n, d) float64 out
     """
-    S, n, d = wi.shape
-    nrb = (n + R - 1) // R
-    ntask = S * nrb
-    nth = max(1, min(nth, ntask))
     for t in prange(nth):
-        # per-thread scratch, allocated once per call (not per task)
-        dot = np.empty((R, B), dtype=wi.dtype)
-        uu = np.empty((R, B), dtype=wi.dtype)
-        kk = np.empty(B, dtype=wi.dtype)
-        tt = np.empty(B, dtype=wi.dtype)
-        gacc = np.empty((R, d), dtype=np.float64)
-        facc = np.empty(R, dtype=np.float64)
-        tacc = np.empty(R, dtype=np.float64)
-        for task in range(t, ntask, nth):
-            _pairwise_rows(code, task // nrb, (task % nrb) * R, wi, wjT, qi, qj, aux_i, aux_j,
-                           cj, s2, selfint, F, G, dot, uu, kk, tt, gacc, facc, tacc)
+        _pairwise_worker(code, t, nth, wi, wjT, qi, qj, aux_i, aux_j, cj, s2, selfint, F, G)
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
@@ -449,6 +459,23 @@ def _backward_block(code, Zt, b, rr, ga, gb, tmp):
         gb[i] = _sum(row, M)
 
 
+@njit(error_model="numpy", cache=True)
+def _mc_forward_worker(code, t, nth, xT, w, b, a, nc, facc):
+    """Worker t of nth of :func:`_mc_forward_fused`; facc : (S, M) its partial output."""
+    S, N, d = w.shape
+    Sx, _, M = xT.shape
+    nchunk = (N + nc - 1) // nc
+    ntask = S * nchunk
+    Zt = np.empty((nc, M), dtype=w.dtype)
+    for task in range(t, ntask, nth):
+        s = task // nchunk
+        c0 = (task % nchunk) * nc
+        c1 = min(N, c0 + nc)
+        Zs = Zt[: c1 - c0]
+        np.dot(w[s, c0:c1], xT[s if Sx > 1 else 0], Zs)
+        _forward_block(code, Zs, b[s, c0:c1], a[s, c0:c1], facc[s])
+
+
 @njit(parallel=True, error_model="numpy", cache=True)
 def _mc_forward_fused(code, nth, xT, w, b, a, nc, fpart):
     """Per-thread partial outputs fpart[t, s, m] = sum over the thread's particle chunks.
@@ -459,19 +486,30 @@ def _mc_forward_fused(code, nth, xT, w, b, a, nc, fpart):
     folds it into the thread's partial output, so GEMM and elementwise work both run on all
     cores within one parallel region.
     """
+    for t in prange(nth):
+        _mc_forward_worker(code, t, nth, xT, w, b, a, nc, fpart[t])
+
+
+@njit(error_model="numpy", cache=True)
+def _mc_backward_worker(code, t, nth, x, xT, w, b, rr, nc, ga, gw, gb):
+    """Worker t of nth of :func:`_mc_backward_fused` (callable alone: the serial path)."""
     S, N, d = w.shape
-    Sx, _, M = xT.shape
+    Sx, M, _ = x.shape
+    Sr = rr.shape[0]
     nchunk = (N + nc - 1) // nc
     ntask = S * nchunk
-    for t in prange(nth):
-        Zt = np.empty((nc, M), dtype=w.dtype)
-        for task in range(t, ntask, nth):
-            s = task // nchunk
-            c0 = (task % nchunk) * nc
-            c1 = min(N, c0 + nc)
-            Zs = Zt[: c1 - c0]
-            np.dot(w[s, c0:c1], xT[s if Sx > 1 else 0], Zs)
-            _forward_block(code, Zs, b[s, c0:c1], a[s, c0:c1], fpart[t, s])
+    Zt = np.empty((nc, M), dtype=w.dtype)
+    tmp = np.empty(M, dtype=w.dtype)
+    for task in range(t, ntask, nth):
+        s = task // nchunk
+        c0 = (task % nchunk) * nc
+        c1 = min(N, c0 + nc)
+        sx = s if Sx > 1 else 0
+        Zs = Zt[: c1 - c0]
+        np.dot(w[s, c0:c1], xT[sx], Zs)
+        _backward_block(code, Zs, b[s, c0:c1], rr[s if Sr > 1 else 0], ga[s, c0:c1],
+                        gb[s, c0:c1], tmp)
+        np.dot(Zs, x[sx], gw[s, c0:c1])
 
 
 @njit(parallel=True, error_model="numpy", cache=True)
@@ -482,27 +520,10 @@ def _mc_backward_fused(code, nth, x, xT, w, b, rr, nc, ga, gw, gb):
     outputs ga, gb : (S, N), gw : (S, N, d). Per task (seed, particle chunk): Zᵀ = W_c Xᵀ
     (BLAS), the fused elementwise pass, then g^w_c = D X (BLAS), all in the worker thread.
     """
-    S, N, d = w.shape
-    Sx, M, _ = x.shape
-    Sr = rr.shape[0]
-    nchunk = (N + nc - 1) // nc
-    ntask = S * nchunk
     for t in prange(nth):
-        Zt = np.empty((nc, M), dtype=w.dtype)
-        tmp = np.empty(M, dtype=w.dtype)
-        for task in range(t, ntask, nth):
-            s = task // nchunk
-            c0 = (task % nchunk) * nc
-            c1 = min(N, c0 + nc)
-            sx = s if Sx > 1 else 0
-            Zs = Zt[: c1 - c0]
-            np.dot(w[s, c0:c1], xT[sx], Zs)
-            _backward_block(code, Zs, b[s, c0:c1], rr[s if Sr > 1 else 0], ga[s, c0:c1],
-                            gb[s, c0:c1], tmp)
-            np.dot(Zs, x[sx], gw[s, c0:c1])
+        _mc_backward_worker(code, t, nth, x, xT, w, b, rr, nc, ga, gw, gb)
 
 
-# ------------------------------------------------------------------ the backend
 def _single_blas():
     """BLAS limited to one thread around the chunk loops (the project's shared limiter).
 
@@ -547,12 +568,19 @@ class NumbaBackend:
     symmetric : bool
         Evaluate self-interactions (``wi is wj``) over the upper triangle only (each pair
         once, its contributions added to both particles).
+    serial_work : int
+        Calls with at most this many pairs (S·n·m) or particle-samples (S·N·M) run on the
+        calling thread, without a parallel region: on a 2-core machine shared with other
+        processes every parallel region can wait a scheduler time slice (several ms) for its
+        second thread, which dominated small calls (measured: 8 ms instead of 0.5 ms for a
+        4096 × 3 cross term at load average 2.5).
     """
 
     name = "numba"
 
     def __init__(self, tile_bytes: int = 4 * 2**20, block_bytes: int = 32 * 2**20,
-                 symmetric: bool = True):
+                 symmetric: bool = True, serial_work: int = 2**15):
+        self.serial_work = int(serial_work)
         self.tile_bytes = int(tile_bytes)
         self.block_bytes = int(block_bytes)
         self.symmetric = bool(symmetric)
@@ -597,13 +625,18 @@ class NumbaBackend:
         else:
             code = 2
             aux_i, aux_j = qi, qj
-        nth = max(1, min(get_num_threads(), S * ((n + R - 1) // R)))
+        serial = S * n * m <= self.serial_work
+        nth = 1 if serial else max(1, min(get_num_threads(), S * ((n + R - 1) // R)))
         if selfint and self.symmetric and nth * S * n * (d + 2) * 8 <= self.block_bytes * 8:
             F, G = self._pairwise_sym(code, nth, wi3, wjT, qi, aux_i, cj2, s2)
         else:
             F = np.empty((S, n), dtype=np.float64)
             G = np.empty((S, n, d), dtype=np.float64)
-            _pairwise_kernel(code, nth, wi3, wjT, qi, qj, aux_i, aux_j, cj2, s2, selfint, F, G)
+            args = (wi3, wjT, qi, qj, aux_i, aux_j, cj2, s2, selfint, F, G)
+            if serial:
+                _pairwise_worker(code, 0, 1, *args)
+            else:
+                _pairwise_kernel(code, nth, *args)
         return F.astype(dt, copy=False).reshape(batch + (n,)), G.astype(dt, copy=False).reshape(
             batch + (n, d)
         )
@@ -618,7 +651,11 @@ class NumbaBackend:
         Fc = np.zeros((nth, S, n))
         Tc = np.zeros((nth, S, n))
         GcT = np.zeros((nth, S, d, n))
-        _pairwise_kernel_sym(code, nth, wi3, wjT, qi, aux_i, cj2, s2, Fr, Tr, Gr, Fc, Tc, GcT)
+        if nth == 1:
+            _pairwise_sym_worker(code, 0, 1, wi3, wjT, qi, aux_i, cj2, s2, Fr, Tr, Gr, Fc[0],
+                                 Tc[0], GcT[0])
+        else:
+            _pairwise_kernel_sym(code, nth, wi3, wjT, qi, aux_i, cj2, s2, Fr, Tr, Gr, Fc, Tc, GcT)
         F = Fr + Fc.sum(axis=0)
         T = Tr + Tc.sum(axis=0)
         g = Gr + np.swapaxes(GcT.sum(axis=0), 1, 2)
@@ -635,7 +672,7 @@ class NumbaBackend:
     def _tiles(self, S, M, N, itemsize):
         """Particle chunk (per-thread Zᵀ block of ``tile_bytes``) and seed-group size."""
         nc = max(1, min(N, self.tile_bytes // max(1, M * itemsize)))
-        nth = get_num_threads()
+        nth = 1 if S * N * M <= self.serial_work else get_num_threads()
         sg = max(1, min(S, self.block_bytes // max(1, nth * M * itemsize)))
         return nc, sg, nth
 
@@ -683,7 +720,10 @@ class NumbaBackend:
                 s1 = min(S, s0 + sg)
                 fp = np.zeros((nth, s1 - s0, M), dtype=dt)
                 xs = xT if xT.shape[0] == 1 else xT[s0:s1]
-                _mc_forward_fused(code, nth, xs, w3[s0:s1], bb[s0:s1], a2[s0:s1], nc, fp)
+                if nth == 1:
+                    _mc_forward_worker(code, 0, 1, xs, w3[s0:s1], bb[s0:s1], a2[s0:s1], nc, fp[0])
+                else:
+                    _mc_forward_fused(code, nth, xs, w3[s0:s1], bb[s0:s1], a2[s0:s1], nc, fp)
                 f[s0:s1] = fp.sum(axis=0)
         f *= dt.type(coef)
         return f.reshape(batch + (M,))
@@ -720,7 +760,10 @@ class NumbaBackend:
         xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
         bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
         with _single_blas():
-            _mc_backward_fused(code, nth, x3, xT, w3, bb, rr, nc, ga, gw, gb)
+            if nth == 1:
+                _mc_backward_worker(code, 0, 1, x3, xT, w3, bb, rr, nc, ga, gw, gb)
+            else:
+                _mc_backward_fused(code, nth, x3, xT, w3, bb, rr, nc, ga, gw, gb)
         return (
             ga.reshape(batch + (N,)),
             gw.reshape(batch + (N, d)),
