@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-__all__ = ["bench_deep", "gemm_rate", "ensemble_flops", "dmft_flops"]
+__all__ = ["bench_deep", "bench_dmft_scaling", "gemm_rate", "ensemble_flops", "dmft_flops"]
 
 
 def _best(fn, repeat):
@@ -84,7 +84,7 @@ def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16):
     from meanfield.deep.network import DeepNet, MuP
     from meanfield.deep.train import make_step
 
-    if quick:
+    if quick and N > 256:
         N = 256
     rng = np.random.default_rng(1)
     X = rng.standard_normal((P, D))
@@ -129,6 +129,48 @@ def bench_dmft(rate, quick=False, L=2, P=8):
                    f"setup {wall:.2f} s); N = None (infinite width), S = tangent samples")
 
 
+def bench_dmft_scaling(rate, quick=False, L=2):
+    """How one DMFT iteration's time scales with M, T and P (records with a fitted exponent).
+
+    From a base point, each of M (samples), T (steps) and P (points) is doubled alone; the exponent
+    is log2(t_doubled / t_base). The work model (module docstring) predicts M¹, T² and P² for the
+    march (the M·T²·P² term), rising towards T³ and P³ where the exact tangents (S_tan·T³·P³)
+    dominate.
+    """
+    from solvers.dmft import solve_dmft
+
+    base = dict(M=1000, T=16, P=4) if quick else dict(M=4000, T=32, P=4)
+    S_tan = 20 if quick else 50
+    D = 8
+
+    def one(M, T, P):
+        rng = np.random.default_rng(3)
+        X = rng.standard_normal((P, D))
+        y = np.tanh(X[:, 0])
+        best = float("inf")
+        for _ in range(2):
+            r = solve_dmft(X, y, L, 1.0, 0.05, T, activation="tanh", n_samples=M, n_tangent=S_tan, max_iter=1,
+                           stages=1, error_batches=0, tol=1e-30, max_bytes=16e9)
+            best = min(best, float((r.info.get("seconds") or [np.nan])[0]))
+        return best
+
+    t0 = one(**base)
+    recs = []
+    for name in ("M", "T", "P"):
+        pt = dict(base)
+        pt[name] *= 2
+        t1 = one(**pt)
+        expo = float(np.log2(t1 / t0))
+        recs.append({"workload": f"dmft_iteration_scaling_{name}", "backend": "numpy", "dtype": "float64",
+                     "N": None, "d": D, "M": pt["M"], "S": S_tan, "seconds_per_step": t1,
+                     "throughput": expo, "throughput_unit": f"exponent of {name}",
+                     "ratio_vs_numpy": t1 / t0, "ratio_vs_torch": None, "roofline_fraction": None,
+                     "scaling_exponent": expo,
+                     "notes": f"one iteration, L={L}, base M={base['M']} T={base['T']} P={base['P']} "
+                              f"S_tan={S_tan} ({t0:.3g} s); {name} doubled: {t1:.3g} s"})
+    return recs
+
+
 def bench_deep(quick: bool = False) -> list:
     """Run the deep benchmarks; returns a list of records (see the module docstring)."""
     from meanfield.deep.network import blas_limit
@@ -139,7 +181,10 @@ def bench_deep(quick: bool = False) -> list:
         rate_one = gemm_rate(n, rep)
     rate = max(rate_all, rate_one)
     recs = bench_ensemble(rate, quick)
+    # at small N the per-seed Python and BLAS-call overhead is what batching removes
+    recs += bench_ensemble(rate, False, S=16, N=32, L=3, P=64, D=16)
     recs.append(bench_dmft(rate, quick))
+    recs += bench_dmft_scaling(rate, quick)
     for r in recs:
         r["calibration_gemm_gflops"] = rate / 1e9
         r["calibration_gemm_gflops_1thread"] = rate_one / 1e9

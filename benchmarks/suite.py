@@ -375,12 +375,24 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes on 2 cores")
     p.add_argument("--json", metavar="FILE", help="write the records as JSON")
     p.add_argument("--compile", action="store_true", help="also measure cold/warm numba compile times")
+    p.add_argument("--only", choices=("particles", "deep", "scan"), action="append",
+                   help="run only these groups (repeatable; default: all)")
     args = p.parse_args(argv)
+    groups = set(args.only or ("particles", "deep", "scan"))
     desc = machine()
     print(f"machine: {desc}")
     t0 = time.perf_counter()
-    rows = run_suite(quick=args.quick)
+    rows = run_suite(quick=args.quick) if "particles" in groups else []
+    if "deep" in groups:
+        from .deep_bench import bench_deep
+
+        rows += bench_deep(quick=args.quick)
     print(format_table(rows))
+    scan = []
+    if "scan" in groups:
+        from .scan_overhead import bench_scan_overhead
+
+        scan = bench_scan_overhead(quick=args.quick)
     comp = None
     if args.compile:
         comp = compile_times()
@@ -388,12 +400,21 @@ def main(argv=None):
             print(f"numba {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in rec.items() if isinstance(v, float)))
     print(f"total {time.perf_counter() - t0:.1f} s")
     if args.json:
-        records = [dict(r, machine=desc) for r in rows]
+        records = [dict(r, machine=desc) for r in rows] + [_scan_record(r, desc) for r in scan]
         for label, rec in (comp or {}).items():
             records.append(_compile_record(label, rec, desc))
         with open(args.json, "w") as fh:
             json.dump(records, fh, indent=1)
     return 0
+
+
+def _scan_record(r, desc):
+    """A scan-overhead measurement in the record format (seconds per run in ``seconds_per_step``)."""
+    return {
+        "workload": r["name"], "backend": "numpy", "dtype": "float64", "N": None, "d": None, "M": None,
+        "S": r.get("n_runs"), "seconds_per_step": r["value"], "throughput": None, "throughput_unit": r["unit"],
+        "ratio_vs_numpy": None, "ratio_vs_torch": None, "roofline_fraction": None, "machine": desc, "detail": r,
+    }
 
 
 def _compile_record(label, rec, desc):

@@ -45,8 +45,13 @@ def test_bench_deep_quick_records():
     recs = mod.bench_deep(quick=True)
     keys = {"workload", "backend", "dtype", "N", "d", "M", "S", "seconds_per_step", "throughput", "throughput_unit",
             "ratio_vs_numpy", "ratio_vs_torch", "roofline_fraction"}
-    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step", "deep_ensemble_gd_step_seed_loop",
-                                             "dmft_iteration"]
+    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step", "deep_ensemble_gd_step_seed_loop"] * 2 + [
+        "dmft_iteration", "dmft_iteration_scaling_M", "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
     for r in recs:
-        assert keys <= set(r) and r["seconds_per_step"] > 0 and 0 < r["roofline_fraction"] < 5
+        assert keys <= set(r) and r["seconds_per_step"] > 0
+        if "scaling" in r["workload"]:
+            # plumbing only: at quick sizes (~10 ms) the timing ratios are too noisy to assert on
+            assert r["ratio_vs_numpy"] > 0 and np.isfinite(r["scaling_exponent"])
+        else:
+            assert 0 < r["roofline_fraction"] < 5
     assert mod.ensemble_flops(16, 64, 1024, 16, 3) == 6 * 2 * 16 * 64 * 1024 ** 2 + 4 * 16 * 64 * 1024 * 16
