@@ -50,6 +50,7 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     theta = theta0
     n_total = record_steps[-1]
     ri = 0
+    expected = None
     bar = progress_bar(n_total, desc, progress)
     # overflow on the way to a divergence is expected and reported below, not warned about
     err = np.errstate(over="ignore", invalid="ignore")
@@ -59,10 +60,12 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
         while True:
             while ri < len(record_steps) and record_steps[ri] == k:
                 obs = observe(theta)
-                bad = [name for name, v in obs.items() if name.startswith("risk") and np.any(np.isinf(v))]
+                if expected is None:  # NaN at step 0 means 'not available' (e.g. no training set)
+                    expected = {n: np.isfinite(v) for n, v in obs.items() if n.startswith("risk")}
+                bad = [n for n, ok in expected.items() if np.any(ok & ~np.isfinite(obs[n]))]
                 if bad:
                     res.status, res.diverged_step, res.diverged_time = "diverged", k, k * h
-                    res.message = f"{desc}: {bad[0]} became infinite at step {k} (t = {k * h:g})"
+                    res.message = f"{desc}: {bad[0]} became non-finite at step {k} (t = {k * h:g})"
                     return res
                 res.records[ri] = obs
                 if ri in snaps:

@@ -20,7 +20,7 @@ PURPOSES = {
     "test_set": 4,     # test sample
     "eval_points": 5,  # points where f is recorded
     "nn_init": 6,      # finite-width initial neurons / subsample choice, per (width, seed)
-    "nn_data": 7,      # finite-width SGD sample/minibatch stream, per width
+    "nn_data": 7,      # finite-width SGD sample/minibatch stream, per (width, seed) (deep runs: per width)
 }
 
 

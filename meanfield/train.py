@@ -22,8 +22,12 @@ from solvers.particles import mc_risk_velocity, population_risk_velocity
 __all__ = ["sgd_step"]
 
 
-def sgd_step(cfg, model, backend, task, train_set, rng, S, dtype):
-    """Return ``step(theta, k) -> theta`` for theta of shape (S, N, p)."""
+def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype):
+    """Return ``step(theta, k) -> theta`` for theta of shape (S, N, p).
+
+    ``rngs`` holds one generator per seed, so a network's minibatches do not depend on how many
+    other seeds are trained beside it.
+    """
     lr, B, loss, alg = cfg.train.lr, cfg.train.batch, task.loss, cfg.train.algorithm
     if alg == "population_gd":
         pop = task.population
@@ -36,13 +40,15 @@ def sgd_step(cfg, model, backend, task, train_set, rng, S, dtype):
         P = x.shape[0]
 
         def step(th, k):
-            idx = rng.integers(0, P, size=(S, B))
+            idx = np.stack([r.integers(0, P, size=B) for r in rngs])
             return th + lr * mc_risk_velocity(model, backend, th, x[idx], y[idx], loss)[1]
 
         return step
 
     def step(th, k):
-        xb, yb = task.sample(rng, B, batch=(S,))
-        return th + lr * mc_risk_velocity(model, backend, th, xb.astype(dtype), yb.astype(dtype), loss)[1]
+        draws = [task.sample(r, B) for r in rngs]
+        xb = np.stack([d[0] for d in draws]).astype(dtype, copy=False)
+        yb = np.stack([d[1] for d in draws]).astype(dtype, copy=False)
+        return th + lr * mc_risk_velocity(model, backend, th, xb, yb, loss)[1]
 
     return step

@@ -154,3 +154,58 @@ def test_float32_within_documented_tolerance_of_float64():
     for k in ("risk_mf", "risk_nn", "f_mf", "f_nn"):
         rel = np.max(np.abs(a[k] - b[k])) / np.max(np.abs(a[k]))
         assert 0 < rel < 1e-4, (k, rel)
+
+
+@pytest.mark.parametrize("over", [{"model.activation": "tanh"}, {"task.teacher_activation": "relu"}])
+def test_runs_without_closed_forms_use_mc_and_test_risk(over):
+    """tanh units or a teacher of another activation: no population risk, MC limit, test-sample risk."""
+    res = meanfield.run(tiny(**{"limit.expectation": "auto", **over}))
+    a = res.arrays
+    assert res.summary["expectation"] == "mc" and res.status == "completed"
+    assert np.all(np.isnan(a["risk_nn_pop"])) and np.array_equal(a["risk_nn"], a["risk_nn_test"])
+    assert np.all(np.isfinite(a["risk_mf"])) and a["risk_mf"][-1] < a["risk_mf"][0]
+
+
+def test_commensurate_steps_record_at_common_times():
+    """dt = 0.05, lr = 0.1: recording snaps to the 0.1 grid so both sides are compared at equal t."""
+    a = meanfield.run(tiny(**{"limit.dt": 0.05, "train.lr": 0.1, "time.records": 8})).arrays
+    assert np.allclose(a["t"], a["t_nn"], rtol=0, atol=1e-12)
+    assert np.allclose(a["t"] / 0.1, np.round(a["t"] / 0.1))
+
+
+def test_seed_streams_do_not_depend_on_the_number_of_seeds():
+    a = meanfield.run(tiny(**{"train.seeds": 2})).arrays
+    b = meanfield.run(tiny(**{"train.seeds": 3})).arrays
+    assert np.array_equal(a["risk_nn"], b["risk_nn"][:, :2])
+
+
+def test_overwrite_removes_the_old_summary_first(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    meanfield.run_to_dir(tiny(), out)
+    res = meanfield.run(tiny(**{"run.seed": 7}))
+    calls = []
+    real = store.save_arrays
+
+    def dying(path, arrays):
+        calls.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "save_arrays", dying)
+    with pytest.raises(KeyboardInterrupt):
+        res.save(out)
+    # the directory no longer claims to hold a finished run
+    assert calls and not (out / "summary.json").exists()
+    with pytest.raises(FileNotFoundError):
+        meanfield.load(out)
+
+
+def test_limit_divergence_keeps_the_last_finite_state():
+    cfg = tiny(**{"model.activation": "linear", "model.a_std": 30.0, "limit.integrator": "euler", "limit.dt": 0.5,
+                  "time.t_max": 200.0, "train.seeds": 0, "time.snapshots": 3})
+    res = meanfield.run(cfg)
+    a = res.arrays
+    dv = res.summary["diverged"][0]
+    assert res.status == "diverged" and dv["side"] == "limit" and dv["step"] >= 1
+    assert np.all(np.isfinite(a["particles_mf_final"]))
+    assert np.isfinite(a["risk_mf"][0]) and np.isnan(a["risk_mf"][-1])
+    assert np.all(np.isnan(a["particles_mf"][-1]))  # snapshot times after the divergence were never reached

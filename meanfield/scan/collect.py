@@ -144,6 +144,9 @@ def _per_width(arrays, summary):
         if risk_mf is not None:
             with np.errstate(invalid="ignore"):
                 g = np.abs(r - np.asarray(risk_mf)[None, :])
+            if "t" in arrays and "t_nn" in arrays:  # compare the sides only at common recording times
+                same = np.isclose(arrays["t"], arrays["t_nn"], rtol=1e-9, atol=1e-12)
+                g = np.where(same[None, :], g, np.nan)
             per_net = [np.nanmax(x) if np.any(np.isfinite(x)) else math.nan for x in g]
             gap = float(np.nanmean(per_net)) if np.any(np.isfinite(per_net)) else math.nan
         else:
