@@ -161,3 +161,20 @@ def test_one_coordinator_per_directory(tmp_path):
         with pytest.raises(ScanRefused, match="another scan process"):
             run_scan(spec, out, workers=1, progress=False)
     assert run_scan(spec, out, workers=1, progress=False).exit_code == 0
+
+
+def test_worker_recomputes_a_run_whose_summary_is_unreadable(tmp_path):
+    """A corrupt summary.json is treated as unfinished by the coordinator and recomputed by the worker."""
+    import json as _json
+
+    from meanfield.config import from_dict
+    from meanfield.scan.executors import execute_run
+
+    cfg = from_dict({"task": {"d": 3, "teacher_width": 2}, "limit": {"particles": 8, "dt": 0.1},
+                     "train": {"widths": [4], "seeds": 1, "lr": 0.1}, "time": {"t_max": 0.3, "records": 3}})
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("{not json")
+    rep = execute_run("x", _json.dumps(cfg.to_dict()), str(out))
+    assert rep["status"] == "completed" and not rep["reused"], rep["error"]
+    assert _json.loads((out / "summary.json").read_text())["status"] == "completed"

@@ -150,10 +150,15 @@ def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process dies
         summ = os.path.join(out_dir, "summary.json")
         if os.path.isfile(summ):
-            s = load_json(summ)
-            out.update(status=s.get("status", "completed"), seconds_run=s.get("seconds_total"), reused=True,
-                       error=_diverged_text(s))
-            return out
+            try:
+                s = load_json(summ)
+            except (OSError, ValueError):
+                # unreadable (the coordinator's reconcile treats it as unfinished): recompute in place
+                os.unlink(summ)
+            else:
+                out.update(status=s.get("status", "completed"), seconds_run=s.get("seconds_total"), reused=True,
+                           error=_diverged_text(s))
+                return out
         _clean_partial(out_dir)
         cfg = C.from_dict(json.loads(config_json))
         _test_hook(cfg, out_dir)
