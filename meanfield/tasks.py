@@ -9,6 +9,7 @@ r"""Learning tasks: input/target samplers, and population laws where expectation
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,7 +23,7 @@ from . import seeding
 __all__ = ["Task", "TeacherStudent", "GaussianClasses", "Dataset", "make_task"]
 
 
-class Task:
+class Task(abc.ABC):
     """Interface: ``d``, ``loss``, ``population`` (or None) and ``sample(rng, n, batch=())``."""
 
     d: int
@@ -30,8 +31,9 @@ class Task:
     population: Optional[GaussianPopulation] = None
     fixed_train: Optional[tuple] = None  # a dataset's own training set
 
+    @abc.abstractmethod
     def sample(self, rng, n, batch=()):
-        raise NotImplementedError
+        """Draw ``(x, y)`` of shapes ``batch + (n, d)`` and ``batch + (n,)``."""
 
     def test_set(self, rng, n):
         """A held-out test sample ``(x, y)``."""

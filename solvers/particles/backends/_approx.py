@@ -171,7 +171,7 @@ def _bits_f32(typingctx, k):
 
 def _pow2(kf):  # pragma: no cover
     """2**k for integral float ``kf`` in [-2044, 2046] (two exponent factors)."""
-    raise NotImplementedError
+    raise TypeError("only callable from numba-compiled code: the implementation is its @overload")
 
 
 @overload(_pow2)
@@ -200,7 +200,7 @@ def _pow2_overload(kf):
 
 
 def _horner(coefs, v):  # pragma: no cover
-    raise NotImplementedError
+    raise TypeError("only callable from numba-compiled code: the implementation is its @overload")
 
 
 _HORNER_IMPLS: dict = {}
@@ -239,7 +239,7 @@ def fasin(x):
 
 
 def _exp_range(x):  # pragma: no cover
-    raise NotImplementedError
+    raise TypeError("only callable from numba-compiled code: the implementation is its @overload")
 
 
 @overload(_exp_range)
