@@ -13,18 +13,35 @@ import contextlib
 __all__ = ["blas_threads"]
 
 _CONTROLLER = []
+# the limit this module has in force (None: none); BLAS pools are process-wide, so is this
+_ACTIVE = [None]
+
+
+@contextlib.contextmanager
+def _limit(n):
+    prev = _ACTIVE[0]
+    with _CONTROLLER[0].limit(limits=n, user_api="blas"):
+        _ACTIVE[0] = n
+        try:
+            yield
+        finally:
+            _ACTIVE[0] = prev
 
 
 def blas_threads(n):
     """Context manager limiting BLAS to ``n`` threads (``None``: leave the pool as it is).
 
     The threadpoolctl controller is built once (inspecting the loaded libraries is not free) and
-    reused, so the context is cheap enough to enter on every call of a hot method.
+    reused. Entering a limit costs ~10 µs, so a context nested inside one with the same ``n``
+    (a hot kernel called from an already limited method) is a no-op.
     """
-    if n is None:
+    if n is None or _ACTIVE[0] == int(n):
         return contextlib.nullcontext()
     if not _CONTROLLER:
+        # numba's np.dot calls scipy's BLAS (a library of its own, beside numpy's): load it first
+        # so that the controller, which sees only the libraries loaded when it is built, limits it
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=int(n), user_api="blas")
+    return _limit(int(n))
