@@ -378,6 +378,9 @@ def main(argv=None):
     p.add_argument("--only", choices=("particles", "deep", "scan"), action="append",
                    help="run only these groups (repeatable; default: all)")
     args = p.parse_args(argv)
+    from solvers.heap import retain_freed_memory
+
+    retain_freed_memory()
     groups = set(args.only or ("particles", "deep", "scan"))
     desc = machine()
     print(f"machine: {desc}")

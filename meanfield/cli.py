@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from solvers.heap import retain_freed_memory
+
 __all__ = ["main"]
 
 
@@ -105,6 +107,7 @@ def _extensions():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    retain_freed_memory()
     try:
         return args.func(args)
     except KeyboardInterrupt:

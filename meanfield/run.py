@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solvers.heap import retain_freed_memory
 from solvers.particles import TwoLayer, get_backend
 
 from . import config as _config
@@ -117,6 +118,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     log : callable(str) or None
         Receives one-line notices (backend choice, divergence).
     """
+    retain_freed_memory()  # see solvers.heap: numpy temporaries otherwise page-fault every step
     if isinstance(cfg, dict):
         cfg = _config.from_dict(cfg)
     elif isinstance(cfg, (str, os.PathLike)):
