@@ -20,10 +20,10 @@ Workloads
    .. math:: F = 6(L-1)\,S P N^2 + 4\,S P N D
 
    (elementwise work and the O(SPN) readout are not counted).
-   ``deep_ensemble_gd_step_seed_loop`` is the same step as a Python loop over the seeds (one network
-   at a time); its ``ratio_vs_numpy`` is t_batched / t_loop (> 1: the loop is faster).
-   ``ratio_vs_numpy`` of the batched record is 1 (it is the numpy reference); ``ratio_vs_torch`` is None
-   (torch is not a dependency).
+   Backends: ``numpy batched`` (numpy ``matmul`` over the seed axis), ``numba batched`` (the fused
+   kernel of :mod:`meanfield.deep._fused`: one parallel region over seeds), and at small N
+   (8 … 64) the Python loops over seeds ``numpy-loop`` / ``numba-loop``; see :func:`bench_ensemble`
+   for the ratios. ``ratio_vs_torch`` is None (torch is not a dependency).
 2. ``dmft_iteration`` — one fixed-point iteration of the sampled DMFT
    (:func:`solvers.dmft.solve_dmft`, from the lazy initial state on the full horizon) at L = 2, P = 8,
    T = 100 steps, M = 10⁴ samples, ``S_tan`` tangent samples, tanh (quick: T = 40, M = 2000,
@@ -79,8 +79,22 @@ def _record(workload, N, d, M, S, sec, flops, rate, ratio_numpy=1.0, notes=""):
             "notes": notes}
 
 
-def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16):
-    """Batched GD step vs a loop over seeds (records 1a, 1b)."""
+def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16, loops=True):
+    """One GD step of S networks: batched (numpy, numba) and as a Python loop over seeds.
+
+    Records, all with ``workload = 'deep_ensemble_gd_step'`` and ``backend`` one of
+
+    * ``numpy-loop`` — a Python loop over the seeds, each network alone through the numpy path
+      (what one writes without a seed axis); its ``ratio_vs_numpy`` is 1;
+    * ``numba-loop`` — the same loop, each network through the numba fused kernel (isolates what
+      batching itself buys);
+    * ``numpy batched``, ``numba batched`` — all seeds in one call.
+
+    ``ratio_vs_numpy`` = t(numpy-loop) / t: the speed-up over the loop (as for the two-layer
+    ``ensemble_step``). With ``loops = False`` (large N, where a loop costs minutes and batching
+    is about GEMM efficiency) only the batched records are made and their ratio is against
+    ``numpy batched``.
+    """
     from meanfield.deep.network import DeepNet, MuP
     from meanfield.deep.train import make_step
 
@@ -89,18 +103,28 @@ def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((P, D))
     y = np.tanh(X[:, 0])
-    net = DeepNet("tanh", D, N, L, MuP(1.0))
-    theta = net.init([[np.random.default_rng([s, l]) for l in range(L + 1)] for s in range(S)])
-    step = make_step(net, "gd", 0.05, train=(X, y))
-    rep = 2 if quick else 3
-    t_b = _best(lambda: step(theta, 0), rep)
-    singles = [np.ascontiguousarray(theta[s:s + 1]) for s in range(S)]
-    t_l = _best(lambda: [step(th, 0) for th in singles], rep)
+    rep = 2 if quick else (3 if N >= 256 else 15)
     F = ensemble_flops(S, P, N, D, L)
     shape = f"S={S} N={N} L={L} P={P} D={D} tanh"
-    return [_record("deep_ensemble_gd_step", N, D, P, S, t_b, F, rate, 1.0, f"batched over seeds; {shape}"),
-            _record("deep_ensemble_gd_step_seed_loop", N, D, P, S, t_l, F, rate, t_b / t_l,
-                    f"python loop over seeds; ratio_vs_numpy = t_batched/t_loop; {shape}")]
+    times = {}
+    for be in ("numpy", "numba"):
+        net = DeepNet("tanh", D, N, L, MuP(1.0), backend=be)
+        theta = net.init([[np.random.default_rng([s, l]) for l in range(L + 1)] for s in range(S)])
+        step = make_step(net, "gd", 0.05, train=(X, y))
+        times[f"{be} batched"] = _best(lambda: step(theta, 0), rep)
+        if loops:
+            singles = [np.ascontiguousarray(theta[s:s + 1]) for s in range(S)]
+            times[f"{be}-loop"] = _best(lambda: [step(th, 0) for th in singles], rep)
+    ref = times["numpy-loop"] if loops else times["numpy batched"]
+    recs = []
+    for name in ("numpy-loop", "numba-loop", "numpy batched", "numba batched"):
+        if name not in times:
+            continue
+        r = _record("deep_ensemble_gd_step", N, D, P, S, times[name], F, rate, ref / times[name],
+                    f"{name}; {shape}; ratio_vs_numpy = t({'numpy-loop' if loops else 'numpy batched'}) / t")
+        r["backend"] = name
+        recs.append(r)
+    return recs
 
 
 def bench_dmft(rate, quick=False, L=2, P=8):
@@ -174,15 +198,18 @@ def bench_dmft_scaling(rate, quick=False, L=2):
 def bench_deep(quick: bool = False) -> list:
     """Run the deep benchmarks; returns a list of records (see the module docstring)."""
     from meanfield.deep.network import blas_limit
+    from solvers.heap import retain_freed_memory
 
+    retain_freed_memory()
     n, rep = (1024, 2) if quick else (2048, 3)
     rate_all = gemm_rate(n, rep)
     with blas_limit(1):
         rate_one = gemm_rate(n, rep)
     rate = max(rate_all, rate_one)
-    recs = bench_ensemble(rate, quick)
+    recs = bench_ensemble(rate, quick, loops=False)
     # at small N the per-seed Python and BLAS-call overhead is what batching removes
-    recs += bench_ensemble(rate, False, S=16, N=32, L=3, P=64, D=16)
+    for N in ((16,) if quick else (8, 16, 32, 64)):
+        recs += bench_ensemble(rate, False, S=16, N=N, L=3, P=64, D=16)
     recs.append(bench_dmft(rate, quick))
     recs += bench_dmft_scaling(rate, quick)
     for r in recs:

@@ -45,7 +45,9 @@ def test_bench_deep_quick_records():
     recs = mod.bench_deep(quick=True)
     keys = {"workload", "backend", "dtype", "N", "d", "M", "S", "seconds_per_step", "throughput", "throughput_unit",
             "ratio_vs_numpy", "ratio_vs_torch", "roofline_fraction"}
-    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step", "deep_ensemble_gd_step_seed_loop"] * 2 + [
+    assert [r["backend"] for r in recs[:6]] == ["numpy batched", "numba batched", "numpy-loop", "numba-loop",
+                                                 "numpy batched", "numba batched"]
+    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + [
         "dmft_iteration", "dmft_iteration_scaling_M", "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
     for r in recs:
         assert keys <= set(r) and r["seconds_per_step"] > 0

@@ -211,7 +211,10 @@ class DeepNet:
     N : int, width of every hidden layer
     L : int, number of hidden layers (≥ 1; L = 1 dispatches to :class:`solvers.particles.TwoLayer`)
     param : parametrisation object with ``scales(L, D, N) -> LayerScales`` (e.g. :class:`MuP`)
-    backend : particle backend name or object (used by the depth-1 TwoLayer path only)
+    backend : particle backend name or object
+        Depth 1: the TwoLayer particle backend. Depth ≥ 2: ``'numba'`` computes the training
+        velocity with the fused kernel of :mod:`meanfield.deep._fused` (one parallel region per
+        step, all cores; equal to the numpy path to rounding); any other backend uses numpy.
     blas_threads : int or None
         BLAS threads inside the network's methods (default 1, see :func:`blas_limit`; None: leave as is).
     """
@@ -235,6 +238,11 @@ class DeepNet:
                                       lr_b=0.0)
         else:
             self.two_layer = None
+        self.fused_code = None
+        if self.L >= 2 and getattr(self.backend, "name", None) == "numba":
+            from ._fused import ACT_CODES
+
+            self.fused_code = ACT_CODES.get(activation)
         sizes = [self.N * self.D] + [self.N * self.N] * (self.L - 1) + [self.N]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
@@ -352,9 +360,22 @@ class DeepNet:
             if scale != 1.0:
                 v *= scale
             return loss, v
+        if self.fused_code is not None:
+            return self._fused_velocity(theta, X, y, scale)
         v = np.empty_like(theta)
         loss = self._velocity_into(self.weights(theta), X, y, self.weights(v), scale)
         return loss, v
+
+    def _fused_velocity(self, theta, X, y, scale):
+        from ._fused import fused_velocity
+
+        P = X.shape[-2]
+        s, c = self.sc.forward, self.sc.lr
+        vcoef = [scale * c[l] * s[l] / P for l in range(self.L + 1)]
+        X3 = X if X.ndim == 3 else X[None]
+        y2 = y if y.ndim == 2 else y[None]
+        return fused_velocity(self.fused_code, self.L, self.N, self.D, self.sc.residual,
+                              np.ascontiguousarray(theta), self.offsets, X3, y2, s, vcoef)
 
     @_limited
     def velocity_weights(self, weights, X, y):

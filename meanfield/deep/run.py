@@ -213,7 +213,12 @@ def run_deep(cfg, progress: bool = False, log=None):
                  f"limit.dt = {cfg.limit.dt}; these networks use train.algorithm = {alg!r} with lr = {lr} "
                  "(differences of O(step) or SGD noise are not finite-width effects)")
     if widths:
-        backend_name, backend = _resolve_backend(cfg.run.backend, log) if L == 1 else ("numpy", None)
+        backend_name, backend = _resolve_backend(cfg.run.backend, log)
+        if L >= 2 and backend_name == "cuda":
+            # the deep networks have CPU kernels only (numpy, and numba's fused step)
+            log("run.backend = cuda: networks of depth >= 2 have no CUDA kernel; they train with the numba "
+                "CPU backend")
+            backend_name, backend = _resolve_backend("numba", log)
         summary["backend"] = backend_name
         steps_nn = np.round(t / lr).astype(np.int64)
         arrays["t_nn"] = steps_nn * lr
@@ -230,7 +235,7 @@ def run_deep(cfg, progress: bool = False, log=None):
         param = make_parametrisation(m.parametrisation, g0)
         Xd, yd = X.astype(dtype), y.astype(dtype)
         for wi, N in enumerate(widths):
-            net = DeepNet(act, D, N, L, param, backend=backend if backend is not None else "numpy")
+            net = DeepNet(act, D, N, L, param, backend=backend)
             rngs = [[seeding.stream(cfg.run.seed, "nn_init", N, s, l) for l in range(L + 1)] for s in range(S)]
             theta0 = net.init(rngs, dtype=dtype)
             step = make_step(net, alg, lr, train=(Xd, yd), integrator=cfg.train.integrator, batch=cfg.train.batch,

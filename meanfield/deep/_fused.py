@@ -1,0 +1,185 @@
+r"""Numba kernel of the deep ensemble's training velocity: one parallel region per step.
+
+Why
+---
+The numpy path of :meth:`~meanfield.deep.network.DeepNet.velocity` issues ~40 array operations
+per step (matrix products batched over seeds, activations, derivatives, scalings). At small width
+each of them is dominated by its fixed cost, and ``np.tanh`` runs at ~2 ns per element on one
+core, so batching S seeds bought only 2–5× over a Python loop over seeds (N = 8…32, S = 16,
+measured). Here one ``prange`` over seeds does, for each network, exactly the maths of
+:meth:`DeepNet._velocity_into` — the products with BLAS (``np.dot`` inside the kernel, BLAS pinned to
+one thread, so the seeds run on all cores), the activation and its derivative in one fused pass
+with the polynomial approximations of :mod:`solvers.particles.backends._approx` (≤ 1e-14
+relative), the scalings folded into those passes.
+
+Each seed is computed start to finish by one thread with single-threaded BLAS, so the result does
+not depend on the thread count (bitwise). It agrees with the numpy path to rounding (the BLAS
+library and the activation approximations differ; tested ≤ 1e-12 relative in float64).
+
+Layout: ``theta`` (S, n_params) with the group offsets of :class:`DeepNet`; ``X`` (Sx, P, D) and
+``y`` (Sx, P) with Sx ∈ {1, S}.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from solvers.particles.backends import _approx
+from solvers.particles.backends._approx import like
+
+__all__ = ["ACT_CODES", "fused_velocity"]
+
+#: activations with a fused kernel -> code
+ACT_CODES = {"linear": 0, "erf": 1, "relu": 2, "tanh": 3}
+
+KFLAGS = {"nsz", "contract"}
+
+
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True, inline="always")
+def _act(code, z):
+    """(phi(z), phi'(z)) for the activation ``code``."""
+    if code == 1:
+        return _approx.erf_act_d1(z)
+    if code == 2:
+        # selects, not branches (vectorisable); z * 0 keeps a NaN pre-activation NaN, as numpy's
+        # maximum does, so that a diverging network is still seen to diverge
+        zero = like(0.0, z) * z
+        pos = z > like(0.0, z)
+        return (z if pos else zero), (like(1.0, z) if pos else zero)
+    if code == 3:
+        return _approx.tanh_act_d1(z)
+    return z, like(1.0, z)
+
+
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True)
+def _activate(code, scale, H, Hprev, residual, A, Dp):
+    """H <- scale*H (+ Hprev); A = phi(H), Dp = phi'(H), one pass over (P, N)."""
+    P, N = H.shape
+    for p in range(P):
+        for n in range(N):
+            z = scale * H[p, n]
+            if residual:
+                z += Hprev[p, n]
+            H[p, n] = z
+            a, d = _act(code, z)
+            A[p, n] = a
+            Dp[p, n] = d
+
+
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True)
+def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp, E, Left, Tmp):
+    """Loss and velocity (written into ``v``, scaled by ``vc``) of one network; see module docstring.
+
+    sf : (L+1,) forward scales s_l;  vc : (L+1,) scale * c_l * s_l / P (velocity prefactors).
+    Work arrays: H, A, Dp (L, P, N); E, Left, Tmp (P, N).
+    """
+    P = Xs.shape[0]
+    zero = like(0.0, sf[0])
+    # ---- forward: H[l] = h^{l+1}, A[l] = phi(h^{l+1}), Dp[l] = phi'(h^{l+1})
+    W0 = th[offs[0]:offs[1]].reshape((N, D))
+    np.dot(Xs, W0.T, H[0])
+    _activate(code, sf[0], H[0], H[0], False, A[0], Dp[0])
+    for l in range(1, L):
+        W = th[offs[l]:offs[l + 1]].reshape((N, N))
+        np.dot(A[l - 1], W.T, H[l])
+        _activate(code, sf[l], H[l], H[l - 1], residual, A[l], Dp[l])
+    w = th[offs[L]:offs[L + 1]]
+    aL = A[L - 1]
+    sL = sf[L]
+    # ---- outputs, residuals Delta = y - f, loss
+    loss = zero
+    delta = np.empty(P, dtype=th.dtype)
+    for p in range(P):
+        acc = zero
+        for n in range(N):
+            acc += aL[p, n] * w[n]
+        dl = ys[p] - sL * acc
+        delta[p] = dl
+        loss += dl * dl
+    # ---- readout velocity v^L_n = vc_L sum_p Delta_p a^L_pn, and e^L = s_L w phi'(h^L)
+    vL = v[offs[L]:offs[L + 1]]
+    for n in range(N):
+        vL[n] = zero
+    for p in range(P):
+        cp = vc[L] * delta[p]
+        for n in range(N):
+            vL[n] += cp * aL[p, n]
+            E[p, n] = sL * w[n] * Dp[L - 1, p, n]
+    # ---- hidden groups l = L-1 .. 0: dW^l = (vc_l Delta e^{l+1})^T a^l, then e^l
+    for l in range(L - 1, -1, -1):
+        for p in range(P):
+            cp = vc[l] * delta[p]
+            for n in range(N):
+                Left[p, n] = cp * E[p, n]
+        if l == 0:
+            np.dot(Left.T, Xs, v[offs[0]:offs[1]].reshape((N, D)))
+            break
+        np.dot(Left.T, A[l - 1], v[offs[l]:offs[l + 1]].reshape((N, N)))
+        W = th[offs[l]:offs[l + 1]].reshape((N, N))
+        np.dot(E, W, Tmp)
+        s = sf[l]
+        for p in range(P):
+            for n in range(N):
+                g = s * Tmp[p, n] * Dp[l - 1, p, n]
+                if residual:
+                    g += E[p, n]
+                E[p, n] = g
+    return like(0.5, loss) * loss / like(P, loss)
+
+
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True)
+def _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s):
+    sx = s if X.shape[0] > 1 else 0
+    P = X.shape[1]
+    dt = theta.dtype
+    H = np.empty((L, P, N), dtype=dt)
+    A = np.empty((L, P, N), dtype=dt)
+    Dp = np.empty((L, P, N), dtype=dt)
+    E = np.empty((P, N), dtype=dt)
+    Left = np.empty((P, N), dtype=dt)
+    Tmp = np.empty((P, N), dtype=dt)
+    loss[s] = _one_network(code, L, N, D, residual, theta[s], offs, X[sx], y[sx], sf, vc, v[s],
+                           H, A, Dp, E, Left, Tmp)
+
+
+@njit(parallel=True, error_model="numpy", cache=True)
+def _ensemble_parallel(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss):
+    for s in prange(theta.shape[0]):
+        # an int64 index: prange's may be unsigned, and numba unifies uint64 with int64 to float
+        _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, np.int64(s))
+
+
+@njit(error_model="numpy", cache=True)
+def _ensemble_serial(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss):
+    for s in range(theta.shape[0]):
+        _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s)
+
+
+def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef, parallel=True):
+    """Loss (S,) and velocity (S, n_params) of S deep networks (see the module docstring).
+
+    Parameters
+    ----------
+    code : activation code (:data:`ACT_CODES`)
+    theta : (S, n_params) C-contiguous, float64 or float32
+    offsets : (L+2,) int64 group offsets
+    X : (Sx, P, D), y : (Sx, P), Sx ∈ {1, S}, dtype of theta
+    forward : (L+1,) forward scales s_l
+    vcoef : (L+1,) velocity prefactors ``scale * c_l * s_l / P``
+    parallel : run the seeds in a numba ``prange`` (False: on the calling thread)
+    """
+    from solvers.threads import blas_threads
+
+    dt = theta.dtype
+    S = theta.shape[0]
+    v = np.empty_like(theta)
+    loss = np.empty(S, dtype=dt)
+    args = (int(code), int(L), int(N), int(D), bool(residual), theta, np.asarray(offsets, np.int64),
+            np.ascontiguousarray(X, dtype=dt), np.ascontiguousarray(y, dtype=dt),
+            np.asarray(forward, dtype=dt), np.asarray(vcoef, dtype=dt), v, loss)
+    with blas_threads(1):
+        if parallel and S > 1:
+            _ensemble_parallel(*args)
+        else:
+            _ensemble_serial(*args)
+    return loss, v
