@@ -248,8 +248,14 @@ class TangentMarch:
         return out
 
 
-def tangent_averages(act, h, z, H, Z, grid: Grid, seeds: SeedLayout, chunk: int, block: int = 8):
+def tangent_averages(act, h, z, H, Z, grid: Grid, seeds: SeedLayout, chunk: int, block: int = 8,
+                     workers: int = 1):
     r"""Average tangents over the samples (columns) of ``h, z`` processed in chunks.
+
+    Chunks are independent marches; ``workers`` > 1 runs that many at once in threads (numpy's
+    matrix products and ufuncs release the GIL, and BLAS runs on one thread in each, so the
+    chunks use that many cores). The per-chunk sums are added in chunk order whatever the number
+    of workers, so the result depends on ``chunk`` but not on ``workers``.
 
     Returns
     -------
@@ -261,13 +267,25 @@ def tangent_averages(act, h, z, H, Z, grid: Grid, seeds: SeedLayout, chunk: int,
     S = h.shape[1]
     sum_p = np.zeros((grid.n, seeds.R))
     sum_g = np.zeros((grid.n, seeds.R))
-    for s0 in range(0, S, chunk):
+
+    def one_chunk(s0):
         s1 = min(s0 + chunk, S)
-        tm = TangentMarch(act, h[:, s0:s1], z[:, s0:s1], seeds, grid).run(H, Z, block)
-        sp, sg = tm.sums()
-        sum_p += sp
-        sum_g += sg
-        del tm
+        return TangentMarch(act, h[:, s0:s1], z[:, s0:s1], seeds, grid).run(H, Z, block).sums()
+
+    starts = range(0, S, chunk)
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+            parts = pool.map(one_chunk, starts)  # in order; at most `workers` chunks alive
+            for sp, sg in parts:
+                sum_p += sp
+                sum_g += sg
+    else:
+        for s0 in starts:
+            sp, sg = one_chunk(s0)
+            sum_p += sp
+            sum_g += sg
     sum_p /= S
     sum_g /= S
     out = {}

@@ -7,7 +7,8 @@ float64 storage is about
 * noise (fixed for the whole solve): ``2(L-1) n S + 2 n_pts S``
 * primal march of one layer (layers are marched one at a time): ``h, z, φ, g, u, r`` + temporaries,
   ``7 n S``; the all-samples output tangent of the last layer: ``4 n S``
-* tangents of one chunk: ``2 n R c`` (histories dφ, dg) ``+ 2 n c + 2 n R``
+* tangents of one chunk: ``2 n R c`` (histories dφ, dg) ``+ 2 n c``, times the chunks marched at
+  once (``workers``), plus the running sums ``2 n R`` and each chunk's sums ``2 n R``
 * order parameters: old, new and blended states, memory operators, Cholesky factors: ``(12 L + 6) n²``
 
 The causal sweep (:mod:`solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
@@ -67,19 +68,23 @@ class MemoryEstimate:
 
 
 def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chunk_budget=512e6,
-                    sweep="jacobi"):
+                    sweep="jacobi", workers=1):
     """Peak memory (bytes) of one sampled solve; see module doc for the terms.
 
     ``sweep='causal'`` adds the causal sweep's all-at-once storage (the peak is the larger phase).
+    ``workers`` chunks are marched at once: the automatic chunk shares ``chunk_budget`` among them,
+    and the tangent term counts each worker's chunk.
     """
     n = (T + 1) * n_pts
     S = n_samples
     Rs = seeds_per_layer(T + 1, n_pts, n_train, L)
     R = max(Rs)
-    c = auto_chunk(n, R, n_tangent, chunk_budget) if chunk is None else int(min(chunk, n_tangent))
+    workers = max(1, int(workers))
+    c = auto_chunk(n, R, n_tangent, chunk_budget / workers) if chunk is None else int(min(chunk, n_tangent))
+    busy = min(workers, -(-n_tangent // c))  # chunks alive at once
     noise = _F * (2 * (L - 1) * n * S + 2 * n_pts * S + S)
     primal = _F * (7 * n * S + 4 * n * S)
-    tangents = _F * (2 * n * R * c + 2 * n * c + 2 * n * R) if R else 0
+    tangents = _F * (busy * (2 * n * R * c + 2 * n * c) + 2 * n * R + 2 * busy * n * R) if R else 0
     state = _F * (12 * L + 6) * n * n
     if sweep == "causal":
         c_primal = _F * (6 * L * n * S + 2 * n * S)

@@ -79,6 +79,7 @@ that spread by ~1.6× (conservative).
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -140,7 +141,7 @@ class SampledMap:
     """
 
     def __init__(self, activation, gamma0, bank: NoiseBank, Phi0, n_tangent, chunk, f_estimator,
-                 jitter=JITTER, block=8):
+                 jitter=JITTER, block=8, workers=1):
         self.act = gaussian.get_activation(activation)
         self.gamma0 = float(gamma0)
         self.bank = bank
@@ -149,6 +150,7 @@ class SampledMap:
         self.f_estimator = f_estimator
         self.jitter = jitter
         self.block = block
+        self.workers = int(workers)
         self.u1 = bank.first_layer(Phi0, jitter)
         self.timings = {"primal": 0.0, "tangent": 0.0, "sources": 0.0, "kernels": 0.0}
 
@@ -175,19 +177,22 @@ class SampledMap:
         for l in range(1, L + 1):
             t0 = time.perf_counter()
             H, Z = memory_operators(state, l, self.gamma0)
-            u, r = self._sources(state, l)
+            # large square-ish products: BLAS on `workers` threads (the march's small ones stay on one)
+            with blas_threads(self.workers):
+                u, r = self._sources(state, l)
             t1 = time.perf_counter()
             pm = PrimalMarch(act, u, r, g).run(H, Z, self.block)
             t2 = time.perf_counter()
-            Phi[l] = gram(pm.p)
-            G[l] = gram(pm.g)
+            with blas_threads(self.workers):
+                Phi[l] = gram(pm.p)
+                G[l] = gram(pm.g)
             t3 = time.perf_counter()
             seeds = SeedLayout(g.n_t, g.n_pts, g.n_train, r_seeds=l <= L - 1, u_seeds=l >= 2,
                                one_seed=False)
             if seeds.R:
                 nt = self.n_tangent
                 avg = tangent_averages(act, pm.h[:, :nt], pm.z[:, :nt], H, Z, g, seeds, self.chunk,
-                                       self.block)
+                                       self.block, self.workers)
                 if l <= L - 1:
                     RA[l] = avg["RA"]
                 if l >= 2:
@@ -230,7 +235,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
                stages: int | None = None, seed: int = 0, jitter: float = JITTER,
                f_estimator: str = "auto", error_batches: int = 4, antithetic: bool = False,
                u1=None, rL=None, tangent_chunk: int | None = None, block: int = 8, sweep: str = "auto",
-               max_bytes: float | None = 4e9, n_threads: int | None = 1,
+               max_bytes: float | None = 4e9, n_threads: int | None = 1, workers: int | None = None,
                verbose: bool = False) -> DMFTResult:
     r"""Solve the infinite-width DMFT of an L-hidden-layer muP network by sample-and-solve.
 
@@ -268,6 +273,11 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
     n_threads : int or None, BLAS threads during the solve (default 1, see
         :func:`~solvers.threads.blas_threads`;
         None leaves the BLAS setting alone)
+    workers : int or None
+        Tangent chunks marched at once, in threads (each with its own BLAS thread). Default: the
+        cores this process may use. The tangent budget (512 MB) is shared among them, so the chunk
+        size, and with it the rounding of the result, depends on ``workers``: the same seed and
+        the same ``workers`` give bitwise-identical results.
     verbose : bool, print one line per iteration
 
     Returns
@@ -276,13 +286,25 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         ``status`` is ``'converged'`` only if the final stage reached ``tol``; otherwise the numbers
         are the last iterate and ``residuals`` shows how far from a fixed point it is.
     """
+    if workers is None:
+        workers = usable_cores()
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     with blas_threads(n_threads):
         return _solve_dmft(**{k: v for k, v in locals().items() if k != "n_threads"})
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tangent, tol, stage_tol,
                 max_iter, damping, stages, seed, jitter, f_estimator, error_batches, antithetic, u1, rL,
-                tangent_chunk, block, sweep, max_bytes, verbose):
+                tangent_chunk, block, sweep, max_bytes, workers, verbose):
     t_start = time.perf_counter()
     f_estimator = check_supported(activation, L, f_estimator)
     if gamma0 == 0:
@@ -319,13 +341,14 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     if sweep not in ("auto", "causal", "jacobi"):
         raise ValueError(f"unknown sweep {sweep!r}; choose 'auto', 'causal' or 'jacobi'")
     if sweep == "auto":
-        causal_bytes = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep="causal").total
+        causal_bytes = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep="causal",
+                                       workers=workers).total
         sweep = "causal" if max_bytes is None or causal_bytes <= max_bytes else "jacobi"
     if stages is None:
         stages = 1 if sweep == "causal" else int(np.ceil(T / 12))
     stage_tol = max(tol, 1e-4) if stage_tol is None else stage_tol
 
-    est = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep=sweep)
+    est = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep=sweep, workers=workers)
     check_memory(est, max_bytes)
     chunk = est.chunk
 
@@ -338,12 +361,12 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
                     n_tangent=S_tan, tol=tol, stage_tol=stage_tol, max_iter=max_iter, damping=damping,
                     stages=[gg.T for gg in grids], seed=seed, jitter=jitter, f_estimator=f_estimator,
                     error_batches=error_batches, antithetic=antithetic, chunk=chunk, block=block,
-                    sweep=sweep,
+                    sweep=sweep, workers=workers,
                     memory_estimate_bytes=est.total)
 
     log = IterationLog()
     try:
-        F = SampledMap(activation, gamma0, bank, init.Phi[0], S_tan, chunk, f_estimator, jitter, block)
+        F = SampledMap(activation, gamma0, bank, init.Phi[0], S_tan, chunk, f_estimator, jitter, block, workers)
     except KernelNotPositiveDefinite as e:
         log.status, log.message = "not_positive_definite", str(e)
         state = DMFTState.lazy(init, grid, y)
@@ -380,7 +403,7 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         for b in range(B):
             sub_bank = bank.subset(slice(b * Sb, (b + 1) * Sb))
             Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], max(1, S_tan // B), chunk,
-                            f_estimator, jitter, block)
+                            f_estimator, jitter, block, workers)
             sb, lb = iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping,
                              F_first=first(Fb))
             sub_status.append(lb.status)
