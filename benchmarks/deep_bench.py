@@ -24,17 +24,21 @@ Workloads
    kernel of :mod:`meanfield.deep._fused`: one parallel region over seeds), and at small N
    (8 … 64) the Python loops over seeds ``numpy-loop`` / ``numba-loop``; see :func:`bench_ensemble`
    for the ratios. ``ratio_vs_torch`` is None (torch is not a dependency).
-2. ``dmft_iteration`` — one fixed-point iteration of the sampled DMFT
-   (:func:`solvers.dmft.solve_dmft`, from the lazy initial state on the full horizon) at L = 2, P = 8,
-   T = 100 steps, M = 10⁴ samples, ``S_tan`` tangent samples, tanh (quick: T = 40, M = 2000,
-   S_tan = 50). Nominal FLOPs (DMFT.md §3.5):
+2. ``dmft_iteration`` — one Jacobi application of the sampled-DMFT fixed-point map
+   (:func:`solvers.dmft.solve_dmft` with ``sweep='jacobi'``, from the lazy initial state on the full
+   horizon): the iteration the solver repeats to convergence. L = 2, P = 8, T = 100 steps,
+   M = 10⁴ samples, ``S_tan`` = 200 tangent samples, tanh (quick: T = 40, M = 2000, S_tan = 50);
+   tangent chunks on all usable cores (``workers``). ``dmft_causal_sweep`` is the solver's first
+   pass at the same size (:mod:`solvers.dmft.causal`).
 
-   .. math:: F = \underbrace{6 L P^2T^2 M}_{\text{primal march + Gram matrices}}
-               + \underbrace{2(2L-2) P^3T^3 S_\text{tan}}_{\text{unit-seed tangents}}
-
-   The tangent term counts every seed as active at every step (an upper-bound work model: seeds are
-   ordered by time and a seed's tangent vanishes before its time, so the solver skips part of it);
-   ``roofline_fraction`` = nominal FLOPs / time / GEMM rate may therefore overstate the machine use.
+   FLOPs are counted as performed, by :func:`dmft_flops` / :func:`causal_sweep_flops`, which mirror
+   the solvers' loops: every matrix product (the blocked march of each layer's primal fields, with
+   ``n = (T+1)P`` rows and M columns; the Gram matrices, 2n(n+1)M each, BLAS ``syrk``; the Cholesky
+   colouring of the sources, 2n²M each; the unit-seed tangent marches, whose active columns grow
+   with time, ``(k+1)(P_r + P_u)S_tan`` at step k; the all-ones output tangent). Asymptotically
+   this is the model of DMFT.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
+   constant reduced by the time ordering of the seeds. Elementwise work is not counted.
+   ``roofline_fraction`` = counted FLOPs / time / calibration GEMM rate.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ import time
 
 import numpy as np
 
-__all__ = ["bench_deep", "bench_dmft_scaling", "gemm_rate", "ensemble_flops", "dmft_flops"]
+__all__ = ["bench_deep", "bench_dmft_scaling", "gemm_rate", "ensemble_flops", "dmft_flops", "causal_sweep_flops"]
 
 
 def _best(fn, repeat):
@@ -67,9 +71,55 @@ def ensemble_flops(S, P, N, D, L) -> float:
     return 6.0 * (L - 1) * S * P * N * N + 4.0 * S * P * N * D
 
 
-def dmft_flops(L, P, T, M, S_tan) -> float:
-    """Nominal FLOPs of one sampled-DMFT iteration (DMFT.md §3.5)."""
-    return 6.0 * L * P ** 2 * T ** 2 * M + 2.0 * (2 * L - 2) * P ** 3 * T ** 3 * S_tan
+def _march_flops(n_t, P, block, cols_at) -> float:
+    """Matrix-product FLOPs of :func:`solvers.dmft.march.causal_march` (mirrors its loop)."""
+    F = 0.0
+    for k0 in range(0, n_t, block):
+        k1 = min(k0 + block, n_t)
+        cols = cols_at(k1 - 1)
+        r0, r1 = k0 * P, k1 * P
+        if k0 > 0:
+            F += 2 * 2.0 * (r1 - r0) * r0 * cols  # the two past-block GEMMs (H and Z)
+        for k in range(k0, k1):
+            F += 2.0 * P * ((k - k0) * P) * cols + 2.0 * P * ((k - k0 + 1) * P) * cols
+    return F
+
+
+def dmft_flops(L, P, T, M, S_tan, block=8) -> float:
+    """Matrix-product FLOPs of one Jacobi iteration of the sampled DMFT, as performed (module doc)."""
+    from solvers.dmft.march import SeedLayout
+
+    n_t = T + 1
+    n = n_t * P
+    F = 0.0
+    for l in range(1, L + 1):
+        F += _march_flops(n_t, P, block, lambda k: M)          # primal march
+        F += 2.0 * n * (n + 1) * M                              # Φ and G Gram matrices (syrk)
+        F += 2.0 * n * n * M * ((l >= 2) + (l <= L - 1))        # colouring u^l, r^l
+        seeds = SeedLayout(n_t, P, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
+        if seeds.R:
+            F += _march_flops(n_t, P, block, lambda k: seeds.active(k) * S_tan)
+    F += _march_flops(n_t, P, block, lambda k: M)              # output term: the all-ones tangent
+    return F
+
+
+def causal_sweep_flops(L, P, T, M, S_tan) -> float:
+    """Matrix-product FLOPs of one causal sweep (:mod:`solvers.dmft.causal`), as performed."""
+    from solvers.dmft.march import SeedLayout
+
+    n_t = T + 1
+    F = 0.0
+    for k in range(n_t):
+        past, upto = k * P, (k + 1) * P
+        for l in range(1, L + 1):
+            seeds = SeedLayout(n_t, P, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
+            cols = seeds.active(k) * S_tan if seeds.R else 0
+            F += 2.0 * P * (past + 2 * upto) * M * 2                 # H·g, Z·φ, two Gram rows
+            F += 2.0 * P * upto * M * ((l >= 2) + (l <= L - 1))     # colouring
+            F += 2.0 * P * (past + upto) * cols                      # tangents
+        F += 2.0 * P * (past + upto) * M                             # output tangent
+    return F
+
 
 
 def _record(workload, N, d, M, S, sec, flops, rate, ratio_numpy=1.0, notes=""):
@@ -128,29 +178,32 @@ def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16, loops=True)
 
 
 def bench_dmft(rate, quick=False, L=2, P=8):
-    """One sampled-DMFT iteration (record 2); None if the solver is unavailable."""
-    try:
-        from solvers.dmft import solve_dmft
-    except ImportError as e:  # pragma: no cover
-        return {"workload": "dmft_iteration", "backend": "numpy", "dtype": "float64", "N": None, "d": None,
-                "M": None, "S": None, "seconds_per_step": None, "throughput": None, "throughput_unit": "GFLOP/s",
-                "ratio_vs_numpy": None, "ratio_vs_torch": None, "roofline_fraction": None,
-                "notes": f"solvers.dmft unavailable: {e}"}
+    """One Jacobi iteration and one causal sweep of the sampled DMFT (records ``dmft_iteration``,
+    ``dmft_causal_sweep``)."""
+    from solvers.dmft import solve_dmft
+    from solvers.dmft.sampled import usable_cores
+
     T, M, S_tan = (40, 2000, 50) if quick else (100, 10_000, 200)
     D = 8
     rng = np.random.default_rng(2)
     X = rng.standard_normal((P, D))
     y = np.tanh(X[:, 0])
-    t0 = time.perf_counter()
-    r = solve_dmft(X, y, L, 1.0, 0.05, T, activation="tanh", n_samples=M, n_tangent=S_tan, max_iter=1,
-                   stages=1, error_batches=0, tol=1e-30, max_bytes=16e9)
-    wall = time.perf_counter() - t0
-    secs = r.info.get("seconds") or [wall]
-    sec = float(secs[0])
-    F = dmft_flops(L, P, T, M, S_tan)
-    return _record("dmft_iteration", None, D, M, S_tan, sec, F, rate, 1.0,
-                   f"L={L} P={P} T={T} M={M} S_tan={S_tan} tanh; one fixed-point iteration (whole call incl. "
-                   f"setup {wall:.2f} s); N = None (infinite width), S = tangent samples")
+    W = usable_cores()
+    recs = []
+    for sweep, name, F in (("jacobi", "dmft_iteration", dmft_flops(L, P, T, M, S_tan)),
+                           ("causal", "dmft_causal_sweep", causal_sweep_flops(L, P, T, M, S_tan))):
+        t0 = time.perf_counter()
+        r = solve_dmft(X, y, L, 1.0, 0.05, T, activation="tanh", n_samples=M, n_tangent=S_tan, max_iter=1,
+                       stages=1, error_batches=0, tol=1e-30, max_bytes=16e9, sweep=sweep)
+        wall = time.perf_counter() - t0
+        sec = float((r.info.get("seconds") or [wall])[0])
+        what = ("one Jacobi application of the fixed-point map (the iteration repeated to convergence)"
+                if sweep == "jacobi" else
+                "the causal sweep (reaches the fixed point in one pass; step-by-step products, bandwidth-bound)")
+        recs.append(_record(name, None, D, M, S_tan, sec, F, rate, 1.0,
+                            f"L={L} P={P} T={T} M={M} S_tan={S_tan} tanh, {W} tangent workers; {what}; "
+                            f"whole call {wall:.2f} s; N = None (infinite width), S = tangent samples"))
+    return recs
 
 
 def bench_dmft_scaling(rate, quick=False, L=2):
@@ -174,7 +227,7 @@ def bench_dmft_scaling(rate, quick=False, L=2):
         best = float("inf")
         for _ in range(2):
             r = solve_dmft(X, y, L, 1.0, 0.05, T, activation="tanh", n_samples=M, n_tangent=S_tan, max_iter=1,
-                           stages=1, error_batches=0, tol=1e-30, max_bytes=16e9)
+                           stages=1, error_batches=0, tol=1e-30, max_bytes=16e9, sweep="jacobi")
             best = min(best, float((r.info.get("seconds") or [np.nan])[0]))
         return best
 
@@ -210,7 +263,7 @@ def bench_deep(quick: bool = False) -> list:
     # at small N the per-seed Python and BLAS-call overhead is what batching removes
     for N in ((16,) if quick else (8, 16, 32, 64)):
         recs += bench_ensemble(rate, False, S=16, N=N, L=3, P=64, D=16)
-    recs.append(bench_dmft(rate, quick))
+    recs += bench_dmft(rate, quick)
     recs += bench_dmft_scaling(rate, quick)
     for r in recs:
         r["calibration_gemm_gflops"] = rate / 1e9

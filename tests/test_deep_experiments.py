@@ -48,7 +48,7 @@ def test_bench_deep_quick_records():
     assert [r["backend"] for r in recs[:6]] == ["numpy batched", "numba batched", "numpy-loop", "numba-loop",
                                                  "numpy batched", "numba batched"]
     assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + [
-        "dmft_iteration", "dmft_iteration_scaling_M", "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
+        "dmft_iteration", "dmft_causal_sweep", "dmft_iteration_scaling_M", "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
     for r in recs:
         assert keys <= set(r) and r["seconds_per_step"] > 0
         if "scaling" in r["workload"]:
