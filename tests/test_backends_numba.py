@@ -139,6 +139,37 @@ def test_mc_forward_backward(nb, act, bias, dt):
                 assert rel(p, q) <= tol(dt)
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("act", ["erf", "relu", "tanh", "linear"])
+def test_mc_forward_backward_fused_entry(act, bias, dt):
+    """mc_forward_backward = mc_forward, residual, mc_backward on all three of its paths."""
+    rng = np.random.default_rng(8)
+    S, M, N, d = 4, 30, 20, 5
+    x = rng.standard_normal((S, M, d)).astype(dt)
+    w = rng.standard_normal((S, N, d)).astype(dt)
+    b = rng.standard_normal((S, N)).astype(dt) if bias else None
+    a = rng.standard_normal((S, N)).astype(dt)
+    y = rng.standard_normal((S, M)).astype(dt)
+    paths = {"per-seed": NumbaBackend(serial_work=0), "cached": NumbaBackend(serial_work=0, tile_bytes=64),
+             "streaming": NumbaBackend(cache_bytes=0), "serial": NumbaBackend()}
+    for xx, yy in ((x, y), (x[0], y[0])):  # per-seed samples; samples shared by the seeds
+        f0 = REF.mc_forward(act, xx, w, b, a, 0.3)
+        g0 = REF.mc_backward(act, xx, w, b, yy - f0)
+        for name, be in paths.items():
+            for residual, targets in (("square", yy), (lambda f, yy=yy: yy - f, None)):
+                out = be.mc_forward_backward(act, xx, w, b, a, 0.3, residual, targets)
+                assert rel(out[0], f0) <= tol(dt), name
+                for p, q in zip(out[1:], g0):
+                    if q is None:
+                        assert p is None
+                        continue
+                    assert p.shape == q.shape and p.dtype == dt, name
+                    assert rel(p, q) <= tol(dt), (name, residual)
+    with pytest.raises(ValueError, match="square"):
+        NumbaBackend().mc_forward_backward(act, x, w, b, a, 0.3, "square")
+
+
 def test_mc_chunking(nb):
     """Tiny tiles and blocks: many particle chunks and seed groups must give the same sums."""
     rng = np.random.default_rng(4)

@@ -109,10 +109,11 @@ class TwoLayer:
         a = theta[..., 0]
         v = np.empty_like(theta)
         s = 1.0 / self.alpha
-        v[..., 0] = (s * self.lr_a) * ga
-        v[..., 1 : 1 + self.d] = (s * self.lr_w) * a[..., None] * gw
+        # written in place: one pass over the (…, N, d) block, no temporaries of its size
+        np.multiply(ga, s * self.lr_a, out=v[..., 0])
+        np.multiply(gw, ((s * self.lr_w) * a)[..., None], out=v[..., 1 : 1 + self.d])
         if self.bias:
-            v[..., 1 + self.d] = (s * self.lr_b) * a * gb
+            np.multiply(gb, (s * self.lr_b) * a, out=v[..., 1 + self.d])
         return v
 
 
@@ -157,7 +158,26 @@ def mc_risk_velocity(model: TwoLayer, backend, theta, x, y, loss: str = "square"
     v : (..., N, p) array, or None when ``velocity`` is false
     """
     a, w, b = model.split(theta)
-    f = backend.mc_forward(model.activation, x, w, b, a, model.alpha / theta.shape[-2])
+    coef = model.alpha / theta.shape[-2]
+    both = getattr(backend, "mc_forward_backward", None)
+    if velocity and both is not None:
+        # optional fused entry of the protocol: the backend may keep the activations between passes
+        if loss == "square":
+            f, ga, gw, gb = both(model.activation, x, w, b, a, coef, "square", y)
+            r = y - f
+            risk = 0.5 * np.mean(r * r, axis=-1)
+        else:
+            held = []
+
+            def residual(f):
+                lval, r = loss_and_residual(loss, y, f)
+                held.append(lval)
+                return r
+
+            _, ga, gw, gb = both(model.activation, x, w, b, a, coef, residual)
+            risk = held[0].mean(axis=-1)
+        return risk, model.assemble(theta, ga, gw, gb)
+    f = backend.mc_forward(model.activation, x, w, b, a, coef)
     lval, r = loss_and_residual(loss, y, f)
     risk = lval.mean(axis=-1)
     if not velocity:

@@ -522,6 +522,132 @@ def _mc_backward_fused(code, nth, x, xT, w, b, rr, nc, ga, gw, gb):
         _mc_backward_worker(code, t, nth, x, xT, w, b, rr, nc, ga, gw, gb)
 
 
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True)
+def _forward_cache_block(code, Zt, Dt, b, a, facc):
+    """Zt[i, m] <- sigma(Zt + b_i), Dt[i, m] <- sigma'(Zt + b_i); facc[m] += a_i sigma(.)."""
+    k, M = Zt.shape
+    for i in range(k):
+        row = Zt[i]
+        drow = Dt[i]
+        ai = a[i]
+        bi = b[i]
+        if code == 1:
+            for mm in range(M):
+                v, dv = _approx.erf_act_d1(row[mm] + bi)
+                row[mm] = v
+                drow[mm] = dv
+                facc[mm] += ai * v
+        elif code == 2:
+            zero = like(0.0, ai)
+            one = like(1.0, ai)
+            for mm in range(M):
+                z = row[mm] + bi
+                v = max(z, zero)
+                row[mm] = v
+                drow[mm] = one if z > zero else zero
+                facc[mm] += ai * v
+        else:
+            for mm in range(M):
+                v, dv = _approx.tanh_act_d1(row[mm] + bi)
+                row[mm] = v
+                drow[mm] = dv
+                facc[mm] += ai * v
+
+
+@njit(error_model="numpy", cache=True)
+def _mc_forward_cache_worker(code, t, nth, xT, w, b, a, nc, facc, sig, dsig):
+    """Worker t of nth: like :func:`_mc_forward_worker`, keeping sigma and sigma' in (S, N, M) caches."""
+    S, N, d = w.shape
+    Sx = xT.shape[0]
+    nchunk = (N + nc - 1) // nc
+    for task in range(t, S * nchunk, nth):
+        s = task // nchunk
+        c0 = (task % nchunk) * nc
+        c1 = min(N, c0 + nc)
+        Zs = sig[s, c0:c1]
+        np.dot(w[s, c0:c1], xT[s if Sx > 1 else 0], Zs)
+        _forward_cache_block(code, Zs, dsig[s, c0:c1], b[s, c0:c1], a[s, c0:c1], facc[s])
+
+
+@njit(parallel=True, error_model="numpy", cache=True)
+def _mc_forward_cache_fused(code, nth, xT, w, b, a, nc, fpart, sig, dsig):
+    for t in prange(nth):
+        _mc_forward_cache_worker(code, t, nth, xT, w, b, a, nc, fpart[t], sig, dsig)
+
+
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True)
+def _backward_cache_block(St, Dt, rr, ga, gb, tmp):
+    """Dt[i, m] <- rr[m] Dt[i, m]; ga[i] = sum_m rr[m] St[i, m], gb[i] = sum_m Dt[i, m]."""
+    k, M = St.shape
+    for i in range(k):
+        srow = St[i]
+        drow = Dt[i]
+        for mm in range(M):
+            tmp[mm] = rr[mm] * srow[mm]
+            drow[mm] = rr[mm] * drow[mm]
+        ga[i] = _sum(tmp, M)
+        gb[i] = _sum(drow, M)
+
+
+@njit(error_model="numpy", cache=True)
+def _mc_backward_cache_worker(t, nth, x, rr, nc, sig, dsig, ga, gw, gb):
+    """Worker t of nth: the backward pass from the forward caches (one GEMM, no activation)."""
+    S, N, M = sig.shape
+    Sx = x.shape[0]
+    Sr = rr.shape[0]
+    nchunk = (N + nc - 1) // nc
+    tmp = np.empty(M, dtype=sig.dtype)
+    for task in range(t, S * nchunk, nth):
+        s = task // nchunk
+        c0 = (task % nchunk) * nc
+        c1 = min(N, c0 + nc)
+        Ds = dsig[s, c0:c1]
+        _backward_cache_block(sig[s, c0:c1], Ds, rr[s if Sr > 1 else 0], ga[s, c0:c1], gb[s, c0:c1], tmp)
+        np.dot(Ds, x[s if Sx > 1 else 0], gw[s, c0:c1])
+
+
+@njit(parallel=True, error_model="numpy", cache=True)
+def _mc_backward_cache_fused(nth, x, rr, nc, sig, dsig, ga, gw, gb):
+    for t in prange(nth):
+        _mc_backward_cache_worker(t, nth, x, rr, nc, sig, dsig, ga, gw, gb)
+
+
+@njit(error_model="numpy", cache=True)
+def _mc_square_seed_worker(code, t, nth, x, xT, w, b, a, y, coef, f, ga, gw, gb):
+    """Worker t of nth: whole seeds, square loss, activations held in the worker's L2-sized buffers.
+
+    Per seed s: Zᵀ = W Xᵀ (BLAS), σ and σ' in one pass with f, r = y - coef·f, the sums g^a, g^b
+    and D = r σ'/M in a second pass over the same buffers, g^w = D X (BLAS).
+    """
+    S, N, d = w.shape
+    Sx, M, _ = x.shape
+    Sy = y.shape[0]
+    Zt = np.empty((N, M), dtype=w.dtype)
+    Dt = np.empty((N, M), dtype=w.dtype)
+    rr = np.empty(M, dtype=w.dtype)
+    tmp = np.empty(M, dtype=w.dtype)
+    inv_m = like(1.0, coef) / like(M, coef)
+    for s in range(t, S, nth):
+        sx = s if Sx > 1 else 0
+        np.dot(w[s], xT[sx], Zt)
+        fs = f[s]
+        for mm in range(M):
+            fs[mm] = like(0.0, coef)
+        _forward_cache_block(code, Zt, Dt, b[s], a[s], fs)
+        ys = y[s if Sy > 1 else 0]
+        for mm in range(M):
+            fs[mm] *= coef
+            rr[mm] = (ys[mm] - fs[mm]) * inv_m
+        _backward_cache_block(Zt, Dt, rr, ga[s], gb[s], tmp)
+        np.dot(Dt, x[sx], gw[s])
+
+
+@njit(parallel=True, error_model="numpy", cache=True)
+def _mc_square_seeds_fused(code, nth, x, xT, w, b, a, y, coef, f, ga, gw, gb):
+    for t in prange(nth):
+        _mc_square_seed_worker(code, t, nth, x, xT, w, b, a, y, coef, f, ga, gw, gb)
+
+
 def _single_blas():
     """BLAS limited to one thread around the chunk loops (the project's shared limiter).
 
@@ -566,6 +692,11 @@ class NumbaBackend:
     symmetric : bool
         Evaluate self-interactions (``wi is wj``) over the upper triangle only (each pair
         once, its contributions added to both particles).
+    cache_bytes : int
+        :meth:`mc_forward_backward` keeps σ and σ' of every
+        (particle, sample) between its two passes when they fit in this many bytes
+        (2·S·N·M·itemsize), so the backward pass needs one GEMM instead of two and no activation;
+        larger problems use the two streaming passes.
     serial_work : int
         Calls with at most this many pairs (S·n·m) or particle-samples (S·N·M) run on the
         calling thread, without a parallel region: on a 2-core machine shared with other
@@ -577,8 +708,9 @@ class NumbaBackend:
     name = "numba"
 
     def __init__(self, tile_bytes: int = 4 * 2**20, block_bytes: int = 32 * 2**20,
-                 symmetric: bool = True, serial_work: int = 2**15):
+                 symmetric: bool = True, serial_work: int = 2**15, cache_bytes: int = 256 * 2**20):
         self.serial_work = int(serial_work)
+        self.cache_bytes = int(cache_bytes)
         self.tile_bytes = int(tile_bytes)
         self.block_bytes = int(block_bytes)
         self.symmetric = bool(symmetric)
@@ -767,3 +899,80 @@ class NumbaBackend:
             gw.reshape(batch + (N, d)),
             None if b2 is None else gb.reshape(batch + (N,)),
         )
+
+    def mc_forward_backward(self, act: str, x, w, b, a, coef: float, residual, y=None):
+        """Forward pass, ``r = residual(f)``, backward pass: ``(f, ga, gw, gb)``.
+
+        Equal to ``mc_forward`` then ``mc_backward`` (the optional fused entry of the backend
+        protocol, see :func:`solvers.particles.field.mc_risk_velocity`). ``residual`` is a callable
+        ``f -> r``, or ``'square'`` with targets ``y`` (``r = y - f``).
+
+        * Square loss and enough seeds to occupy every thread, each seed's activations fitting in
+          ``tile_bytes`` (the finite-width ensemble): one parallel region, one task per seed, that
+          computes f, r and the gradients from buffers that stay in cache.
+        * Otherwise, when σ and σ' of every (particle, sample) fit in ``cache_bytes``, the forward
+          pass keeps them and the backward pass is one GEMM ``g^w = (r σ') X``, with no
+          recomputation of ``W Xᵀ`` or of the activation.
+        * Else the two streaming passes.
+        """
+        dt = _float_dtype(x, w)
+        a = np.asarray(a)
+        x = np.asarray(x)
+        w = np.asarray(w)
+        if isinstance(residual, str):
+            if residual != "square" or y is None:
+                raise ValueError("residual must be a callable f -> r, or 'square' with the targets y")
+            y_arr = np.asarray(y)
+            residual = lambda f: y_arr - f  # noqa: E731
+        else:
+            y = None
+        batch, S, x3, w3, b2 = self._prep(x, w, b, [a], dt)
+        M = x3.shape[1]
+        N, d = w3.shape[1:]
+        if act not in _ACT_CODE or 2 * S * N * M * dt.itemsize > self.cache_bytes:
+            f = self.mc_forward(act, x, w, b, a, coef)
+            return (f,) + tuple(self.mc_backward(act, x, w, b, residual(f)))
+        a2 = _flat(a, batch, dt, 1)
+        if a2.shape[0] != S:
+            a2 = np.ascontiguousarray(np.broadcast_to(a2, (S, a2.shape[1])))
+        code = _ACT_CODE[act]
+        nc, _, nth = self._tiles(S, M, N, dt.itemsize)
+        xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
+        bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
+        if y is not None and S >= nth and 2 * N * M * dt.itemsize <= self.tile_bytes:
+            y2 = _flat(y, batch, dt, 1)
+            f = np.empty((S, M), dtype=dt)
+            ga = np.empty((S, N), dtype=dt)
+            gb = np.empty((S, N), dtype=dt)
+            gw = np.empty((S, N, d), dtype=dt)
+            args = (code, nth, x3, xT, w3, bb, a2, y2, dt.type(coef), f, ga, gw, gb)
+            with _single_blas():
+                if nth == 1:
+                    _mc_square_seed_worker(code, 0, 1, *args[2:])
+                else:
+                    _mc_square_seeds_fused(*args)
+            return (f.reshape(batch + (M,)), ga.reshape(batch + (N,)), gw.reshape(batch + (N, d)),
+                    None if b2 is None else gb.reshape(batch + (N,)))
+        sig = np.empty((S, N, M), dtype=dt)
+        dsig = np.empty((S, N, M), dtype=dt)
+        fp = np.zeros((nth, S, M), dtype=dt)
+        with _single_blas():
+            if nth == 1:
+                _mc_forward_cache_worker(code, 0, 1, xT, w3, bb, a2, nc, fp[0], sig, dsig)
+            else:
+                _mc_forward_cache_fused(code, nth, xT, w3, bb, a2, nc, fp, sig, dsig)
+        f = fp.sum(axis=0)
+        f *= dt.type(coef)
+        f = f.reshape(batch + (M,))
+        r = np.asarray(residual(f))
+        rr = _flat(r, batch, dt, 1) / dt.type(M)
+        ga = np.empty((S, N), dtype=dt)
+        gb = np.empty((S, N), dtype=dt)
+        gw = np.empty((S, N, d), dtype=dt)
+        with _single_blas():
+            if nth == 1:
+                _mc_backward_cache_worker(0, 1, x3, rr, nc, sig, dsig, ga, gw, gb)
+            else:
+                _mc_backward_cache_fused(nth, x3, rr, nc, sig, dsig, ga, gw, gb)
+        return (f, ga.reshape(batch + (N,)), gw.reshape(batch + (N, d)),
+                None if b2 is None else gb.reshape(batch + (N,)))
