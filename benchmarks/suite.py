@@ -24,7 +24,7 @@ straightforward PyTorch version when torch is importable)
     backend per seed (what one writes without a batch axis). Throughput: seed·steps/s = S/t.
 
 Measurements: seconds per step are the median of ``repeats`` timed calls after one warm-up
-call (which also compiles); slow cases (> 20 s) use one timed call. ``ratio_vs_numpy`` =
+call (which also compiles), raised to fill ~0.3 s for calls under 10 ms; slow cases (> 20 s) use one timed call. ``ratio_vs_numpy`` =
 t(numpy) / t(backend) measured in the same run (null where numpy was not run at that size);
 ``ratio_vs_torch`` likewise against the torch version (null without torch).
 ``roofline_fraction`` = achieved flop rate / peak, the peak being a calibration GEMM
@@ -61,6 +61,10 @@ def _median_time(fn, repeats):
     first = time.perf_counter() - t0
     if first > 20.0:
         repeats = 1
+    elif first < 0.01:
+        # millisecond calls: enough repeats for ~0.3 s of samples (a median of 5 such calls moved
+        # by ±20 % between runs on the shared 2-core machine)
+        repeats = max(repeats, min(100, int(0.3 / max(first, 1e-6))))
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -237,6 +241,7 @@ def _mc_step(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows)
 
 def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows):
     from solvers.particles import field
+    from solvers.particles.integrators import euler
 
     rng = np.random.default_rng(3)
     model = field.TwoLayer("erf", d)
@@ -246,12 +251,12 @@ def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows):
         xs = rng.standard_normal((S, M, d)).astype(dt)
         ys = np.tanh(xs @ teacher).astype(dt)
 
+        # one Euler (= SGD) step, as the trainers take it
         def batched(be):
-            _, v = field.mc_risk_velocity(model, be, theta, xs, ys)
-            return theta + 0.01 * v
+            return euler(lambda th: field.mc_risk_velocity(model, be, th, xs, ys)[1], theta, 0.01)
 
         def loop(be):
-            return [theta[s] + 0.01 * field.mc_risk_velocity(model, be, theta[s], xs[s], ys[s])[1]
+            return [euler(lambda th, s=s: field.mc_risk_velocity(model, be, th, xs[s], ys[s])[1], theta[s], 0.01)
                     for s in range(S)]
 
         ref = dict(backends)["numpy"]
