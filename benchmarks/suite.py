@@ -190,6 +190,26 @@ def _torch_mc_step(torch, x, w, a, y, block_bytes=32 * 2**20):  # pragma: no cov
     return ga, gw
 
 
+def _torch_ensemble_step(torch, theta, x, y, lr):  # pragma: no cover - torch is optional
+    """One SGD step of S erf networks batched over seeds with ``bmm`` (hand-written gradients)."""
+    T = torch.as_tensor(theta)
+    X = torch.as_tensor(x)
+    Y = torch.as_tensor(y)
+    A, W = T[..., 0], T[..., 1:]
+    N, M = W.shape[1], X.shape[1]
+    Z = torch.bmm(X, W.transpose(1, 2))                     # (S, M, N)
+    sig = torch.erf(Z * (1.0 / np.sqrt(2.0)))
+    f = torch.bmm(sig, A[..., None])[..., 0] / N
+    rr = (Y - f) / M
+    ga = torch.bmm(rr[:, None, :], sig)[:, 0]               # (S, N)
+    D = rr[..., None] * np.sqrt(2.0 / np.pi) * torch.exp(-0.5 * Z * Z)
+    gw = torch.bmm(D.transpose(1, 2), X)                    # (S, N, d)
+    V = torch.empty_like(T)
+    V[..., 0] = ga
+    V[..., 1:] = A[..., None] * gw
+    return T + lr * V
+
+
 # ------------------------------------------------------------------ workloads
 def _pairwise_erf(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows):
     rng = np.random.default_rng(1)
@@ -239,7 +259,7 @@ def _mc_step(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows)
                                  peaks.get((name, dt))))
 
 
-def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows):
+def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows, torch=None):
     from solvers.particles import field
     from solvers.particles.integrators import euler
 
@@ -263,12 +283,15 @@ def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows):
         times = {"numpy-loop": _median_time(lambda: loop(ref), repeats)}
         for name, be in backends:
             times[name] = _median_time(lambda be=be: batched(be), repeats)
+        t_torch = None
+        if torch is not None:  # pragma: no cover
+            t_torch = _median_time(lambda: _torch_ensemble_step(torch, theta, xs, ys, 0.01), repeats)
         flops = S * (6.0 * N * M * d + 80.0 * N * M)
         for name, t in times.items():
             peak = peaks.get(("numpy" if name == "numpy-loop" else name, dt))
             label = name if name == "numpy-loop" else f"{name} batched"
             rows.append(_row("ensemble_step", label, dt, N, d, M, S, t, S / t, "seed*steps/s",
-                             times["numpy-loop"], None, flops, peak))
+                             times["numpy-loop"], t_torch, flops, peak))
 
 
 def _row(workload, backend, dt, N, d, M, S, t, thr, unit, t_numpy, t_torch, flops, peak):
@@ -306,11 +329,11 @@ def run_suite(quick=False, log=print):
     if quick:
         _pairwise_erf(backends, torch, [1024, 2048], 10, dtypes, 3, 2048, peaks, rows)
         _mc_step(backends, torch, [(2000, 2000)], 20, dtypes, 3, 4e6, peaks, rows)
-        _ensemble_step(backends, 100, 256, 20, 64, [np.float64], 3, peaks, rows)
+        _ensemble_step(backends, 100, 256, 20, 64, [np.float64], 3, peaks, rows, torch)
     else:
         _pairwise_erf(backends, torch, [2048, 4096, 16384], 10, dtypes, 3, 16384, peaks, rows)
         _mc_step(backends, torch, [(10**4, 10**4), (10**5, 10**4)], 20, dtypes, 3, 1e8, peaks, rows)
-        _ensemble_step(backends, 100, 256, 20, 64, dtypes, 5, peaks, rows)
+        _ensemble_step(backends, 100, 256, 20, 64, dtypes, 5, peaks, rows, torch)
     return rows
 
 

@@ -160,12 +160,20 @@ def test_mc_forward_backward_fused_entry(act, bias, dt):
             for residual, targets in (("square", yy), (lambda f, yy=yy: yy - f, None)):
                 out = be.mc_forward_backward(act, xx, w, b, a, 0.3, residual, targets)
                 assert rel(out[0], f0) <= tol(dt), name
-                for p, q in zip(out[1:], g0):
+                assert out[4] is None
+                for p, q in zip(out[1:4], g0):
                     if q is None:
                         assert p is None
                         continue
                     assert p.shape == q.shape and p.dtype == dt, name
                     assert rel(p, q) <= tol(dt), (name, residual)
+            # velocity rows assembled in the kernel where the path can (= TwoLayer.assemble)
+            model = field.TwoLayer(act, d, alpha=1.7, bias=bias, lr_w=0.6, lr_b=0.3)
+            theta = np.concatenate([a[..., None], w] + ([b[..., None]] if bias else []), axis=-1)
+            want = model.assemble(theta, *g0)
+            out = be.mc_forward_backward(act, xx, w, b, a, 0.3, "square", yy, velocity=model.velocity_scales())
+            got = out[4] if out[4] is not None else model.assemble(theta, *out[1:4])
+            assert got.shape == theta.shape and rel(got, want) <= tol(dt), name
     with pytest.raises(ValueError, match="square"):
         NumbaBackend().mc_forward_backward(act, x, w, b, a, 0.3, "square")
 

@@ -104,6 +104,11 @@ class TwoLayer:
         a, w, b = self.split(theta)
         return backend.mc_forward(self.activation, x, w, b, a, self.alpha / theta.shape[-2])
 
+    def velocity_scales(self):
+        """``(ka, kw, kb)``: the velocity rows are ``[ka g^a_i, kw a_i g^w_i, kb a_i g^b_i]``."""
+        s = 1.0 / self.alpha
+        return (s * self.lr_a, s * self.lr_w, s * self.lr_b if self.bias else 0.0)
+
     def assemble(self, theta, ga, gw, gb):
         r"""Velocity from the expectations :math:`E[r\sigma]`, :math:`E[r\sigma' x]`, :math:`E[r\sigma']`."""
         a = theta[..., 0]
@@ -163,9 +168,12 @@ def mc_risk_velocity(model: TwoLayer, backend, theta, x, y, loss: str = "square"
     if velocity and both is not None:
         # optional fused entry of the protocol: the backend may keep the activations between passes
         if loss == "square":
-            f, ga, gw, gb = both(model.activation, x, w, b, a, coef, "square", y)
+            f, ga, gw, gb, v = both(model.activation, x, w, b, a, coef, "square", y,
+                                    velocity=model.velocity_scales())
             r = y - f
             risk = 0.5 * np.mean(r * r, axis=-1)
+            if v is not None:
+                return risk, v.astype(theta.dtype, copy=False)
         else:
             held = []
 
@@ -174,7 +182,7 @@ def mc_risk_velocity(model: TwoLayer, backend, theta, x, y, loss: str = "square"
                 held.append(lval)
                 return r
 
-            _, ga, gw, gb = both(model.activation, x, w, b, a, coef, residual)
+            _, ga, gw, gb, _ = both(model.activation, x, w, b, a, coef, residual)
             risk = held[0].mean(axis=-1)
         return risk, model.assemble(theta, ga, gw, gb)
     f = backend.mc_forward(model.activation, x, w, b, a, coef)

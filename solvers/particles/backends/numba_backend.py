@@ -613,39 +613,65 @@ def _mc_backward_cache_fused(nth, x, rr, nc, sig, dsig, ga, gw, gb):
 
 
 @njit(error_model="numpy", cache=True)
-def _mc_square_seed_worker(code, t, nth, x, xT, w, b, a, y, coef, f, ga, gw, gb):
-    """Worker t of nth: whole seeds, square loss, activations held in the worker's L2-sized buffers.
+def _mc_square_seed(code, s, x, xT, w, b, a, y, coef, f, ga, gw, gb, v, kv, bias):
+    """One seed, square loss, activations held in L2-sized buffers between the two passes.
 
-    Per seed s: Zᵀ = W Xᵀ (BLAS), σ and σ' in one pass with f, r = y - coef·f, the sums g^a, g^b
-    and D = r σ'/M in a second pass over the same buffers, g^w = D X (BLAS).
+    Zᵀ = W Xᵀ (BLAS); σ and σ' in one pass with f; r = y - coef·f; the sums g^a, g^b and
+    D = r σ'/M in a second pass over the same buffers; g^w = D X (BLAS). With ``v`` of size > 0
+    the velocity rows ``[kv0 g^a_i, kv1 a_i g^w_i, kv2 a_i g^b_i]`` are written into ``v[s]``
+    (the layout of :class:`solvers.particles.field.TwoLayer`) and ga, gw, gb are not.
     """
-    S, N, d = w.shape
+    N, d = w.shape[1], w.shape[2]
     Sx, M, _ = x.shape
     Sy = y.shape[0]
-    Zt = np.empty((N, M), dtype=w.dtype)
-    Dt = np.empty((N, M), dtype=w.dtype)
-    rr = np.empty(M, dtype=w.dtype)
-    tmp = np.empty(M, dtype=w.dtype)
+    sx = s if Sx > 1 else 0
+    dt = w.dtype
+    Zt = np.empty((N, M), dtype=dt)
+    Dt = np.empty((N, M), dtype=dt)
+    rr = np.empty(M, dtype=dt)
+    tmp = np.empty(M, dtype=dt)
     inv_m = like(1.0, coef) / like(M, coef)
-    for s in range(t, S, nth):
-        sx = s if Sx > 1 else 0
-        np.dot(w[s], xT[sx], Zt)
-        fs = f[s]
-        for mm in range(M):
-            fs[mm] = like(0.0, coef)
-        _forward_cache_block(code, Zt, Dt, b[s], a[s], fs)
-        ys = y[s if Sy > 1 else 0]
-        for mm in range(M):
-            fs[mm] *= coef
-            rr[mm] = (ys[mm] - fs[mm]) * inv_m
+    np.dot(w[s], xT[sx], Zt)
+    fs = f[s]
+    for mm in range(M):
+        fs[mm] = like(0.0, coef)
+    _forward_cache_block(code, Zt, Dt, b[s], a[s], fs)
+    ys = y[s if Sy > 1 else 0]
+    for mm in range(M):
+        fs[mm] *= coef
+        rr[mm] = (ys[mm] - fs[mm]) * inv_m
+    if v.shape[0] == 0:
         _backward_cache_block(Zt, Dt, rr, ga[s], gb[s], tmp)
         np.dot(Dt, x[sx], gw[s])
+        return
+    ga1 = np.empty(N, dtype=dt)
+    gb1 = np.empty(N, dtype=dt)
+    gw1 = np.empty((N, d), dtype=dt)
+    _backward_cache_block(Zt, Dt, rr, ga1, gb1, tmp)
+    np.dot(Dt, x[sx], gw1)
+    vs = v[s]
+    for i in range(N):
+        ai = a[s, i]
+        vs[i, 0] = kv[0] * ga1[i]
+        kw = kv[1] * ai
+        for k in range(d):
+            vs[i, 1 + k] = kw * gw1[i, k]
+        if bias:
+            vs[i, 1 + d] = kv[2] * ai * gb1[i]
 
 
 @njit(parallel=True, error_model="numpy", cache=True)
-def _mc_square_seeds_fused(code, nth, x, xT, w, b, a, y, coef, f, ga, gw, gb):
-    for t in prange(nth):
-        _mc_square_seed_worker(code, t, nth, x, xT, w, b, a, y, coef, f, ga, gw, gb)
+def _mc_square_seeds(code, x, xT, w, b, a, y, coef, f, ga, gw, gb, v, kv, bias):
+    """All seeds in one parallel region; run under ``parallel_chunksize(1)``: seeds are handed
+    out one at a time, so a thread delayed by another process does not hold up a fixed half."""
+    for s in prange(w.shape[0]):
+        _mc_square_seed(code, np.int64(s), x, xT, w, b, a, y, coef, f, ga, gw, gb, v, kv, bias)
+
+
+@njit(error_model="numpy", cache=True)
+def _mc_square_seeds_serial(code, x, xT, w, b, a, y, coef, f, ga, gw, gb, v, kv, bias):
+    for s in range(w.shape[0]):
+        _mc_square_seed(code, s, x, xT, w, b, a, y, coef, f, ga, gw, gb, v, kv, bias)
 
 
 def _single_blas():
@@ -900,12 +926,15 @@ class NumbaBackend:
             None if b2 is None else gb.reshape(batch + (N,)),
         )
 
-    def mc_forward_backward(self, act: str, x, w, b, a, coef: float, residual, y=None):
-        """Forward pass, ``r = residual(f)``, backward pass: ``(f, ga, gw, gb)``.
+    def mc_forward_backward(self, act: str, x, w, b, a, coef: float, residual, y=None, velocity=None):
+        """Forward pass, ``r = residual(f)``, backward pass: ``(f, ga, gw, gb, v)``.
 
         Equal to ``mc_forward`` then ``mc_backward`` (the optional fused entry of the backend
         protocol, see :func:`solvers.particles.field.mc_risk_velocity`). ``residual`` is a callable
-        ``f -> r``, or ``'square'`` with targets ``y`` (``r = y - f``).
+        ``f -> r``, or ``'square'`` with targets ``y`` (``r = y - f``). ``velocity = (ka, kw, kb)``
+        asks for the velocity rows ``[ka g^a_i, kw a_i g^w_i, kb a_i g^b_i]`` of the TwoLayer
+        layout; a path that assembles them in its kernel returns them as ``v`` (and ga, gw, gb as
+        None), otherwise ``v`` is None and the caller assembles.
 
         * Square loss and enough seeds to occupy every thread, each seed's activations fitting in
           ``tile_bytes`` (the finite-width ensemble): one parallel region, one task per seed, that
@@ -926,12 +955,16 @@ class NumbaBackend:
             residual = lambda f: y_arr - f  # noqa: E731
         else:
             y = None
+
+        def no_v(out):
+            return tuple(out) + (None,)
+
         batch, S, x3, w3, b2 = self._prep(x, w, b, [a], dt)
         M = x3.shape[1]
         N, d = w3.shape[1:]
         if act not in _ACT_CODE or 2 * S * N * M * dt.itemsize > self.cache_bytes:
             f = self.mc_forward(act, x, w, b, a, coef)
-            return (f,) + tuple(self.mc_backward(act, x, w, b, residual(f)))
+            return no_v((f,) + tuple(self.mc_backward(act, x, w, b, residual(f))))
         a2 = _flat(a, batch, dt, 1)
         if a2.shape[0] != S:
             a2 = np.ascontiguousarray(np.broadcast_to(a2, (S, a2.shape[1])))
@@ -940,19 +973,33 @@ class NumbaBackend:
         xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
         bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
         if y is not None and S >= nth and 2 * N * M * dt.itemsize <= self.tile_bytes:
+            import numba
+
             y2 = _flat(y, batch, dt, 1)
             f = np.empty((S, M), dtype=dt)
-            ga = np.empty((S, N), dtype=dt)
-            gb = np.empty((S, N), dtype=dt)
-            gw = np.empty((S, N, d), dtype=dt)
-            args = (code, nth, x3, xT, w3, bb, a2, y2, dt.type(coef), f, ga, gw, gb)
+            bias = b2 is not None
+            if velocity is not None:
+                v = np.empty((S, N, 1 + d + bias), dtype=dt)
+                ga = gb = np.empty((0, 0), dtype=dt)
+                gw = np.empty((0, 0, 0), dtype=dt)
+            else:
+                v = np.empty((0, 0, 0), dtype=dt)
+                ga = np.empty((S, N), dtype=dt)
+                gb = np.empty((S, N), dtype=dt)
+                gw = np.empty((S, N, d), dtype=dt)
+            kv = np.asarray(velocity if velocity is not None else (0.0, 0.0, 0.0), dtype=dt)
+            args = (code, x3, xT, w3, bb, a2, y2, dt.type(coef), f, ga, gw, gb, v, kv, bias)
             with _single_blas():
                 if nth == 1:
-                    _mc_square_seed_worker(code, 0, 1, *args[2:])
+                    _mc_square_seeds_serial(*args)
                 else:
-                    _mc_square_seeds_fused(*args)
-            return (f.reshape(batch + (M,)), ga.reshape(batch + (N,)), gw.reshape(batch + (N, d)),
-                    None if b2 is None else gb.reshape(batch + (N,)))
+                    with numba.parallel_chunksize(1):
+                        _mc_square_seeds(*args)
+            f = f.reshape(batch + (M,))
+            if velocity is not None:
+                return f, None, None, None, v.reshape(batch + (N, 1 + d + bias))
+            return (f, ga.reshape(batch + (N,)), gw.reshape(batch + (N, d)),
+                    None if b2 is None else gb.reshape(batch + (N,)), None)
         sig = np.empty((S, N, M), dtype=dt)
         dsig = np.empty((S, N, M), dtype=dt)
         fp = np.zeros((nth, S, M), dtype=dt)
@@ -975,4 +1022,4 @@ class NumbaBackend:
             else:
                 _mc_backward_cache_fused(nth, x3, rr, nc, sig, dsig, ga, gw, gb)
         return (f, ga.reshape(batch + (N,)), gw.reshape(batch + (N, d)),
-                None if b2 is None else gb.reshape(batch + (N,)))
+                None if b2 is None else gb.reshape(batch + (N,)), None)
