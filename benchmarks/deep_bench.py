@@ -22,8 +22,8 @@ Workloads
    (elementwise work and the O(SPN) readout are not counted).
    Backends: ``numpy batched`` (numpy ``matmul`` over the seed axis), ``numba batched`` (the fused
    kernel of :mod:`meanfield.deep._fused`: one parallel region over seeds), and at small N
-   (8 … 64) the Python loops over seeds ``numpy-loop`` / ``numba-loop``; see :func:`bench_ensemble`
-   for the ratios. ``ratio_vs_torch`` is None (torch is not a dependency).
+   (8 … 64, S = 16; and 8 … 32 with S = 64) the Python loops over seeds ``numpy-loop`` /
+   ``numba-loop``; see :func:`bench_ensemble` for the ratios. ``ratio_vs_torch`` is None (torch is not a dependency).
 2. ``dmft_iteration`` — one Jacobi application of the sampled-DMFT fixed-point map
    (:func:`solvers.dmft.solve_dmft` with ``sweep='jacobi'``, from the lazy initial state on the full
    horizon): the iteration the solver repeats to convergence. L = 2, P = 8, T = 100 steps,
@@ -263,6 +263,9 @@ def bench_deep(quick: bool = False) -> list:
     # at small N the per-seed Python and BLAS-call overhead is what batching removes
     for N in ((16,) if quick else (8, 16, 32, 64)):
         recs += bench_ensemble(rate, False, S=16, N=N, L=3, P=64, D=16)
+    if not quick:  # more seeds amortise the batched call's fixed cost (~30 µs: dispatch, thread wake-up)
+        for N in (8, 16, 32):
+            recs += bench_ensemble(rate, False, S=64, N=N, L=3, P=64, D=16)
     recs += bench_dmft(rate, quick)
     recs += bench_dmft_scaling(rate, quick)
     for r in recs:
