@@ -33,7 +33,7 @@ Workloads
 
    FLOPs are counted as performed, by :func:`dmft_flops` / :func:`causal_sweep_flops`, which mirror
    the solvers' loops: every matrix product (the blocked march of each layer's primal fields, with
-   ``n = (T+1)P`` rows and M columns; the Gram matrices, 2n(n+1)M each, BLAS ``syrk``; the Cholesky
+   ``n = (T+1)P`` rows and M columns; the Gram matrices, n(n+1)M each, BLAS ``syrk``; the Cholesky
    colouring of the sources, 2n²M each; the unit-seed tangent marches, whose active columns grow
    with time, ``(k+1)(P_r + P_u)S_tan`` at step k; the all-ones output tangent). Asymptotically
    this is the model of DMFT.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
@@ -114,7 +114,7 @@ def causal_sweep_flops(L, P, T, M, S_tan) -> float:
         for l in range(1, L + 1):
             seeds = SeedLayout(n_t, P, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
             cols = seeds.active(k) * S_tan if seeds.R else 0
-            F += 2.0 * P * (past + 2 * upto) * M * 2                 # H·g, Z·φ, two Gram rows
+            F += 2.0 * P * (past + 3 * upto) * M                     # H·g, Z·φ, two Gram rows
             F += 2.0 * P * upto * M * ((l >= 2) + (l <= L - 1))     # colouring
             F += 2.0 * P * (past + upto) * cols                      # tangents
         F += 2.0 * P * (past + upto) * M                             # output tangent

@@ -217,7 +217,8 @@ def test_numba_fused_velocity_equals_numpy(act, L, residual):
     X, y = _data(D=D)
     rng = np.random.default_rng(5)
     Xb, yb = rng.standard_normal((S, 6, D)), rng.standard_normal((S, 6))
-    for Xa, ya in ((X, y), (Xb, yb)):
+    # X and y each shared or per seed, in every combination
+    for Xa, ya in ((X, y), (Xb, yb), (X, yb[:, :5]), (Xb[:, :5], y)):
         l0, v0 = ref.velocity(theta, Xa, ya, scale=0.3)
         l1, v1 = fast.velocity(theta, Xa, ya, scale=0.3)
         np.testing.assert_allclose(l1, l0, rtol=1e-12, atol=0)

@@ -17,7 +17,7 @@ not depend on the thread count (bitwise). It agrees with the numpy path to round
 library and the activation approximations differ; tested ≤ 1e-12 relative in float64).
 
 Layout: ``theta`` (S, n_params) with the group offsets of :class:`DeepNet`; ``X`` (Sx, P, D) and
-``y`` (Sx, P) with Sx ∈ {1, S}.
+``y`` (Sy, P) with Sx, Sy ∈ {1, S} independently.
 """
 from __future__ import annotations
 
@@ -130,6 +130,7 @@ def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp,
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
 def _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s):
     sx = s if X.shape[0] > 1 else 0
+    sy = s if y.shape[0] > 1 else 0  # X and y are shared or per seed independently
     P = X.shape[1]
     dt = theta.dtype
     H = np.empty((L, P, N), dtype=dt)
@@ -138,7 +139,7 @@ def _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s):
     E = np.empty((P, N), dtype=dt)
     Left = np.empty((P, N), dtype=dt)
     Tmp = np.empty((P, N), dtype=dt)
-    loss[s] = _one_network(code, L, N, D, residual, theta[s], offs, X[sx], y[sx], sf, vc, v[s],
+    loss[s] = _one_network(code, L, N, D, residual, theta[s], offs, X[sx], y[sy], sf, vc, v[s],
                            H, A, Dp, E, Left, Tmp)
 
 
@@ -163,7 +164,7 @@ def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef
     code : activation code (:data:`ACT_CODES`)
     theta : (S, n_params) C-contiguous, float64 or float32
     offsets : (L+2,) int64 group offsets
-    X : (Sx, P, D), y : (Sx, P), Sx ∈ {1, S}, dtype of theta
+    X : (Sx, P, D), y : (Sy, P), Sx, Sy ∈ {1, S}; cast to the dtype of theta
     forward : (L+1,) forward scales s_l
     vcoef : (L+1,) velocity prefactors ``scale * c_l * s_l / P``
     parallel : run the seeds in a numba ``prange`` (False: on the calling thread)

@@ -276,7 +276,10 @@ def tangent_averages(act, h, z, H, Z, grid: Grid, seeds: SeedLayout, chunk: int,
     if workers > 1 and len(starts) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+        from ..threads import blas_threads
+
+        # one BLAS thread per worker (a no-op when the solve already runs BLAS on one thread)
+        with blas_threads(1), ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
             parts = pool.map(one_chunk, starts)  # in order; at most `workers` chunks alive
             for sp, sg in parts:
                 sum_p += sp

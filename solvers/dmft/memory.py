@@ -104,7 +104,8 @@ def check_memory(est: MemoryEstimate, max_bytes):
         raise DMFTMemoryError(
             f"estimated peak memory {est.describe()} exceeds max_bytes={max_bytes:.3g}. "
             "Reduce n_samples (noise and primal scale with T*points*n_samples*L), tangent_chunk or "
-            "n_tangent (tangents scale with T^2*points^2*chunk; sweep='jacobi' processes tangents in "
-            "chunks, sweep='causal' holds all n_tangent at once), T or the number of points "
+            "n_tangent (tangents scale with T^2*points^2*chunk, times the chunks marched at once, "
+            "workers; sweep='jacobi' processes tangents in chunks, sweep='causal' holds all "
+            "n_tangent at once), T or the number of points "
             "(order parameters scale with (T*points)^2*L), or raise max_bytes."
         )

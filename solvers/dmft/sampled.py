@@ -151,6 +151,9 @@ class SampledMap:
         self.jitter = jitter
         self.block = block
         self.workers = int(workers)
+        # BLAS threads of the large Gram/colouring products: all workers' cores, unless the caller
+        # asked to leave BLAS alone (solve_dmft(n_threads=None) sets gemm_threads = None)
+        self.gemm_threads = self.workers
         self.u1 = bank.first_layer(Phi0, jitter)
         self.timings = {"primal": 0.0, "tangent": 0.0, "sources": 0.0, "kernels": 0.0}
 
@@ -178,12 +181,12 @@ class SampledMap:
             t0 = time.perf_counter()
             H, Z = memory_operators(state, l, self.gamma0)
             # large square-ish products: BLAS on `workers` threads (the march's small ones stay on one)
-            with blas_threads(self.workers):
+            with blas_threads(self.gemm_threads):
                 u, r = self._sources(state, l)
             t1 = time.perf_counter()
             pm = PrimalMarch(act, u, r, g).run(H, Z, self.block)
             t2 = time.perf_counter()
-            with blas_threads(self.workers):
+            with blas_threads(self.gemm_threads):
                 Phi[l] = gram(pm.p)
                 G[l] = gram(pm.g)
             t3 = time.perf_counter()
@@ -274,7 +277,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         :func:`~solvers.threads.blas_threads`;
         None leaves the BLAS setting alone)
     workers : int or None
-        Tangent chunks marched at once, in threads (each with its own BLAS thread). Default: the
+        Tangent chunks marched at once, in threads (each with one BLAS thread). Default: the
         cores this process may use. The tangent budget (512 MB) is shared among them, so the chunk
         size, and with it the rounding of the result, depends on ``workers``: the same seed and
         the same ``workers`` give bitwise-identical results.
@@ -291,7 +294,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
     if int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     with blas_threads(n_threads):
-        return _solve_dmft(**{k: v for k, v in locals().items() if k != "n_threads"})
+        return _solve_dmft(**{k: v for k, v in locals().items()})
 
 
 def usable_cores() -> int:
@@ -304,7 +307,7 @@ def usable_cores() -> int:
 
 def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tangent, tol, stage_tol,
                 max_iter, damping, stages, seed, jitter, f_estimator, error_batches, antithetic, u1, rL,
-                tangent_chunk, block, sweep, max_bytes, workers, verbose):
+                tangent_chunk, block, sweep, max_bytes, workers, n_threads, verbose):
     t_start = time.perf_counter()
     f_estimator = check_supported(activation, L, f_estimator)
     if gamma0 == 0:
@@ -367,6 +370,8 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     log = IterationLog()
     try:
         F = SampledMap(activation, gamma0, bank, init.Phi[0], S_tan, chunk, f_estimator, jitter, block, workers)
+        if n_threads is None:
+            F.gemm_threads = None
     except KernelNotPositiveDefinite as e:
         log.status, log.message = "not_positive_definite", str(e)
         state = DMFTState.lazy(init, grid, y)
@@ -404,6 +409,7 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
             sub_bank = bank.subset(slice(b * Sb, (b + 1) * Sb))
             Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], max(1, S_tan // B), chunk,
                             f_estimator, jitter, block, workers)
+            Fb.gemm_threads = F.gemm_threads
             sb, lb = iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping,
                              F_first=first(Fb))
             sub_status.append(lb.status)

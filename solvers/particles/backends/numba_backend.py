@@ -962,7 +962,8 @@ class NumbaBackend:
         batch, S, x3, w3, b2 = self._prep(x, w, b, [a], dt)
         M = x3.shape[1]
         N, d = w3.shape[1:]
-        if act not in _ACT_CODE or 2 * S * N * M * dt.itemsize > self.cache_bytes:
+        per_seed = y is not None and 2 * N * M * dt.itemsize <= self.tile_bytes
+        if act not in _ACT_CODE or (2 * S * N * M * dt.itemsize > self.cache_bytes and not per_seed):
             f = self.mc_forward(act, x, w, b, a, coef)
             return no_v((f,) + tuple(self.mc_backward(act, x, w, b, residual(f))))
         a2 = _flat(a, batch, dt, 1)
@@ -972,7 +973,7 @@ class NumbaBackend:
         nc, _, nth = self._tiles(S, M, N, dt.itemsize)
         xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
         bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
-        if y is not None and S >= nth and 2 * N * M * dt.itemsize <= self.tile_bytes:
+        if per_seed and (S >= nth or 2 * S * N * M * dt.itemsize > self.cache_bytes):
             import numba
 
             y2 = _flat(y, batch, dt, 1)
