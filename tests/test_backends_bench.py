@@ -39,3 +39,15 @@ def test_workloads_tiny(tmp_path, monkeypatch):
     recs = json.loads(out.read_text())
     assert isinstance(recs, list) and len(recs) == len(rows)
     assert all(KEYS <= set(r) and "machine" in r for r in recs)
+
+
+def test_cli_bench_passes_its_options_to_the_suite(monkeypatch):
+    """`meanfield bench --quick --json F --only scan` reaches the suite's parser intact."""
+    from meanfield import cli
+
+    seen = []
+    monkeypatch.setattr(suite, "main", lambda argv=None: seen.append(list(argv)) or 0)
+    assert cli.main(["bench", "--quick", "--json", "out.json", "--only", "scan"]) == 0
+    assert seen == [["--quick", "--json", "out.json", "--only", "scan"]]
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--no-such-option", "x.toml"])
