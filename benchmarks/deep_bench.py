@@ -216,7 +216,7 @@ def bench_dmft_scaling(rate, quick=False, L=2):
     """
     from solvers.dmft import solve_dmft
 
-    base = dict(M=1000, T=16, P=4) if quick else dict(M=4000, T=32, P=4)
+    base = dict(M=1000, T=16, P=4) if quick else dict(M=16000, T=32, P=4)
     S_tan = 20 if quick else 50
     D = 8
 
@@ -225,7 +225,7 @@ def bench_dmft_scaling(rate, quick=False, L=2):
         X = rng.standard_normal((P, D))
         y = np.tanh(X[:, 0])
         best = float("inf")
-        for _ in range(2):
+        for _ in range(2 if quick else 3):
             r = solve_dmft(X, y, L, 1.0, 0.05, T, activation="tanh", n_samples=M, n_tangent=S_tan, max_iter=1,
                            stages=1, error_batches=0, tol=1e-30, max_bytes=16e9, sweep="jacobi")
             best = min(best, float((r.info.get("seconds") or [np.nan])[0]))
