@@ -24,31 +24,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from solvers.particles.backends import _approx
-from solvers.particles.backends._approx import like
+from solvers.particles.backends._approx import ACT_CODES, act_d1, like
 
 __all__ = ["ACT_CODES", "fused_velocity"]
 
-#: activations with a fused kernel -> code
-ACT_CODES = {"linear": 0, "erf": 1, "relu": 2, "tanh": 3}
-
 KFLAGS = {"nsz", "contract"}
-
-
-@njit(fastmath=KFLAGS, error_model="numpy", cache=True, inline="always")
-def _act(code, z):
-    """(phi(z), phi'(z)) for the activation ``code``."""
-    if code == 1:
-        return _approx.erf_act_d1(z)
-    if code == 2:
-        # selects, not branches (vectorisable); z * 0 keeps a NaN pre-activation NaN, as numpy's
-        # maximum does, so that a diverging network is still seen to diverge
-        zero = like(0.0, z) * z
-        pos = z > like(0.0, z)
-        return (z if pos else zero), (like(1.0, z) if pos else zero)
-    if code == 3:
-        return _approx.tanh_act_d1(z)
-    return z, like(1.0, z)
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
@@ -61,7 +41,7 @@ def _activate(code, scale, H, Hprev, residual, A, Dp):
             if residual:
                 z += Hprev[p, n]
             H[p, n] = z
-            a, d = _act(code, z)
+            a, d = act_d1(code, z)
             A[p, n] = a
             Dp[p, n] = d
 

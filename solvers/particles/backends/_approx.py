@@ -54,7 +54,7 @@ from numba.np.numpy_support import as_dtype
 
 __all__ = [
     "like", "tiny_like", "fasin", "fexp", "ferf", "ftanh", "erf_act", "erf_act_d1", "tanh_act_d1",
-    "map_unary",
+    "ACT_CODES", "act_d1", "map_unary",
 ]
 
 # Approximations must not reassociate (the reduction steps depend on evaluation order) but may
@@ -318,6 +318,29 @@ def tanh_act_d1(z):
     """(tanh z, 1 - tanh(z)**2)."""
     t = ftanh(z)
     return t, like(1.0, z) - t * t
+
+
+#: activation -> code of :func:`act_d1` (the numba kernels' shared numbering)
+ACT_CODES = {"linear": 0, "erf": 1, "relu": 2, "tanh": 3}
+
+
+@njit(fastmath=APPROX_FLAGS, error_model="numpy", cache=True, inline="always")
+def act_d1(code, z):
+    """(phi(z), phi'(z)) for the activation ``code`` of :data:`ACT_CODES`.
+
+    ``code`` is loop-invariant in the callers, so the branch is hoisted out of their loops.
+    relu uses selects, and ``z * 0`` keeps a NaN pre-activation NaN (as numpy's maximum does),
+    so that a diverging network is still seen to diverge.
+    """
+    if code == 1:
+        return erf_act_d1(z)
+    if code == 2:
+        zero = like(0.0, z) * z
+        pos = z > like(0.0, z)
+        return (z if pos else zero), (like(1.0, z) if pos else zero)
+    if code == 3:
+        return tanh_act_d1(z)
+    return z, like(1.0, z)
 
 
 # ------------------------------------------------------------------ array wrappers (tests)

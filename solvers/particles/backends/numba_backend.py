@@ -106,7 +106,7 @@ RFLAGS = {"nsz", "contract", "reassoc"}
 R = 4  # target rows per task (register blocking of the w_j loads); the symmetric kernel unrolls 4
 B = 256  # source block (strip mining): R*B*8 B per scratch row-block, L1 resident
 
-_ACT_CODE = {"erf": 1, "relu": 2, "tanh": 3}
+_ACT_CODE = {k: v for k, v in _approx.ACT_CODES.items() if k != "linear"}  # fused MC kernels
 _TWO_OVER_PI = 2.0 / math.pi
 _INV_2PI = 1.0 / (2.0 * math.pi)
 _INV_4PI = 1.0 / (4.0 * math.pi)
@@ -531,27 +531,11 @@ def _forward_cache_block(code, Zt, Dt, b, a, facc):
         drow = Dt[i]
         ai = a[i]
         bi = b[i]
-        if code == 1:
-            for mm in range(M):
-                v, dv = _approx.erf_act_d1(row[mm] + bi)
-                row[mm] = v
-                drow[mm] = dv
-                facc[mm] += ai * v
-        elif code == 2:
-            zero = like(0.0, ai)
-            one = like(1.0, ai)
-            for mm in range(M):
-                z = row[mm] + bi
-                v = max(z, zero)
-                row[mm] = v
-                drow[mm] = one if z > zero else zero
-                facc[mm] += ai * v
-        else:
-            for mm in range(M):
-                v, dv = _approx.tanh_act_d1(row[mm] + bi)
-                row[mm] = v
-                drow[mm] = dv
-                facc[mm] += ai * v
+        for mm in range(M):
+            v, dv = _approx.act_d1(code, row[mm] + bi)
+            row[mm] = v
+            drow[mm] = dv
+            facc[mm] += ai * v
 
 
 @njit(error_model="numpy", cache=True)
