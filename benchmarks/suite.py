@@ -31,6 +31,10 @@ t(numpy) / t(backend) measured in the same run (null where numpy was not run at 
 (``A @ B``, 2048³·2 flops, best of 3) in the same dtype, measured in the same run (for cuda:
 on the GPU).
 
+cuda rows time device-resident calls (:func:`_cuda_calls`: inputs uploaded once, a
+synchronisation at the end of each call), as a run's time loop performs them; the numpy and
+numba rows work on host arrays, where they live.
+
 ``--quick`` (smaller sizes, fewer repeats) finishes in under 2 minutes on 2 cores with warm
 numba caches. ``--json FILE`` writes one record per row with the keys workload, backend,
 dtype, N, d, M, S, seconds_per_step, throughput, throughput_unit, ratio_vs_numpy,
@@ -210,6 +214,53 @@ def _torch_ensemble_step(torch, theta, x, y, lr):  # pragma: no cover - torch is
     return T + lr * V
 
 
+# ------------------------------------------------------------------ device-resident cuda calls
+def _cuda_calls(be, workload, *arrays):
+    """A closure timing ``workload`` on the GPU as a run performs it, with the inputs resident.
+
+    The run's time loops keep particles and samples in device memory (``CudaFlow``), so the
+    timed call uploads nothing and downloads nothing; it ends with a device synchronisation so
+    that the time covers the kernels. ``pairwise_erf``: arrays (w, c); ``mc_step``: (x, w, a, y),
+    one velocity evaluation (forward, residual, backward, assembly); ``ensemble_step``:
+    (theta, xs, ys), one Euler step of size 0.01.
+    """
+    from numba import cuda
+
+    from solvers.particles import field
+    from solvers.particles.backends.cuda_flow import CudaFlow
+
+    if workload == "pairwise_erf":
+        w, c = (cuda.to_device(np.ascontiguousarray(v)) for v in arrays)
+
+        def call():
+            out = be.pairwise("erf", w, w, c)
+            cuda.synchronize()
+            return out
+        return call
+    if workload == "mc_step":
+        x, w, a, y = arrays
+        model = field.TwoLayer("erf", w.shape[1])
+        flow = CudaFlow(be, model, "euler", 1.0, w.dtype)
+        flow.set_samples(x, y)
+        state = flow.put(np.concatenate([a[:, None], w], axis=1))
+
+        def call():
+            out = flow.velocity(state)
+            cuda.synchronize()
+            return out
+        return call
+    theta, xs, ys = arrays
+    flow = CudaFlow(be, field.TwoLayer("erf", xs.shape[-1]), "euler", 0.01, theta.dtype)
+    flow.set_samples(xs, ys)
+    state = flow.put(theta)
+
+    def call():
+        out = flow.step(state)
+        cuda.synchronize()
+        return out
+    return call
+
+
 # ------------------------------------------------------------------ workloads
 def _pairwise_erf(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows):
     rng = np.random.default_rng(1)
@@ -220,6 +271,9 @@ def _pairwise_erf(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, 
             times = {}
             for name, be in backends:
                 if name == "numpy" and N > numpy_max:
+                    continue
+                if name == "cuda":  # pragma: no cover - needs a GPU
+                    times[name] = _median_time(_cuda_calls(be, "pairwise_erf", w, c), repeats)
                     continue
                 times[name] = _median_time(lambda be=be: be.pairwise("erf", w, w, c), repeats)
             t_torch = None
@@ -247,6 +301,9 @@ def _mc_step(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows)
             times = {}
             for name, be in backends:
                 if name == "numpy" and N * M > numpy_max:
+                    continue
+                if name == "cuda":  # pragma: no cover - needs a GPU
+                    times[name] = _median_time(_cuda_calls(be, "mc_step", x, w, a, y), repeats)
                     continue
                 times[name] = _median_time(lambda be=be: step(be), repeats)
             t_torch = None
@@ -282,6 +339,9 @@ def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows, torch=Non
         ref = dict(backends)["numpy"]
         times = {"numpy-loop": _median_time(lambda: loop(ref), repeats)}
         for name, be in backends:
+            if name == "cuda":  # pragma: no cover - needs a GPU
+                times[name] = _median_time(_cuda_calls(be, "ensemble_step", theta, xs, ys), repeats)
+                continue
             times[name] = _median_time(lambda be=be: batched(be), repeats)
         t_torch = None
         if torch is not None:  # pragma: no cover

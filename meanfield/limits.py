@@ -16,22 +16,31 @@ from __future__ import annotations
 from solvers.particles import get_integrator, mc_risk_velocity, population_risk_velocity
 
 from . import seeding
+from .resident import resident_flow
 
 __all__ = ["particle_step"]
 
 
-def particle_step(cfg, model, backend, task, expectation, dtype):
-    """Return ``step(theta, k) -> theta`` for the particle flow of a validated config."""
+def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
+    """Return ``(step, residency)`` for the particle flow of a validated config.
+
+    ``step(theta, k) -> theta``; ``residency`` is None (host arrays) or the GPU-resident flow
+    whose device states ``step`` maps (see :func:`meanfield.march.march`).
+    """
     integ = get_integrator(cfg.limit.integrator)
     dt = cfg.limit.dt
     loss = task.loss
+    flow = resident_flow(backend, model, cfg.limit.integrator, dt, dtype, loss,
+                         task.population if expectation == "analytic" else None, log, "the limit")
     if expectation == "analytic":
         pop = task.population
+        if flow is not None:
+            return (lambda th, k: flow.step(th)), flow
 
         def v(th):
             return population_risk_velocity(model, backend, th, pop)[1]
 
-        return lambda th, k: integ(v, th, dt)
+        return (lambda th, k: integ(v, th, dt)), None
 
     rng = seeding.stream(cfg.run.seed, "mc")
     if task.fixed_train is not None:
@@ -43,7 +52,13 @@ def particle_step(cfg, model, backend, task, expectation, dtype):
 
         def step(th, k):
             xs, ys = (a.astype(dtype) for a in task.sample(rng, M))
+            if flow is not None:
+                flow.set_samples(xs, ys)
+                return flow.step(th)
             return integ(lambda t: mc_risk_velocity(model, backend, t, xs, ys, loss)[1], th, dt)
 
-        return step
-    return lambda th, k: integ(lambda t: mc_risk_velocity(model, backend, t, x, y, loss)[1], th, dt)
+        return step, flow
+    if flow is not None:
+        flow.set_samples(x, y)  # uploaded once
+        return (lambda th, k: flow.step(th)), flow
+    return (lambda th, k: integ(lambda t: mc_risk_velocity(model, backend, t, x, y, loss)[1], th, dt)), None

@@ -179,10 +179,10 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     particles0 = None
     if do_limit:
         particles0 = draw_neurons(cfg.model, d, cfg.limit.particles, seeding.stream(seed, "init"))
-        step = particle_step(cfg, model, backend, task, expectation, dtype)
+        step, residency = particle_step(cfg, model, backend, task, expectation, dtype, log)
         t0 = time.perf_counter()
         res = march(step, particles0.astype(dtype), steps_ref, cfg.limit.dt, observer, snap_idx,
-                    desc="limit", progress=progress)
+                    desc="limit", progress=progress, residency=residency)
         summary["seconds_limit"] = time.perf_counter() - t0
         rec = _stack(res.records)
         primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
@@ -219,13 +219,14 @@ def run(cfg, progress: bool = False, log=None) -> Result:
             arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
         else:
             theta0 = np.stack([draw_neurons(cfg.model, d, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)])
-        step = sgd_step(cfg, model, backend, task, train_set,
-                        [seeding.stream(seed, "nn_data", N, s) for s in range(S)], S, dtype)
+        step, residency = sgd_step(cfg, model, backend, task, train_set,
+                                   [seeding.stream(seed, "nn_data", N, s) for s in range(S)], S, dtype,
+                                   log if wi == 0 else None)
         t0 = time.perf_counter()
         # np.unique keeps the steps increasing; repeated steps map back through `inv`
         uniq, inv = np.unique(steps_nn, return_inverse=True)
         res = march(step, theta0.astype(dtype), uniq, cfg.train.lr, observer, sorted(set(inv[snap_idx].tolist())),
-                    desc=f"N={N}", progress=progress)
+                    desc=f"N={N}", progress=progress, residency=residency)
         summary["seconds_train"][str(N)] = time.perf_counter() - t0
         rec = _stack(res.records)
         for k in nn:

@@ -19,36 +19,53 @@ import numpy as np
 
 from solvers.particles import mc_risk_velocity, population_risk_velocity
 
+from .resident import resident_flow
+
 __all__ = ["sgd_step"]
 
 
-def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype):
-    """Return ``step(theta, k) -> theta`` for theta of shape (S, N, p).
+def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
+    """Return ``(step, residency)``: ``step(theta, k) -> theta`` for theta of shape (S, N, p).
 
     ``rngs`` holds one generator per seed, so a network's minibatches do not depend on how many
-    other seeds are trained beside it.
+    other seeds are trained beside it. ``residency`` is None (host arrays) or the GPU-resident
+    flow (an Euler step of size lr) whose device states ``step`` maps.
     """
     lr, B, loss, alg = cfg.train.lr, cfg.train.batch, task.loss, cfg.train.algorithm
+    pop = task.population if alg == "population_gd" else None
+    flow = resident_flow(backend, model, "euler", lr, dtype, loss, pop, log, "the networks")
+
+    def descend(th, x, y):
+        if flow is not None:
+            if x is not None:
+                flow.set_samples(x, y)
+            return flow.step(th)
+        if pop is not None:
+            return th + lr * population_risk_velocity(model, backend, th, pop)[1]
+        return th + lr * mc_risk_velocity(model, backend, th, x, y, loss)[1]
+
     if alg == "population_gd":
-        pop = task.population
-        return lambda th, k: th + lr * population_risk_velocity(model, backend, th, pop)[1]
+        return (lambda th, k: descend(th, None, None)), flow
     if alg == "gd":
         x, y = train_set
-        return lambda th, k: th + lr * mc_risk_velocity(model, backend, th, x, y, loss)[1]
+        if flow is not None:
+            flow.set_samples(x, y)  # uploaded once
+            return (lambda th, k: flow.step(th)), flow
+        return (lambda th, k: descend(th, x, y)), None
     if alg == "sgd":
         x, y = train_set
         P = x.shape[0]
 
         def step(th, k):
             idx = np.stack([r.integers(0, P, size=B) for r in rngs])
-            return th + lr * mc_risk_velocity(model, backend, th, x[idx], y[idx], loss)[1]
+            return descend(th, x[idx], y[idx])
 
-        return step
+        return step, flow
 
     def step(th, k):
         draws = [task.sample(r, B) for r in rngs]
         xb = np.stack([d[0] for d in draws]).astype(dtype, copy=False)
         yb = np.stack([d[1] for d in draws]).astype(dtype, copy=False)
-        return th + lr * mc_risk_velocity(model, backend, th, xb, yb, loss)[1]
+        return descend(th, xb, yb)
 
-    return step
+    return step, flow

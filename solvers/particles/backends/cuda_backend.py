@@ -28,9 +28,11 @@ backend instance is therefore not safe to share between host threads.
 
 Residency: arrays exposing ``__cuda_array_interface__`` (numba device arrays, CuPy, torch) are
 used in place and the results are returned as numba device arrays; host numpy inputs are copied
-in (O((n+m)d) per call) and results copied back. So a device-resident loop keeps particles on
-the GPU; the shared :mod:`solvers.particles.field` code (numpy maths on the results) works on
-host arrays and pays the O(Nd) transfers per velocity evaluation.
+in (O((n+m)d) per call) and results copied back. The shared :mod:`solvers.particles.field` code
+(numpy maths on the results) therefore pays O(Nd) transfers per velocity evaluation; the time
+loops of a run instead use :class:`solvers.particles.backends.cuda_flow.CudaFlow`, which keeps the
+particles and every workspace on the GPU across steps and composes the velocity and the
+integrator from these kernels plus a few elementwise ones.
 
 d > ``MAX_D`` (64) falls back to the numba CPU backend (large d wants cuBLAS + an elementwise
 kernel, not written here). Activations other than erf/relu/linear/tanh fall back to numpy.
@@ -342,8 +344,9 @@ class CudaBackend:
 
     Parameters
     ----------
-    tpb : int
-        Threads per block = tile length (128 on a GPU; tests use tiny values in the simulator).
+    tpb : int or None
+        Threads per block = tile length. Default 128 on a GPU and 8 in the simulator, which runs
+        one Python thread per CUDA thread.
     min_blocks : int or None
         Target number of blocks for the split heuristic (default: 4 × the SM count, or 2 in the
         simulator, which still exercises the split path).
@@ -351,15 +354,15 @@ class CudaBackend:
 
     name = "cuda"
 
-    def __init__(self, tpb: int = 128, min_blocks=None):
+    def __init__(self, tpb=None, min_blocks=None):
         ok, why = probe()
         if not ok:
             raise RuntimeError(why)
         from numba import config
 
         self._cuda = cuda
-        self.tpb = int(tpb)
         self.simulator = bool(getattr(config, "ENABLE_CUDASIM", False))
+        self.tpb = int(tpb) if tpb is not None else (8 if self.simulator else 128)
         if min_blocks is None:
             if self.simulator:
                 min_blocks = 2
@@ -463,21 +466,58 @@ class CudaBackend:
             wi3 = self._dev(np.broadcast_to(self._to_host(wi), batch + (n, d)), dt, 2, batch)
         wj3 = wi3 if selfint else self._dev(wj, dt, 2, batch)
         cj2 = self._dev(cj, dt, 1, batch)
+        cuda = self._cuda
+        F = cuda.device_array((S, n), dtype=dt)
+        G = cuda.device_array((S, n, d), dtype=dt)
+        self._pairwise_into(act, wi3, wj3, cj2, scale2, selfint, F, G)
+        return self._out(dev_out, (F, batch + (n,)), (G, batch + (n, d)))
+
+    def _pairwise_into(self, act, wi3, wj3, cj2, scale2, selfint, F, G):
+        """Launch the pairwise kernels on device arrays (S or 1 leading axis) into ``F``, ``G``.
+
+        ``F`` (S, n) and ``G`` (S, n, d) may be views (e.g. reused workspaces of a resident flow).
+        """
+        S, n, d = G.shape
+        dt = np.dtype(G.dtype)
         tpb = self._tpb_for(d, dt)
         ks = _kernels(dt, d, _ACT[act], tpb)
         nblk = -(-n // tpb)
-        nsplit, chunk = self._splits(nblk, S, m, tpb)
-        cuda = self._cuda
+        nsplit, chunk = self._splits(nblk, S, wj3.shape[1], tpb)
         Fp = self._buf("Fp", (nsplit, S, n), dt)
         Tp = self._buf("Tp", (nsplit, S, n), dt)
         Gp = self._buf("Gp", (nsplit, S, n, d), dt)
         s2 = dt.type(scale2)
         ks["pair_partial"][(nblk, nsplit, S), tpb](wi3, wj3, cj2, s2, selfint, chunk, Fp, Tp, Gp)
-        F = cuda.device_array((S, n), dtype=dt)
-        G = cuda.device_array((S, n, d), dtype=dt)
-        nthr = S * n
-        ks["pair_reduce"][-(-nthr // tpb), tpb](wi3, s2, Fp, Tp, Gp, F, G)
-        return self._out(dev_out, (F, batch + (n,)), (G, batch + (n, d)))
+        ks["pair_reduce"][-(-(S * n) // tpb), tpb](wi3, s2, Fp, Tp, Gp, F, G)
+
+    def _forward_partials(self, act, x3, w3, b2, a2, hasb, S):
+        """Launch the MC forward kernel; return ``(fp, tpb)``: split partial sums (nsplit, S, M)."""
+        M, d = x3.shape[1], w3.shape[2]
+        dt = np.dtype(w3.dtype)
+        tpb = self._tpb_for(d, dt)
+        ks = _kernels(dt, d, _ACT[act], tpb)
+        nblk = -(-M // tpb)
+        nsplit, chunk = self._splits(nblk, S, w3.shape[1], tpb)
+        fp = self._buf("fp", (nsplit, S, M), dt)
+        ks["fwd_partial"][(nblk, nsplit, S), tpb](x3, w3, b2 if hasb else a2, a2, hasb, chunk, fp)
+        return fp, tpb
+
+    def _backward_partials(self, act, x3, w3, b2, rr, hasb, S):
+        r"""Launch the MC backward kernel; return ``(gap, gwp, gbp, tpb)``, split partial sums of
+        :math:`E[r\sigma]`, :math:`E[r\sigma' x]`, :math:`E[r\sigma']` (leading axis: splits)."""
+        M, N, d = x3.shape[1], w3.shape[1], w3.shape[2]
+        dt = np.dtype(w3.dtype)
+        tpb = self._tpb_for(d, dt)
+        ks = _kernels(dt, d, _ACT[act], tpb)
+        nblk = -(-N // tpb)
+        nsplit, chunk = self._splits(nblk, S, M, tpb)
+        gap = self._buf("gap", (nsplit, S, N), dt)
+        gbp = self._buf("gbp", (nsplit, S, N), dt)
+        gwp = self._buf("gwp", (nsplit, S, N, d), dt)
+        ks["bwd_partial"][(nblk, nsplit, S), tpb](
+            x3, w3, b2 if hasb else rr, rr, dt.type(1.0 / M), hasb, chunk, gap, gwp, gbp
+        )
+        return gap, gwp, gbp, tpb
 
     def mc_forward(self, act: str, x, w, b, a, coef: float):
         """Network output on samples: (..., M). ``b`` may be None (no bias)."""
@@ -494,16 +534,12 @@ class CudaBackend:
         w3 = self._dev_full(w, dt, 2, batch, S)
         a2 = self._dev_full(a, dt, 1, batch, S)
         hasb = b is not None
-        b2 = self._dev_full(b, dt, 1, batch, S) if hasb else a2
-        tpb = self._tpb_for(d, dt)
-        ks = _kernels(dt, d, _ACT[act], tpb)
-        nblk = -(-M // tpb)
-        nsplit, chunk = self._splits(nblk, S, N, tpb)
-        cuda = self._cuda
-        fp = self._buf("fp", (nsplit, S, M), dt)
-        ks["fwd_partial"][(nblk, nsplit, S), tpb](x3, w3, b2, a2, hasb, chunk, fp)
-        f = cuda.device_array(S * M, dtype=dt)
-        ks["sum_splits"][-(-(S * M) // tpb), tpb](fp.reshape(nsplit, S * M), f, dt.type(coef))
+        b2 = self._dev_full(b, dt, 1, batch, S) if hasb else None
+        fp, tpb = self._forward_partials(act, x3, w3, b2, a2, hasb, S)
+        nsplit = fp.shape[0]
+        f = self._cuda.device_array(S * M, dtype=dt)
+        _kernels(dt, d, _ACT[act], tpb)["sum_splits"][-(-(S * M) // tpb), tpb](
+            fp.reshape(nsplit, S * M), f, dt.type(coef))
         return self._out(dev_out, (f, batch + (M,)))[0]
 
     def mc_backward(self, act: str, x, w, b, r):
@@ -521,18 +557,11 @@ class CudaBackend:
         w3 = self._dev_full(w, dt, 2, batch, S)
         hasb = b is not None
         rr = self._dev(r, dt, 1, batch)
-        b2 = self._dev_full(b, dt, 1, batch, S) if hasb else rr
-        tpb = self._tpb_for(d, dt)
+        b2 = self._dev_full(b, dt, 1, batch, S) if hasb else None
+        gap, gwp, gbp, tpb = self._backward_partials(act, x3, w3, b2, rr, hasb, S)
+        nsplit = gap.shape[0]
         ks = _kernels(dt, d, _ACT[act], tpb)
-        nblk = -(-N // tpb)
-        nsplit, chunk = self._splits(nblk, S, M, tpb)
         cuda = self._cuda
-        gap = self._buf("gap", (nsplit, S, N), dt)
-        gbp = self._buf("gbp", (nsplit, S, N), dt)
-        gwp = self._buf("gwp", (nsplit, S, N, d), dt)
-        ks["bwd_partial"][(nblk, nsplit, S), tpb](
-            x3, w3, b2, rr, dt.type(1.0 / M), hasb, chunk, gap, gwp, gbp
-        )
         one = dt.type(1.0)
         outs = []
         for p, tail in ((gap, (N,)), (gwp, (N, d)), (gbp, (N,))):

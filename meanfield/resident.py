@@ -1,0 +1,26 @@
+"""Choose where the particles live during a march: on the GPU when the backend can keep them there.
+
+With ``run.backend = cuda`` the limit and the finite-width ensembles step through
+:class:`solvers.particles.backends.cuda_flow.CudaFlow`: the particles stay in device memory and
+only the recorded observables (and snapshots) come back. Cases the resident kernels do not cover
+(d > 64, analytic expectations with a linear activation) run the host-driven loop on the same
+backend, with the same results, and say so once.
+"""
+from __future__ import annotations
+
+__all__ = ["resident_flow"]
+
+
+def resident_flow(backend, model, integrator, h, dtype, loss, population=None, log=None, what=""):
+    """A :class:`CudaFlow` for this case, or None (host-driven loop) with the reason logged."""
+    if getattr(backend, "name", "") != "cuda":
+        return None
+    from solvers.particles.backends.cuda_flow import CudaFlow, unsupported
+
+    why = unsupported(model, "analytic" if population is not None else "mc", loss)
+    if why:
+        if log is not None:
+            log(f"run.backend = cuda: {what} steps with host-resident particles ({why}); "
+                "results are the same, each velocity evaluation copies the particles")
+        return None
+    return CudaFlow(backend, model, integrator, h, dtype, loss, population)
