@@ -174,20 +174,28 @@ FLOW = textwrap.dedent(
         got, want = fl.get(st) - th0, th - th0
         out["checks"].append([name, dt, float(np.linalg.norm(got - want) / np.linalg.norm(want))])
 
-    cases = [("float64", "euler", "erf", False, "square", "shared"),
-             ("float64", "heun", "relu", True, "logistic", "per-seed"),
-             ("float64", "rk4", "tanh", True, "square", "shared"),
-             ("float32", "rk4", "erf", True, "square", "per-seed")]
-    for dt, integ, act, bias, loss, smp in cases:
+    # the last case: d = 100, beyond one register row per thread (tiles shrink, rows spill)
+    cases = [("float64", "euler", "erf", False, "square", "shared", d),
+             ("float64", "heun", "relu", True, "logistic", "per-seed", d),
+             ("float64", "rk4", "tanh", True, "square", "shared", d),
+             ("float32", "rk4", "erf", True, "square", "per-seed", d),
+             ("float64", "euler", "erf", True, "square", "shared", 100)]
+    d0 = d
+    for dt, integ, act, bias, loss, smp, d in cases:
         model = field.TwoLayer(act, d, alpha=1.3, bias=bias, lr_a=0.7, lr_w=1.1)
         th0 = rng.standard_normal((S, N, model.p)).astype(dt)
         shape = (M, d) if smp == "shared" else (S, M, d)
         draws = [(rng.standard_normal(shape).astype(dt),
                   np.sign(rng.standard_normal(shape[:-1])).astype(dt)) for _ in range(steps)]
         fl = CudaFlow(cb, model, integ, 0.2, dt, loss)
-        march(f"mc {integ} {act} bias={bias} {loss} {smp}", dt, fl, th0,
+        march(f"mc {integ} {act} bias={bias} {loss} {smp} d={d}", dt, fl, th0,
               lambda t, x, y: field.mc_risk_velocity(model, ref, t, x, y, loss)[1], 0.2,
               samples=lambda k: draws[k])
+    d = d0
+    w = rng.standard_normal((S, N, 100)) / 10.0; c = rng.standard_normal((S, N))
+    for k, (got, want) in enumerate(zip(cb.pairwise("erf", w, w, c), ref.pairwise("erf", w, w, c))):
+        out["checks"].append([f"pairwise erf d=100 [{k}]", "float64",
+                              float(np.linalg.norm(got - want) / np.linalg.norm(want))])
 
     tw = rng.standard_normal((2, d))
     for dt, integ, act, y0 in (("float64", "rk4", "relu", 1.0), ("float64", "heun", "erf", 0.0),
@@ -296,7 +304,7 @@ def test_resident_flow_in_simulator():
     # host integrators on the numpy reference: displacements after `steps` steps
     res = _run_script(FLOW, {"NUMBA_ENABLE_CUDASIM": "1"}, [4, 8, 6, 5, 2, 3, 3])
     _assert_close(res)
-    assert len(res["checks"]) == 11
+    assert len(res["checks"]) == 14
     assert res["diverged_flagged"] and res["start_intact"] and res["flag_reset"]
 
 

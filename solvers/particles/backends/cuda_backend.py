@@ -34,8 +34,13 @@ loops of a run instead use :class:`solvers.particles.backends.cuda_flow.CudaFlow
 particles and every workspace on the GPU across steps and composes the velocity and the
 integrator from these kernels plus a few elementwise ones.
 
-d > ``MAX_D`` (64) falls back to the numba CPU backend (large d wants cuBLAS + an elementwise
-kernel, not written here). Activations other than erf/relu/linear/tanh fall back to numpy.
+Each thread keeps its own row (w_i or x_m, and the gradient accumulator) in ``d`` registers, and
+the shared tile holds ``tpb`` rows of ``d + 3`` values, so the thread count per block shrinks
+with d (:meth:`CudaBackend._tpb_for`: 128 up to d ≈ 77 in float32, 32 at d = 128 in float64).
+Above d ≈ 64 in float64 (~128 in float32) the per-thread rows spill from registers to local
+memory (cached, but slower; not yet measured on a GPU). d > ``MAX_D`` (128) falls back to the
+numba CPU backend (such inputs want cuBLAS products and an elementwise kernel, not written here).
+Activations other than erf/relu/linear/tanh fall back to numpy.
 
 Testing without a GPU: with ``NUMBA_ENABLE_CUDASIM=1`` the kernels run in numba's simulator at
 tiny sizes (``tests/test_backends_cuda.py``); :func:`probe` reports that mode.
@@ -56,7 +61,7 @@ else:
 
 __all__ = ["CudaBackend", "probe", "MAX_D"]
 
-MAX_D = 64
+MAX_D = 128
 _ACT = {"linear": 0, "erf": 1, "relu": 2, "tanh": 3}
 
 
