@@ -35,6 +35,10 @@ cuda rows time device-resident calls (:func:`_cuda_calls`: inputs uploaded once,
 synchronisation at the end of each call), as a run's time loop performs them; the numpy and
 numba rows work on host arrays, where they live.
 
+With a real GPU the suite also runs the GPU-sized workloads of :mod:`benchmarks.gpu_targets`
+(pairwise float32 up to N = 10⁶ beside dense PyTorch on the same GPU; the Monte Carlo step at
+N = 10⁶, d = 100, M = 10⁴ against its two cuBLAS GEMMs).
+
 ``--quick`` (smaller sizes, fewer repeats) finishes in under 2 minutes on 2 cores with warm
 numba caches. ``--json FILE`` writes one record per row with the keys workload, backend,
 dtype, N, d, M, S, seconds_per_step, throughput, throughput_unit, ratio_vs_numpy,
@@ -394,6 +398,11 @@ def run_suite(quick=False, log=print):
         _pairwise_erf(backends, torch, [2048, 4096, 16384], 10, dtypes, 3, 16384, peaks, rows)
         _mc_step(backends, torch, [(10**4, 10**4), (10**5, 10**4)], 20, dtypes, 3, 1e8, peaks, rows)
         _ensemble_step(backends, 100, 256, 20, 64, dtypes, 5, peaks, rows, torch)
+    cuda_be = dict(backends).get("cuda")
+    if cuda_be is not None:  # pragma: no cover - needs a GPU
+        from .gpu_targets import gpu_rows, torch_on_gpu
+
+        rows += gpu_rows(cuda_be, torch_on_gpu(), quick, log=log, peak=peaks.get(("cuda", np.float32)))
     return rows
 
 

@@ -237,6 +237,11 @@ FLOW = textwrap.dedent(
     t1 = _cuda_calls(cb, "ensemble_step", ths, xs, ys)().copy_to_host()
     t0 = integrators.euler(lambda t: field.mc_risk_velocity(model, ref, t, xs, ys)[1], ths, 0.01)
     out["checks"].append(["bench ensemble step", "float64", float(np.linalg.norm((t1 - ths) - (t0 - ths)) / np.linalg.norm(t0 - ths))])
+    # the GPU-sized block of the suite, at simulator sizes
+    from benchmarks.gpu_targets import gpu_rows
+    rows = gpu_rows(cb, None, sizes=[2 * tpb + 1], mc_size=(N, 5, M), repeats=1, log=lambda s: None)
+    out["gpu_rows"] = [[r["workload"], r["backend"], r["N"], r["throughput"] > 0, r.get("ratio_vs_two_gemms")]
+                       for r in rows]
     print("RESULT" + json.dumps(out))
     """
 )
@@ -306,6 +311,7 @@ def test_resident_flow_in_simulator():
     _assert_close(res)
     assert len(res["checks"]) == 14
     assert res["diverged_flagged"] and res["start_intact"] and res["flag_reset"]
+    assert res["gpu_rows"] == [["pairwise_erf", "cuda", 9, True, None], ["mc_step", "cuda", 6, True, None]]
 
 
 def test_run_with_resident_cuda_matches_numpy_in_simulator():
