@@ -3,8 +3,11 @@
 With ``run.backend = cuda`` the limit and the finite-width ensembles step through
 :class:`solvers.particles.backends.cuda_flow.CudaFlow`: the particles stay in device memory and
 only the recorded observables (and snapshots) come back. Cases the resident kernels do not cover
-(d > 64, analytic expectations with a linear activation) run the host-driven loop on the same
+(d > 128, analytic expectations with a linear activation) run the host-driven loop on the same
 backend, with the same results, and say so once.
+
+Not yet on the device: fresh Monte Carlo draws (``mc_resample``) and the minibatches of
+``online_sgd``/``sgd`` are sampled on the host and uploaded each step (M·d or S·B·d values).
 """
 from __future__ import annotations
 
@@ -17,10 +20,10 @@ def resident_flow(backend, model, integrator, h, dtype, loss, population=None, l
         return None
     from solvers.particles.backends.cuda_flow import CudaFlow, unsupported
 
-    why = unsupported(model, "analytic" if population is not None else "mc", loss)
+    why = unsupported(model, "analytic" if population is not None else "mc", loss, population)
     if why:
         if log is not None:
             log(f"run.backend = cuda: {what} steps with host-resident particles ({why}); "
-                "results are the same, each velocity evaluation copies the particles")
+                "the results are the same")
         return None
     return CudaFlow(backend, model, integrator, h, dtype, loss, population)

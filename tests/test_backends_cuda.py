@@ -216,9 +216,30 @@ FLOW = textwrap.dedent(
     th0 = rng.standard_normal((S, N, model.p))
     st0 = fl.put(th0)
     st1 = fl.step(st0)
-    out["diverged_flagged"] = not fl.all_finite(st1)
+    out["diverged_flagged"] = [fl.all_finite(st1), fl.all_finite(st1)]  # a read is idempotent
     out["start_intact"] = bool(np.array_equal(fl.get(st0), th0))
-    out["flag_reset"] = fl.all_finite(fl.put(th0))
+    # later finite steps, the second one rewriting the diverged buffer, read as finite
+    fl.h = 1e-3
+    st2 = fl.step(st0)
+    st3 = fl.step(st2)
+    out["later_finite"] = [fl.all_finite(st2), fl.all_finite(st3), st3 is st1]
+    # samples whose seed axis fits neither 1 nor S, and population cases the kernels do not
+    # cover, are refused with the reason
+    errors = []
+    fl.set_samples(rng.standard_normal((S + 1, M, d)), rng.standard_normal((S + 1, M)))
+    try:
+        fl.step(st0)
+    except ValueError as exc:
+        errors.append(str(exc))
+    pop = field.GaussianPopulation(weights=np.array([1.0]), scales=np.array([1.0]), offsets=np.array([0.0]),
+                                   teacher_w=rng.standard_normal((2, d)), teacher_c=np.array([[1.0, -0.5]]),
+                                   activation="erf")
+    for bad in (field.TwoLayer("erf", d, bias=True), field.TwoLayer("relu", d)):
+        try:
+            CudaFlow(cb, bad, "euler", 0.1, population=pop)
+        except ValueError as exc:
+            errors.append(str(exc))
+    out["errors"] = errors
 
     # the benchmark's device-resident cuda calls compute what the numpy rows compute
     from benchmarks.suite import _cuda_calls
@@ -310,7 +331,10 @@ def test_resident_flow_in_simulator():
     res = _run_script(FLOW, {"NUMBA_ENABLE_CUDASIM": "1"}, [4, 8, 6, 5, 2, 3, 3])
     _assert_close(res)
     assert len(res["checks"]) == 14
-    assert res["diverged_flagged"] and res["start_intact"] and res["flag_reset"]
+    assert res["diverged_flagged"] == [False, False] and res["start_intact"]
+    assert res["later_finite"] == [True, True, True]
+    e = res["errors"]
+    assert len(e) == 3 and "seed axis" in e[0] and "bias = false" in e[1] and "teacher's activation" in e[2], e
     assert res["gpu_rows"] == [["pairwise_erf", "cuda", 9, True, None], ["mc_step", "cuda", 6, True, None]]
 
 
@@ -320,3 +344,16 @@ def test_run_with_resident_cuda_matches_numpy_in_simulator():
     assert not res["logs"], res["logs"]  # every case here runs resident: no fallback notice
     # t_max 0.4 at dt = lr = 0.1: 4 limit steps and 4 network steps per case, all on the device
     assert res["resident_steps"] == {"analytic limit, online sgd": 8, "mc limit heun, gd, bias": 8}
+
+
+def test_resident_flow_coverage_reasons():
+    # what the resident kernels refuse, and why (the run then steps host-driven and says so)
+    from solvers.particles.backends.cuda_flow import unsupported
+    from solvers.particles.field import TwoLayer
+
+    assert unsupported(TwoLayer("tanh", 100, bias=True), "mc", "logistic") == ""
+    assert unsupported(TwoLayer("relu", 128), "analytic") == ""
+    assert "d = 129 > 128" in unsupported(TwoLayer("erf", 129), "mc")
+    assert "on the CPU" in unsupported(TwoLayer("linear", 3), "analytic")
+    assert "square loss" in unsupported(TwoLayer("erf", 3), "analytic", "logistic")
+    assert "no CUDA residual" in unsupported(TwoLayer("erf", 3), "mc", "hinge")

@@ -14,8 +14,8 @@ r"""A two-layer particle flow that stays in GPU memory from step to step.
 * the population velocity is the tiled pairwise kernels per mixture component (self-interaction
   and teacher), one accumulation kernel per component and one assembly kernel;
 * the integrator's last combination (Euler :math:`y + h k_1`, Heun, RK4) is one elementwise
-  kernel that also raises a device flag when a value is not finite, so the host reads back a
-  single 4-byte flag per step, not the particles;
+  kernel that also stamps a device flag (one per state buffer) with the step's number when a
+  value is not finite, so the host reads back 4 bytes per step, not the particles;
 * all workspaces (stage buffers, the residual, the split partials, two state buffers used in
   turn) are allocated once per shape and reused: no allocation per step.
 
@@ -23,10 +23,12 @@ Only what a caller asks for comes back (:meth:`CudaFlow.get`, e.g. at recording 
 samples (fresh Monte Carlo draws, minibatches) go up with :meth:`CudaFlow.set_samples`, into the
 same device buffers when their shape repeats.
 
-Every operation is done in the order of the host code (same formulas, same association), so the
-float64 results agree with the numpy reference to rounding of the special functions (libdevice
-``erf``/``asin``/``exp``/``tanh`` against numpy's); ``tests/test_backends_cuda.py`` checks 1e-10
-relative after several steps of each integrator in numba's CUDA simulator.
+Every operation follows the host code (same formulas, same association), so the float64 results
+agree with the numpy reference to rounding: the special functions (libdevice
+``erf``/``asin``/``exp``/``tanh`` against numpy's), the order of the tiled sums, and on a real
+GPU the compiler's contraction of ``a*b + c`` into fused multiply-adds (about one ulp each).
+``tests/test_backends_cuda.py`` checks 1e-10 relative after several steps of each integrator in
+numba's CUDA simulator (measured ≤ 1e-15).
 
 State ownership: :meth:`CudaFlow.step` writes into one of two state buffers in turn, so the
 state it returns stays valid until the step after next; :meth:`get` copies to the host.
@@ -48,17 +50,26 @@ _LOSS = {"square": 0, "logistic": 1}
 _INTEGRATORS = ("euler", "heun", "rk4")
 
 
-def unsupported(model, mode: str, loss: str = "square") -> str:
+def unsupported(model, mode: str, loss: str = "square", population=None) -> str:
     """Why :class:`CudaFlow` cannot run this case ('' when it can).
 
-    ``mode`` is ``"mc"`` or ``"analytic"``. The callers fall back to the host-driven loop (same
-    results, particles copied per velocity evaluation) and say so.
+    ``mode`` is ``"mc"`` or ``"analytic"`` (then ``population`` may be given to check it). The
+    callers fall back to the host-driven loop (same results, particles copied per velocity
+    evaluation) and say so.
     """
     if model.d > _cb.MAX_D:
-        return f"input dimension d = {model.d} > {_cb.MAX_D} (the resident kernels keep a row per thread)"
+        return (f"input dimension d = {model.d} > {_cb.MAX_D}: the CUDA kernels keep a row per "
+                "thread, so the cuda backend computes these on the CPU (numba)")
     if mode == "analytic":
         if model.activation not in ("erf", "relu"):
             return f"analytic expectations with {model.activation!r} run on the CPU (closed form O(N d))"
+        if model.bias:
+            return "analytic expectations need bias = false"
+        if loss != "square":
+            return f"analytic expectations are for the square loss, not {loss!r}"
+        if population is not None and population.activation != model.activation:
+            return (f"the teacher's activation ({population.activation}) differs from the "
+                    f"student's ({model.activation})")
         return ""
     if model.activation not in _cb._ACT:
         return f"activation {model.activation!r} has no CUDA kernel"
@@ -189,32 +200,35 @@ def _kernels(dtype, d):
         if t < out.shape[0]:
             out[t] = k[t] * h + y[t]
 
+    # The final combinations stamp flag[slot] with the step's number on a non-finite value
+    # (every writer writes the same value: a benign race). A stamp names the step that wrote the
+    # state buffer, so flags need no reset and a read is idempotent.
     @cuda.jit
-    def euler_end(y, h, k1, out, flag):
+    def euler_end(y, h, k1, out, flag, slot, stamp):
         t = cuda.grid(1)
         if t < out.shape[0]:
             v = k1[t] * h + y[t]
             out[t] = v
             if not math.isfinite(v):
-                flag[0] = 1
+                flag[slot] = stamp
 
     @cuda.jit
-    def heun_end(y, h2, k1, k2, out, flag):
+    def heun_end(y, h2, k1, k2, out, flag, slot, stamp):
         t = cuda.grid(1)
         if t < out.shape[0]:
             v = (k1[t] + k2[t]) * h2 + y[t]
             out[t] = v
             if not math.isfinite(v):
-                flag[0] = 1
+                flag[slot] = stamp
 
     @cuda.jit
-    def rk4_end(y, h6, k1, k2, k3, k4, out, flag):
+    def rk4_end(y, h6, k1, k2, k3, k4, out, flag, slot, stamp):
         t = cuda.grid(1)
         if t < out.shape[0]:
             v = ((((k2[t] + k3[t]) * TWO) + k1[t]) + k4[t]) * h6 + y[t]
             out[t] = v
             if not math.isfinite(v):
-                flag[0] = 1
+                flag[slot] = stamp
 
     ks = dict(residual=residual, assemble_mc=assemble_mc, pop_accumulate=pop_accumulate,
               assemble_pop=assemble_pop, axpy=axpy, euler_end=euler_end, heun_end=heun_end,
@@ -251,7 +265,7 @@ class CudaFlow:
                  population=None):
         if integrator not in _INTEGRATORS:
             raise ValueError(f"unknown integrator {integrator!r}; choose one of {list(_INTEGRATORS)}")
-        why = unsupported(model, "analytic" if population is not None else "mc", loss)
+        why = unsupported(model, "analytic" if population is not None else "mc", loss, population)
         if why:
             raise ValueError(f"CudaFlow cannot run this case: {why}")
         self.be, self.model, self.integrator = backend, model, integrator
@@ -265,11 +279,13 @@ class CudaFlow:
         self._ks = _kernels(self.dt, model.d)
         self._x = self._y = None
         self._ws: dict = {}
-        self._turn = 0
-        self._last = None
         self._teacher = None
-        self._flag = self.cuda.to_device(np.zeros(1, np.int32))
-        self._hflag = np.zeros(1, np.int32)
+        # state buffer -> (its flag slot, the number of the step that last wrote it)
+        self._turn = 0
+        self._count = 0
+        self._stamps: dict = {}
+        self._flag = self.cuda.to_device(np.zeros(2, np.int64))
+        self._hflag = np.zeros(2, np.int64)
         if population is not None:
             if population.teacher_w.shape[0]:
                 self._teacher = self.cuda.to_device(
@@ -281,7 +297,7 @@ class CudaFlow:
     def put(self, theta):
         """Upload particles (..., N, p) (at most one leading axis); returns the device state."""
         theta = np.asarray(theta, dtype=self.dt)
-        if theta.ndim not in (2, 3) or theta.shape[-1] != self.model.p:
+        if theta.ndim not in (2, 3) or tuple(theta.shape)[-1] != self.model.p:
             raise ValueError(f"theta must have shape (N, {self.model.p}) or (S, N, {self.model.p}), "
                              f"got {theta.shape}")
         return self.cuda.to_device(np.ascontiguousarray(theta))
@@ -293,16 +309,15 @@ class CudaFlow:
     def all_finite(self, state) -> bool:
         """Whether every entry of ``state`` is finite.
 
-        For the state the last :meth:`step` returned this reads the flag its final kernel set
-        (4 bytes); any other state is checked on the host.
+        For a state returned by :meth:`step` (and not yet overwritten) this reads the flags its
+        final kernel stamps (16 bytes); any other state is checked on the host.
         """
-        if state is not self._last:
+        key = self._stamps.get(id(state))
+        if key is None or key[0] is not state:
             return bool(np.all(np.isfinite(self.get(state))))
+        _, slot, stamp = key
         self._flag.copy_to_host(self._hflag)
-        if self._hflag[0]:
-            self._flag.copy_to_device(np.zeros(1, np.int32))
-            return False
-        return True
+        return int(self._hflag[slot]) != stamp
 
     def set_samples(self, x, y):
         """Samples of the Monte Carlo velocity: x (M, d) or (S, M, d), y (M,) or (S, M).
@@ -315,7 +330,7 @@ class CudaFlow:
 
     def _upload(self, name, a, core):
         if _cb.CudaBackend._is_dev(a):
-            a = self.be._as_dev(a)
+            a = self._check_dev(self.be._as_dev(a), name)
             return a if a.ndim == core + 1 else a.reshape((1,) + tuple(a.shape))
         a = np.ascontiguousarray(a, dtype=self.dt)
         if a.ndim == core:
@@ -327,6 +342,16 @@ class CudaFlow:
         else:
             buf.copy_to_device(a)
         return buf
+
+    def _check_dev(self, a, name):
+        # numba-cuda reshapes only contiguous device arrays, and the kernels are specialised on
+        # the flow's dtype
+        if not a.is_c_contiguous():
+            raise ValueError(f"device array {name} must be C-contiguous (copy it with "
+                             "numba.cuda.device_array_like + copy_to_device, or upload a host array)")
+        if np.dtype(a.dtype) != self.dt:
+            raise ValueError(f"device array {name} has dtype {a.dtype}, the flow runs in {self.dt}")
+        return a
 
     # ---------------------------------------------------------------- workspaces
     def _buf(self, name, shape):
@@ -345,10 +370,14 @@ class CudaFlow:
     # ---------------------------------------------------------------- velocity
     def velocity(self, theta, out=None):
         """Velocity of device particles (S, N, p) (or (N, p)) into ``out`` (a workspace if None)."""
+        self._check_dev(theta, "theta")
+        if theta.ndim not in (2, 3) or tuple(theta.shape)[-1] != self.model.p:
+            raise ValueError(f"theta must have shape (N, {self.model.p}) or (S, N, {self.model.p}), "
+                             f"got {tuple(theta.shape)}")
         th = theta if theta.ndim == 3 else theta.reshape((1,) + tuple(theta.shape))
         S, N, p = th.shape
         if out is None:
-            out = self._buf("v", (S, N, p))
+            out = self._buf("v", tuple(theta.shape))
         v = out if out.ndim == 3 else out.reshape((1,) + tuple(out.shape))
         m = self.model
         d = m.d
@@ -362,6 +391,13 @@ class CudaFlow:
                 raise RuntimeError("CudaFlow.set_samples(x, y) must come before the first step")
             x3, y2 = self._x, self._y
             M = x3.shape[1]
+            # the kernels index a seed axis of 1 (shared) or S: anything else would read past it
+            if (x3.shape[0] not in (1, S) or y2.shape[0] not in (1, S) or x3.shape[2] != d
+                    or y2.shape[1] != M or (theta.ndim == 2 and x3.shape[0] != 1)):
+                raise ValueError(
+                    f"samples x {tuple(x3.shape)} and y {tuple(y2.shape)} do not fit particles "
+                    f"{tuple(theta.shape)}: x must be (M, {d}) or (S, M, {d}) and y (M,) or (S, M), "
+                    f"with S = {S} the particles' seed axis")
             fp, _ = self.be._forward_partials(m.activation, x3, w, b, a, m.bias, S)
             r = self._buf("r", (S, M))
             self._ks["residual"][self._grid(S * M)](fp, self.dt.type(m.alpha / N), y2,
@@ -394,23 +430,29 @@ class CudaFlow:
         """One integrator step of size ``h`` from device state ``theta``; returns the new state."""
         shape = tuple(theta.shape)
         n = int(np.prod(shape))
-        out = self._buf(f"state{self._turn}", shape)
-        self._turn ^= 1
+        slot = self._turn
+        out = self._buf(f"state{slot}", shape)
         if out is theta:  # a caller stepping from a state two steps old: use the other buffer
-            out = self._buf(f"state{self._turn}", shape)
-            self._turn ^= 1
+            slot ^= 1
+            out = self._buf(f"state{slot}", shape)
+        self._turn = slot ^ 1
+        self._count += 1
+        stamp = self._count
+        self._stamps = {k: v for k, v in self._stamps.items() if v[1] != slot}
+        self._stamps[id(out)] = (out, slot, stamp)
+        fl = (self._flag, slot, stamp)
         ks, F = self._ks, self.dt.type
         grid = self._grid(n)
         flat = lambda z: z.reshape(n)  # noqa: E731
         y = flat(theta)
         k1 = self.velocity(theta, self._buf("k1", shape))
         if self.integrator == "euler":
-            ks["euler_end"][grid](y, F(self.h), flat(k1), flat(out), self._flag)
+            ks["euler_end"][grid](y, F(self.h), flat(k1), flat(out), *fl)
         elif self.integrator == "heun":
             yy = self._buf("yy", shape)
             ks["axpy"][grid](y, F(self.h), flat(k1), flat(yy))
             k2 = self.velocity(yy, self._buf("k2", shape))
-            ks["heun_end"][grid](y, F(0.5 * self.h), flat(k1), flat(k2), flat(out), self._flag)
+            ks["heun_end"][grid](y, F(0.5 * self.h), flat(k1), flat(k2), flat(out), *fl)
         else:
             yy = self._buf("yy", shape)
             ks["axpy"][grid](y, F(0.5 * self.h), flat(k1), flat(yy))
@@ -420,6 +462,5 @@ class CudaFlow:
             ks["axpy"][grid](y, F(self.h), flat(k3), flat(yy))
             k4 = self.velocity(yy, self._buf("k4", shape))
             ks["rk4_end"][grid](y, F(self.h / 6.0), flat(k1), flat(k2), flat(k3), flat(k4),
-                                flat(out), self._flag)
-        self._last = out
+                                flat(out), *fl)
         return out
