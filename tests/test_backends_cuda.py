@@ -285,7 +285,7 @@ RUN = textwrap.dedent(
         return _step(self, theta)
 
     cuda_flow.CudaFlow.step = counted
-    out = {"checks": [], "logs": [], "resident_steps": {}}
+    out = {"checks": [], "logs": {}, "resident_steps": {}}
     base = {"limit.particles": 8, "train.widths": [4], "train.seeds": 2, "time.t_max": 0.4,
             "time.records": 3, "eval.n_test": 16, "eval.n_points": 2, "time.snapshots": 2}
     cases = {
@@ -294,6 +294,8 @@ RUN = textwrap.dedent(
                                     "limit.integrator": "heun", "train.algorithm": "gd",
                                     "train.n_train": 10, "model.bias": True,
                                     "model.activation": "relu"},
+        # beyond the kernels' row-per-thread reach: host-driven on the same backend, said once
+        "mc limit, d = 130": {"task.d": 130, "limit.expectation": "mc", "limit.mc_samples": 12},
     }
     for name, over in cases.items():
         res = {}
@@ -301,7 +303,7 @@ RUN = textwrap.dedent(
             logs = []
             steps[0] = 0
             res[be] = meanfield.run(tiny(**base, **over, **{"run.backend": be}), log=logs.append)
-            out["logs"] += logs
+            out["logs"][name] = out["logs"].get(name, []) + logs
         out["resident_steps"][name] = steps[0]
         a, b = res["numpy"].arrays, res["cuda"].arrays
         assert res["cuda"].summary["backend"] == "cuda"
@@ -341,9 +343,13 @@ def test_resident_flow_in_simulator():
 def test_run_with_resident_cuda_matches_numpy_in_simulator():
     res = _run_script(RUN, {"NUMBA_ENABLE_CUDASIM": "1"}, [])
     _assert_close(res)
-    assert not res["logs"], res["logs"]  # every case here runs resident: no fallback notice
     # t_max 0.4 at dt = lr = 0.1: 4 limit steps and 4 network steps per case, all on the device
-    assert res["resident_steps"] == {"analytic limit, online sgd": 8, "mc limit heun, gd, bias": 8}
+    # where the kernels reach, with no notice; none at d = 130, with one notice per side
+    assert res["resident_steps"] == {"analytic limit, online sgd": 8, "mc limit heun, gd, bias": 8,
+                                     "mc limit, d = 130": 0}
+    logs = res["logs"]
+    assert not logs["analytic limit, online sgd"] and not logs["mc limit heun, gd, bias"], logs
+    assert len(logs["mc limit, d = 130"]) == 2 and all("d = 130 > 128" in m for m in logs["mc limit, d = 130"])
 
 
 def test_resident_flow_coverage_reasons():
