@@ -44,7 +44,8 @@ numba caches. ``--json FILE`` writes one record per row with the keys workload, 
 dtype, N, d, M, S, seconds_per_step, throughput, throughput_unit, ratio_vs_numpy,
 ratio_vs_torch, roofline_fraction (and the run's machine description under "machine").
 ``--compile`` also measures the cold numba compile time (fresh cache directory, in a
-subprocess) and the warm-cache import + first call.
+subprocess) and the warm-cache import + first call, and, cold then warm, the delay from
+launching ``meanfield run`` on the README's quickstart to its first step.
 """
 from __future__ import annotations
 
@@ -447,20 +448,50 @@ print("RESULT" + json.dumps({"import": t1 - t0, "pairwise_first_call": t2 - t1, 
 """
 
 
+# `meanfield run` on the README's quickstart, timing the launch-to-first-step delay: march is
+# wrapped so that its first step call reports the time since the process was launched
+_QUICKSTART_PROBE = r"""
+import json, sys, time
+t_launch = float(sys.argv[1])
+import meanfield.run
+mr = sys.modules["meanfield.run"]
+orig, first = mr.march, []
+
+def march(step, *a, **k):
+    def timed(th, kk):
+        if not first:
+            first.append(time.time() - t_launch)
+        return step(th, kk)
+    return orig(timed, *a, **k)
+
+mr.march = march
+from meanfield.cli import main
+main(["run", "experiments/teacher_student_erf.toml", "--out", sys.argv[2]])
+print("RESULT" + json.dumps({"quickstart_first_step": first[0],
+                             "quickstart_total": time.time() - t_launch}))
+"""
+
+
+def _probe(script, env, root, *args):
+    out = subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=900)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
+    return json.loads(line[-1][6:]) if line else {"error": out.stderr[-500:]}
+
+
 def compile_times():
-    """Cold (empty cache) and warm (cached) import + first-call times of the numba kernels (s)."""
+    """Cold (empty cache) and warm (cached) import + first-call times of the numba kernels (s),
+    and the delay from launching ``meanfield run`` on the quickstart to its first step."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     res = {}
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=root)
         for label in ("cold", "warm"):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", _COMPILE_PROBE], env=env, cwd=root,
-                                 capture_output=True, text=True, timeout=900)
-            total = time.perf_counter() - t0
-            line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
-            rec = json.loads(line[-1][6:]) if line else {"error": out.stderr[-500:]}
-            rec["process_total"] = total
+            rec = _probe(_COMPILE_PROBE, env, root)
+            rec["process_total"] = time.perf_counter() - t0
+            rec.update(_probe(_QUICKSTART_PROBE, env, root, repr(time.time()),
+                              os.path.join(cache, f"quickstart-{label}")))
             res[label] = rec
     return res
 
