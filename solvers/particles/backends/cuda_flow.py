@@ -15,7 +15,7 @@ r"""A two-layer particle flow that stays in GPU memory from step to step.
   and teacher), one accumulation kernel per component and one assembly kernel;
 * the integrator's last combination (Euler :math:`y + h k_1`, Heun, RK4) is one elementwise
   kernel that also stamps a device flag (one per state buffer) with the step's number when a
-  value is not finite, so the host reads back 4 bytes per step, not the particles;
+  value is not finite, so the host reads back 16 bytes per step (the two flags), not the particles;
 * all workspaces (stage buffers, the residual, the split partials, two state buffers used in
   turn) are allocated once per shape and reused: no allocation per step.
 
@@ -258,7 +258,7 @@ class CudaFlow:
     Notes
     -----
     One step costs the kernels of 1, 2 or 4 velocity evaluations plus one elementwise pass per
-    stage, and one 4-byte device-to-host copy (the finiteness flag).
+    stage, and one 16-byte device-to-host copy (the finiteness flags).
     """
 
     def __init__(self, backend, model, integrator="euler", h=1e-2, dtype=np.float64, loss="square",
