@@ -6,8 +6,9 @@ only the recorded observables (and snapshots) come back. Cases the resident kern
 (d > 128, analytic expectations with a linear activation) run the host-driven loop on the same
 backend, with the same results, and say so once.
 
-Not yet on the device: fresh Monte Carlo draws (``mc_resample``) and the minibatches of
-``online_sgd``/``sgd`` are sampled on the host and uploaded each step (M·d or S·B·d values).
+Samples are drawn on the host, so every backend sees the same ones: fresh Monte Carlo draws
+(``mc_resample``) and ``online_sgd`` minibatches are uploaded each step (M·d or S·B·d values);
+``sgd`` keeps its training set on the device and sends only the minibatch indices (S·B).
 """
 from __future__ import annotations
 

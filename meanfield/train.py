@@ -55,9 +55,14 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
     if alg == "sgd":
         x, y = train_set
         P = x.shape[0]
+        if flow is not None:
+            flow.set_train(x, y)  # uploaded once: each step sends only the minibatch indices
 
         def step(th, k):
             idx = np.stack([r.integers(0, P, size=B) for r in rngs])
+            if flow is not None:
+                flow.set_batch_indices(idx)
+                return flow.step(th)
             return descend(th, x[idx], y[idx])
 
         return step, flow

@@ -239,6 +239,11 @@ FLOW = textwrap.dedent(
             CudaFlow(cb, bad, "euler", 0.1, population=pop)
         except ValueError as exc:
             errors.append(str(exc))
+    fl.set_train(rng.standard_normal((5, d)), rng.standard_normal(5))
+    try:
+        fl.set_batch_indices(np.array([[0, 5]]))
+    except ValueError as exc:
+        errors.append(str(exc))
     out["errors"] = errors
 
     # the benchmark's device-resident cuda calls compute what the numpy rows compute
@@ -294,6 +299,9 @@ RUN = textwrap.dedent(
                                     "limit.integrator": "heun", "train.algorithm": "gd",
                                     "train.n_train": 10, "model.bias": True,
                                     "model.activation": "relu"},
+        "mc limit rk4, multi-pass sgd": {"limit.expectation": "mc", "limit.mc_samples": 12,
+                                         "limit.integrator": "rk4", "train.algorithm": "sgd",
+                                         "train.n_train": 10, "train.batch": 3},
         # beyond the kernels' row-per-thread reach: host-driven on the same backend, said once
         "mc limit, d = 130": {"task.d": 130, "limit.expectation": "mc", "limit.mc_samples": 12},
     }
@@ -336,7 +344,8 @@ def test_resident_flow_in_simulator():
     assert res["diverged_flagged"] == [False, False] and res["start_intact"]
     assert res["later_finite"] == [True, True, True]
     e = res["errors"]
-    assert len(e) == 3 and "seed axis" in e[0] and "bias = false" in e[1] and "teacher's activation" in e[2], e
+    assert len(e) == 4 and "seed axis" in e[0] and "bias = false" in e[1] and "teacher's activation" in e[2], e
+    assert "must lie in [0, 5)" in e[3], e
     assert res["gpu_rows"] == [["pairwise_erf", "cuda", 9, True, None], ["mc_step", "cuda", 6, True, None]]
 
 
@@ -346,9 +355,9 @@ def test_run_with_resident_cuda_matches_numpy_in_simulator():
     # t_max 0.4 at dt = lr = 0.1: 4 limit steps and 4 network steps per case, all on the device
     # where the kernels reach, with no notice; none at d = 130, with one notice per side
     assert res["resident_steps"] == {"analytic limit, online sgd": 8, "mc limit heun, gd, bias": 8,
-                                     "mc limit, d = 130": 0}
+                                     "mc limit rk4, multi-pass sgd": 8, "mc limit, d = 130": 0}
     logs = res["logs"]
-    assert not logs["analytic limit, online sgd"] and not logs["mc limit heun, gd, bias"], logs
+    assert not any(logs[k] for k in logs if "d = 130" not in k), logs
     assert len(logs["mc limit, d = 130"]) == 2 and all("d = 130 > 128" in m for m in logs["mc limit, d = 130"])
 
 

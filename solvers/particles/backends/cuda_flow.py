@@ -230,9 +230,24 @@ def _kernels(dtype, d):
             if not math.isfinite(v):
                 flag[slot] = stamp
 
+    @cuda.jit
+    def gather(xt, yt, idx, x, y):
+        """x[s, b] = xt[idx[s, b]], y[s, b] = yt[idx[s, b]] (minibatches of a resident set)."""
+        t = cuda.grid(1)
+        S = idx.shape[0]
+        B = idx.shape[1]
+        if t >= S * B:
+            return
+        s = t // B
+        b = t - s * B
+        j = idx[s, b]
+        for k in range(D):
+            x[s, b, k] = xt[j, k]
+        y[s, b] = yt[j]
+
     ks = dict(residual=residual, assemble_mc=assemble_mc, pop_accumulate=pop_accumulate,
               assemble_pop=assemble_pop, axpy=axpy, euler_end=euler_end, heun_end=heun_end,
-              rk4_end=rk4_end)
+              rk4_end=rk4_end, gather=gather)
     _KERNELS[key] = ks
     return ks
 
@@ -327,6 +342,41 @@ class CudaFlow:
         """
         self._x = self._upload("x", x, 2)
         self._y = self._upload("y", y, 1)
+
+    def set_train(self, x, y):
+        """Keep a training set x (P, d), y (P,) on the device for :meth:`set_batch_indices`."""
+        x = np.asarray(x, dtype=self.dt)
+        y = np.asarray(y, dtype=self.dt)
+        if x.ndim != 2 or x.shape[1] != self.model.d or y.shape != (x.shape[0],):
+            raise ValueError(f"training set must be x (P, {self.model.d}) and y (P,), got "
+                             f"{x.shape} and {y.shape}")
+        self._train = (self.cuda.to_device(np.ascontiguousarray(x)),
+                       self.cuda.to_device(np.ascontiguousarray(y)))
+
+    def set_batch_indices(self, idx):
+        """Samples = rows ``idx`` (S, B) of the resident training set, gathered on the device.
+
+        Only the indices travel (S·B integers instead of S·B·(d + 1) values).
+        """
+        if getattr(self, "_train", None) is None:
+            raise RuntimeError("CudaFlow.set_train(x, y) must come before set_batch_indices")
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        xt, yt = self._train
+        P = xt.shape[0]
+        if idx.ndim != 2:
+            raise ValueError(f"batch indices must have shape (S, B), got {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= P):
+            raise ValueError(f"batch indices must lie in [0, {P}), got [{idx.min()}, {idx.max()}]")
+        S, B = idx.shape
+        di = self._ws.get(("idx", idx.shape))
+        if di is None:
+            di = self._ws[("idx", idx.shape)] = self.cuda.to_device(idx)
+        else:
+            di.copy_to_device(idx)
+        x = self._buf("xb", (S, B, self.model.d))
+        y = self._buf("yb", (S, B))
+        self._ks["gather"][self._grid(S * B)](xt, yt, di, x, y)
+        self._x, self._y = x, y
 
     def _upload(self, name, a, core):
         if _cb.CudaBackend._is_dev(a):
