@@ -92,16 +92,25 @@ def _kernels(dtype, d):
     FOUR_PI = F(4.0 * math.pi)
     TINY = F(np.finfo(np.dtype(dtype)).tiny)
 
+    @cuda.jit(device=True)
+    def cell(t, S, n):
+        """(s, i, inside) of flat thread index t over an (S, n) grid of (seed, row) cells."""
+        s = t // n
+        return s, t - s * n, t < S * n
+
+    @cuda.jit(device=True)
+    def store_checked(out, t, v, flag, slot, stamp):
+        """out[t] = v, stamping flag[slot] with the step's number when v is not finite."""
+        out[t] = v
+        if not math.isfinite(v):
+            flag[slot] = stamp
+
     @cuda.jit
     def residual(fp, coef, y, loss, r):
         """r[s, m] = -dl/df at f = coef * sum_sp fp[sp, s, m] (sum order of sum_splits)."""
-        t = cuda.grid(1)
-        S = r.shape[0]
-        M = r.shape[1]
-        if t >= S * M:
+        s, m, inside = cell(cuda.grid(1), r.shape[0], r.shape[1])
+        if not inside:
             return
-        s = t // M
-        m = t - s * M
         acc = Z0
         for sp in range(fp.shape[0]):
             acc += fp[sp, s, m]
@@ -115,13 +124,9 @@ def _kernels(dtype, d):
     @cuda.jit
     def assemble_mc(gap, gwp, gbp, a, ka, kw, kb, hasb, v):
         """v[s, i] = [ka g^a, (kw a) g^w, (kb a) g^b] from the split partial sums."""
-        t = cuda.grid(1)
-        S = v.shape[0]
-        N = v.shape[1]
-        if t >= S * N:
+        s, i, inside = cell(cuda.grid(1), v.shape[0], v.shape[1])
+        if not inside:
             return
-        s = t // N
-        i = t - s * N
         nsp = gap.shape[0]
         acc = Z0
         for sp in range(nsp):
@@ -143,13 +148,9 @@ def _kernels(dtype, d):
     @cuda.jit
     def pop_accumulate(w, Fs, Gs, T, Tg, hasT, relu, pi, kk, y0, s2, first, ga, gw):
         """One mixture component of population_risk_velocity: ga += pi (T - k F), gw likewise."""
-        t = cuda.grid(1)
-        S = ga.shape[0]
-        N = ga.shape[1]
-        if t >= S * N:
+        s, i, inside = cell(cuda.grid(1), ga.shape[0], ga.shape[1])
+        if not inside:
             return
-        s = t // N
-        i = t - s * N
         tv = T[s, i] if hasT else Z0
         dm = Z0
         if y0 != Z0:
@@ -181,13 +182,9 @@ def _kernels(dtype, d):
 
     @cuda.jit
     def assemble_pop(ga, gw, a, ka, kw, v):
-        t = cuda.grid(1)
-        S = v.shape[0]
-        N = v.shape[1]
-        if t >= S * N:
+        s, i, inside = cell(cuda.grid(1), v.shape[0], v.shape[1])
+        if not inside:
             return
-        s = t // N
-        i = t - s * N
         v[s, i, 0] = ga[s, i] * ka
         cw = kw * a[s, i]
         for k in range(D):
@@ -207,39 +204,26 @@ def _kernels(dtype, d):
     def euler_end(y, h, k1, out, flag, slot, stamp):
         t = cuda.grid(1)
         if t < out.shape[0]:
-            v = k1[t] * h + y[t]
-            out[t] = v
-            if not math.isfinite(v):
-                flag[slot] = stamp
+            store_checked(out, t, k1[t] * h + y[t], flag, slot, stamp)
 
     @cuda.jit
     def heun_end(y, h2, k1, k2, out, flag, slot, stamp):
         t = cuda.grid(1)
         if t < out.shape[0]:
-            v = (k1[t] + k2[t]) * h2 + y[t]
-            out[t] = v
-            if not math.isfinite(v):
-                flag[slot] = stamp
+            store_checked(out, t, (k1[t] + k2[t]) * h2 + y[t], flag, slot, stamp)
 
     @cuda.jit
     def rk4_end(y, h6, k1, k2, k3, k4, out, flag, slot, stamp):
         t = cuda.grid(1)
         if t < out.shape[0]:
-            v = ((((k2[t] + k3[t]) * TWO) + k1[t]) + k4[t]) * h6 + y[t]
-            out[t] = v
-            if not math.isfinite(v):
-                flag[slot] = stamp
+            store_checked(out, t, ((((k2[t] + k3[t]) * TWO) + k1[t]) + k4[t]) * h6 + y[t], flag, slot, stamp)
 
     @cuda.jit
     def gather(xt, yt, idx, x, y):
         """x[s, b] = xt[idx[s, b]], y[s, b] = yt[idx[s, b]] (minibatches of a resident set)."""
-        t = cuda.grid(1)
-        S = idx.shape[0]
-        B = idx.shape[1]
-        if t >= S * B:
+        s, b, inside = cell(cuda.grid(1), idx.shape[0], idx.shape[1])
+        if not inside:
             return
-        s = t // B
-        b = t - s * B
         j = idx[s, b]
         for k in range(D):
             x[s, b, k] = xt[j, k]
