@@ -13,7 +13,8 @@ particles, integrated with Euler/Heun/RK4 at fixed dt in mean-field time. Expect
 """
 from __future__ import annotations
 
-from solvers.particles import get_integrator, mc_risk_velocity, population_risk_velocity
+from solvers.models import Samples
+from solvers.particles import get_integrator
 
 from . import seeding
 from .resident import resident_flow
@@ -38,7 +39,7 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
             return (lambda th, k: flow.step(th)), flow
 
         def v(th):
-            return population_risk_velocity(model, backend, th, pop)[1]
+            return model.risk_velocity(backend, th, pop)[1]
 
         return (lambda th, k: integ(v, th, dt)), None
 
@@ -55,10 +56,10 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
             if flow is not None:
                 flow.set_samples(xs, ys)
                 return flow.step(th)
-            return integ(lambda t: mc_risk_velocity(model, backend, t, xs, ys, loss)[1], th, dt)
+            return integ(lambda t: model.risk_velocity(backend, t, Samples(xs, ys, loss))[1], th, dt)
 
         return step, flow
     if flow is not None:
         flow.set_samples(x, y)  # uploaded once
         return (lambda th, k: flow.step(th)), flow
-    return (lambda th, k: integ(lambda t: mc_risk_velocity(model, backend, t, x, y, loss)[1], th, dt)), None
+    return (lambda th, k: integ(lambda t: model.risk_velocity(backend, t, Samples(x, y, loss))[1], th, dt)), None

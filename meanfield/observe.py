@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.particles import mc_risk_velocity, population_risk_velocity
+from solvers.models import Samples
 
 __all__ = ["Observer"]
 
@@ -18,7 +18,7 @@ class Observer:
 
     Parameters
     ----------
-    model : solvers.particles.TwoLayer
+    model : solvers.models.ParticleModel
     backend : particle backend
     population : GaussianPopulation or None
         Used for the population risk when given and the loss is square.
@@ -30,8 +30,11 @@ class Observer:
 
     def __init__(self, model, backend, population, test, points, train=None, loss="square"):
         self.model, self.backend, self.loss = model, backend, loss
-        self.population = population if loss == "square" and not model.bias else None
-        self.test, self.points, self.train = test, points, train
+        self.population = (population if population is not None and loss == "square" and not model.supports(population)
+                           else None)
+        self.test = Samples(*test, loss)
+        self.train = Samples(*train, loss) if train is not None else None
+        self.points = points
 
     def __call__(self, theta) -> dict:
         """A dict of arrays with the leading axes of ``theta``: risk_pop, risk_test, risk_train, f."""
@@ -39,12 +42,12 @@ class Observer:
         nan = np.full(batch, np.nan)
         out = {}
         if self.population is not None:
-            out["risk_pop"] = population_risk_velocity(self.model, self.backend, theta, self.population, velocity=False)[0]
+            out["risk_pop"] = self.model.risk_velocity(self.backend, theta, self.population, velocity=False)[0]
         else:
             out["risk_pop"] = nan
-        out["risk_test"] = mc_risk_velocity(self.model, self.backend, theta, *self.test, self.loss, velocity=False)[0]
+        out["risk_test"] = self.model.risk_velocity(self.backend, theta, self.test, velocity=False)[0]
         if self.train is not None:
-            out["risk_train"] = mc_risk_velocity(self.model, self.backend, theta, *self.train, self.loss, velocity=False)[0]
+            out["risk_train"] = self.model.risk_velocity(self.backend, theta, self.train, velocity=False)[0]
         else:
             out["risk_train"] = nan
         out["f"] = self.model.output(self.backend, theta, self.points)

@@ -17,7 +17,14 @@ __all__ = ["resident_flow"]
 
 def resident_flow(backend, model, integrator, h, dtype, loss, population=None, log=None, what=""):
     """A :class:`CudaFlow` for this case, or None (host-driven loop) with the reason logged."""
+    from solvers.fused import fused_for
+
     if getattr(backend, "name", "") != "cuda":
+        return None
+    if not fused_for(backend, model, "resident"):
+        if log is not None:
+            log(f"run.backend = cuda: no GPU-resident flow is registered for the {model.kind!r} model; {what} "
+                "steps with host-resident particles")
         return None
     from solvers.particles.backends.cuda_flow import CudaFlow, unsupported
 

@@ -18,7 +18,6 @@ from solvers.particles import TwoLayer, get_backend
 
 from . import config as _config
 from . import seeding, store
-from .init import draw_neurons, subsample
 from .limits import particle_step
 from .march import march
 from .observe import Observer
@@ -102,7 +101,8 @@ def _resolve_backend(name, log):
 def _model(cfg, d):
     m = cfg.model
     return TwoLayer(activation=m.activation, d=d, alpha=m.alpha, bias=m.bias,
-                    lr_a=1.0 if m.train_a else 0.0, lr_w=m.lr_w, lr_b=m.lr_w)
+                    lr_a=1.0 if m.train_a else 0.0, lr_w=m.lr_w, lr_b=m.lr_w, a_init=m.a_init, a_std=m.a_std,
+                    a_value=m.a_value, w_std=m.w_std, b_std=m.b_std, antithetic=m.antithetic)
 
 
 def run(cfg, progress: bool = False, log=None) -> Result:
@@ -178,7 +178,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     # ---------------------------------------------------------------- the limit
     particles0 = None
     if do_limit:
-        particles0 = draw_neurons(cfg.model, d, cfg.limit.particles, seeding.stream(seed, "init"))
+        particles0 = model.draw(seeding.stream(seed, "init"), cfg.limit.particles)
         step, residency = particle_step(cfg, model, backend, task, expectation, dtype, log)
         t0 = time.perf_counter()
         res = march(step, particles0.astype(dtype), steps_ref, cfg.limit.dt, observer, snap_idx,
@@ -213,12 +213,11 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         summary["seconds_train"] = {}
     for wi, N in enumerate(widths):
         if coupling:
-            drawn = [subsample(particles0, N, seeding.stream(seed, "nn_init", N, s), cfg.model.antithetic)
-                     for s in range(S)]
+            drawn = [model.subsample(particles0, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)]
             theta0 = np.stack([th for th, _ in drawn])
             arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
         else:
-            theta0 = np.stack([draw_neurons(cfg.model, d, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)])
+            theta0 = np.stack([model.draw(seeding.stream(seed, "nn_init", N, s), N) for s in range(S)])
         step, residency = sgd_step(cfg, model, backend, task, train_set,
                                    [seeding.stream(seed, "nn_data", N, s) for s in range(S)], S, dtype,
                                    log if wi == 0 else None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.particles import mc_risk_velocity, population_risk_velocity
+from solvers.models import Samples
 
 from .resident import resident_flow
 
@@ -41,8 +41,8 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
                 flow.set_samples(x, y)
             return flow.step(th)
         if pop is not None:
-            return th + lr * population_risk_velocity(model, backend, th, pop)[1]
-        return th + lr * mc_risk_velocity(model, backend, th, x, y, loss)[1]
+            return th + lr * model.risk_velocity(backend, th, pop)[1]
+        return th + lr * model.risk_velocity(backend, th, Samples(x, y, loss))[1]
 
     if alg == "population_gd":
         return (lambda th, k: descend(th, None, None)), flow

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from .numpy_backend import NumpyBackend
 
-__all__ = ["NumpyBackend", "get_backend", "register_backend", "resolve_backend", "BACKENDS"]
+__all__ = ["NumpyBackend", "get_backend", "register_backend", "resolve_backend", "BACKENDS", "register_fused",
+           "fused_for", "FUSED"]
 
 #: name -> (factory, availability probe returning (ok, reason))
 BACKENDS: dict = {}
@@ -27,6 +28,9 @@ def register_backend(name, factory, probe=lambda: (True, "")):
 
 
 register_backend("numpy", NumpyBackend)
+
+# fused fast paths that know a model (velocity rows, GPU residency) are registered in solvers.fused
+from ...fused import FUSED, fused_for, register_fused  # noqa: E402  (re-exported)
 
 
 def _numba_factory(**kwargs):

@@ -1,0 +1,134 @@
+r"""The particle-model protocol: what a mean-field model tells the solvers and the product.
+
+A *particle model* describes a measure over parameters :math:`\theta\in\mathbb R^p`, held as
+particles :math:`\mu = \sum_{i=1}^N m_i\,\delta_{\theta_i}` (masses :math:`m_i\ge 0`,
+:math:`\sum_i m_i = 1`; ``mass=None`` means the uniform :math:`m_i = 1/N` of a width-N network),
+a function :math:`f(x;\mu)` and a risk :math:`R(\mu)` whose expectation over the data is given by
+a *data* object (a sample, a population law with closed forms, a model's own target). Its
+first variation :math:`\Psi(\theta;\mu)` (the model's scaling of :math:`\delta R/\delta\mu`,
+written once in each model's docstring) drives every dynamics the product runs:
+
+* the Wasserstein gradient flow moves particles with the velocity
+  :math:`v(\theta;\mu) = -\Lambda\nabla_\theta\Psi(\theta;\mu)` (Λ: the model's per-column
+  learning-rate multipliers). Gradient descent on a width-N network with step η is the Euler
+  step of this flow at uniform masses: one step advances mean-field time by η at every width;
+* reaction (birth–death, Wasserstein–Fisher–Rao) dynamics change masses at a rate built from
+  :math:`\Psi(\theta_i;\mu)`;
+* noisy (Langevin) dynamics add a diffusion to the same velocity.
+
+Arrays: ``theta`` has shape ``(..., N, p)`` (leading axes batch independent systems, e.g. seeds),
+``mass`` ``(..., N)`` or None, samples ``x`` ``(..., M, d)`` shared or batched like ``theta``.
+Columns are named (:attr:`ParticleModel.columns`); nothing outside a model's own module relies on
+their order: plots, analysis and stored results ask the model (or the stored ``column`` names).
+
+A contributor adds a model by writing one subclass (``experiments/custom_model.py`` shows one
+written outside the package through the public API).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ParticleModel", "Samples", "UnsupportedData"]
+
+
+class UnsupportedData(TypeError):
+    """A model was handed data it has no expectation for (the message says which and what to use)."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    r"""An empirical expectation: :math:`E_x[\cdot]` is the mean over the rows of ``x``.
+
+    Attributes
+    ----------
+    x : (..., M, d) array
+    y : (..., M) array of targets
+    loss : str, a name in :data:`solvers.losses.LOSSES`
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    loss: str = "square"
+
+
+class ParticleModel(abc.ABC):
+    """Base class of particle models; see the module docstring for the conventions.
+
+    Subclasses set :attr:`kind` and implement :attr:`columns`, :meth:`output`,
+    :meth:`risk_velocity` and :meth:`draw`; :meth:`first_variation` where reaction dynamics
+    are wanted. Models are immutable descriptions (the state is the particle array).
+    """
+
+    #: short name of the model family (stored in results)
+    kind: str = ""
+    #: :meth:`draw` returns antithetic pairs: rows i and i + n/2 belong together (so subsamples
+    #: must keep both, see :meth:`subsample`)
+    paired: bool = False
+
+    # ---------------------------------------------------------------- layout
+    @property
+    @abc.abstractmethod
+    def columns(self) -> tuple:
+        """Names of the p columns of a particle, e.g. ``("a", "w[0]", "w[1]", "b")``."""
+
+    @property
+    def groups(self) -> dict:
+        """Named groups of columns, ``name -> slice``; default: one group per column."""
+        return {c: slice(i, i + 1) for i, c in enumerate(self.columns)}
+
+    @property
+    def p(self) -> int:
+        """Number of columns of a particle."""
+        return len(self.columns)
+
+    def column(self, theta, name):
+        """View of the named column group of ``theta`` (..., N, p): a one-column group is (..., N),
+        a wider one (..., N, k). Unknown names raise a KeyError listing the groups."""
+        groups = self.groups
+        if name not in groups:
+            raise KeyError(f"model {self.kind!r} has no column group {name!r}; it has {sorted(groups)}")
+        sl = groups[name]
+        return theta[..., sl.start] if sl.stop - sl.start == 1 else theta[..., sl]
+
+    # ---------------------------------------------------------------- the measure's function and risk
+    @abc.abstractmethod
+    def output(self, backend, theta, x, mass=None):
+        r""":math:`f(x;\mu)` at inputs ``x`` (..., Q, d) (or the model's own input format): (..., Q)."""
+
+    @abc.abstractmethod
+    def risk_velocity(self, backend, theta, data, mass=None, velocity=True):
+        r"""Risk :math:`R(\mu)` (shape ``theta.shape[:-2]``) and the velocity
+        :math:`-\Lambda\nabla_\theta\Psi(\theta_i;\mu)` of every particle (like ``theta``, a new
+        array), or None when ``velocity`` is false. ``data``: :class:`Samples` or a population
+        object the model has closed forms for; anything else raises :class:`UnsupportedData`."""
+
+    def first_variation(self, backend, theta, data, mass=None):
+        r""":math:`\Psi(\theta_i;\mu)` at every particle, shape (..., N)."""
+        raise NotImplementedError(f"model {self.kind!r} does not define its first variation Psi; "
+                                  "reaction (birth-death) dynamics need it")
+
+    def supports(self, data) -> str:
+        """Why this model cannot take expectations over ``data`` ('' when it can)."""
+        return ""
+
+    # ---------------------------------------------------------------- the initial law
+    @abc.abstractmethod
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        r"""``n`` iid particles from the initial law :math:`\rho_0` (float64, (n, p)); with
+        :attr:`paired`, rows i and i + n/2 are an antithetic pair."""
+
+    def subsample(self, particles, n, rng):
+        """``n`` rows of ``particles`` without replacement (whole pairs when :attr:`paired`).
+
+        Returns ``(rows, idx)``: the (n, p) copy and the particle indices it was taken from.
+        """
+        M = particles.shape[0]
+        if self.paired:
+            idx = rng.choice(M // 2, size=n // 2, replace=False)
+            idx = np.concatenate([idx, idx + M // 2])
+        else:
+            idx = rng.choice(M, size=n, replace=False)
+        return particles[idx].copy(), idx
