@@ -6,19 +6,20 @@
 from __future__ import annotations
 
 import os
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from solvers.heap import retain_freed_memory
-from solvers.particles import TwoLayer, get_backend
+from solvers.models import TwoLayer
 
 from . import config as _config
 from . import seeding, store
 from .limits import particle_step
+from .core.backend import choose_backend
+from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
+from .core.provenance import versions
 from .march import march
 from .observe import Observer
 from .tasks import make_task
@@ -71,33 +72,6 @@ def load(out) -> Result:
                   _config.load(os.path.join(out, "config.toml")))
 
 
-def record_grid(t_max, records, spacing, h):
-    """Recording step indices for step size ``h`` (unique, increasing, starting at 0)."""
-    n = int(round(t_max / h))
-    if spacing == "linear":
-        t = np.linspace(0.0, t_max, records)
-    else:
-        t = np.concatenate([[0.0], np.geomspace(min(h, t_max), t_max, records - 1)])
-    return np.unique(np.clip(np.round(t / h).astype(np.int64), 0, n))
-
-
-def _common_step(dt, lr):
-    """The coarser of dt and lr when it is an integer multiple of the finer one, else dt."""
-    hi, lo = max(dt, lr), min(dt, lr)
-    k = hi / lo
-    return hi if abs(k - round(k)) < 1e-9 * k else dt
-
-
-def _resolve_backend(name, log):
-    """Instantiate the configured backend; ``auto`` says once which it chose and why."""
-    if name == "auto":
-        from solvers.particles.backends import resolve_backend
-
-        name, why = resolve_backend("auto")
-        log(why)
-    return name, get_backend(name)
-
-
 def _model(cfg, d):
     m = cfg.model
     return TwoLayer(activation=m.activation, d=d, alpha=m.alpha, bias=m.bias,
@@ -131,7 +105,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
 
         return run_deep(cfg, progress=progress, log=log)
     t_start = time.perf_counter()
-    backend_name, backend = _resolve_backend(cfg.run.backend, log)
+    backend_name, backend = choose_backend(cfg.run.backend, log)
     dtype = np.dtype(cfg.run.dtype)
     seed = cfg.run.seed
     task = make_task(cfg)
@@ -158,14 +132,11 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     population = task.population if not _config.analytic_obstacles(cfg) else None
     observer = Observer(model, backend, population, test, points, train_set, task.loss)
 
-    t_max, R, spacing = cfg.time.t_max, cfg.time.records, cfg.time.spacing
     do_limit = cfg.limit.method != "none"
-    h_ref = cfg.limit.dt if do_limit else cfg.train.lr
     # record on a grid both sides hit exactly when one step is a multiple of the other, so that
     # risk gaps compare the two sides at the same time
-    h_rec = _common_step(cfg.limit.dt, cfg.train.lr) if do_limit and cfg.train.seeds > 0 else h_ref
-    steps_ref = record_grid(t_max, R, spacing, h_rec) * int(round(h_rec / h_ref))
-    t = steps_ref * h_ref
+    grid = time_grid(cfg)
+    steps_ref, t = grid.steps, grid.t
     T = len(t)
     K = min(cfg.time.snapshots, T)
     snap_idx = np.unique(np.round(np.linspace(0, T - 1, K)).astype(int)) if K else np.zeros(0, int)
@@ -208,8 +179,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
     f_nn = np.full((len(widths), S, T, points.shape[0]), np.nan)
     if widths:
-        steps_nn = np.round(t / cfg.train.lr).astype(np.int64)
-        t_nn = steps_nn * cfg.train.lr
+        steps_nn, t_nn = grid.steps_nn, grid.t_nn
         summary["seconds_train"] = {}
     for wi, N in enumerate(widths):
         if coupling:
@@ -252,7 +222,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         summary["diverged"] = diverged
     summary.update(_final_metrics(arrays, widths))
     summary["seconds_total"] = time.perf_counter() - t_start
-    summary["versions"] = _versions()
+    summary["versions"] = versions()
     return Result(arrays, summary, cfg)
 
 
@@ -281,14 +251,6 @@ def _final_metrics(arrays, widths):
                 gap = np.where(same, np.abs(np.nanmean(r, axis=0) - arrays["risk_mf"]), np.nan)
                 m["risk_gap_sup"][str(N)] = float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else float("nan")
     return m
-
-
-def _versions():
-    import numba
-    import scipy
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "platform": platform.platform()}
 
 
 def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None) -> Result:

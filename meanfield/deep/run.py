@@ -67,6 +67,9 @@ import time
 import numpy as np
 
 from .. import seeding
+from ..core.backend import choose_backend
+from ..core.grid import record_grid
+from ..core.provenance import versions
 from .checks import gamma0_of, is_deep
 from .network import DeepNet, make_parametrisation
 from .observe import DeepObserver, alignment
@@ -143,7 +146,7 @@ def _sampler(task, dtype):
 
 def run_deep(cfg, progress: bool = False, log=None):
     """Run a deep config; returns a :class:`meanfield.run.Result` (see the module docstring for keys)."""
-    from ..run import Result, _resolve_backend, _versions, record_grid
+    from ..run import Result
     from ..tasks import make_task
 
     if not is_deep(cfg):
@@ -213,12 +216,12 @@ def run_deep(cfg, progress: bool = False, log=None):
                  f"limit.dt = {cfg.limit.dt}; these networks use train.algorithm = {alg!r} with lr = {lr} "
                  "(differences of O(step) or SGD noise are not finite-width effects)")
     if widths:
-        backend_name, backend = _resolve_backend(cfg.run.backend, log)
+        backend_name, backend = choose_backend(cfg.run.backend, log)
         if L >= 2 and backend_name == "cuda":
             # the deep networks have CPU kernels only (numpy, and numba's fused step)
             log("run.backend = cuda: networks of depth >= 2 have no CUDA kernel; they train with the numba "
                 "CPU backend")
-            backend_name, backend = _resolve_backend("numba", log)
+            backend_name, backend = choose_backend("numba", log)
         summary["backend"] = backend_name
         steps_nn = np.round(t / lr).astype(np.int64)
         arrays["t_nn"] = steps_nn * lr
@@ -270,7 +273,7 @@ def run_deep(cfg, progress: bool = False, log=None):
         summary["diverged"] = diverged
     summary.update(_final_metrics(arrays, widths))
     summary["seconds_total"] = time.perf_counter() - t_start
-    summary["versions"] = _versions()
+    summary["versions"] = versions()
     return Result(arrays, summary, cfg)
 
 

@@ -12,7 +12,7 @@ time. The full run is then
           + sum over widths (steps_N * t_step_N + records * t_obs_N) + writes
 
 with the step counts and the recording grid of the real config (``t_max / dt``,
-:func:`meanfield.run.record_grid`). Classes are probed most expensive first (by the work model
+:func:`meanfield.core.grid.record_grid`). Classes are probed most expensive first (by the work model
 below) until a time budget is spent; the others are scaled from the probed ones by the work
 model: limit work = integrator stages × P × (P + teacher units, analytic; or M samples, mc) ×
 (d + 2) per step, network work = S × N × (B, n_train, or N + teacher units for population_gd) ×
@@ -168,7 +168,7 @@ def _warm(d):
 
 
 def _steps(d):
-    from ..run import record_grid
+    from ..core.grid import record_grid
 
     lim, tr, tm = d["limit"], d["train"], d["time"]
     do_limit = lim["method"] != "none"
