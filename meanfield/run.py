@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +18,8 @@ from . import seeding, store
 from .limits import particle_step
 from .core.backend import choose_backend
 from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
-from .core.provenance import versions
+from .core.provenance import provenance, versions
+from .core.result import Result, dims_of, load  # noqa: F401  (load: re-exported)
 from .march import march
 from .observe import Observer
 from .tasks import make_task
@@ -30,46 +30,6 @@ __all__ = ["Result", "run", "run_to_dir", "load", "record_grid", "RunDirError"]
 
 class RunDirError(RuntimeError):
     """The output directory cannot be used (it already holds a result)."""
-
-
-@dataclass
-class Result:
-    """Arrays (the content of ``result.npz``), the summary and the resolved config of one run."""
-
-    arrays: dict
-    summary: dict
-    config: "_config.Config"
-
-    def __getitem__(self, key):
-        return self.arrays[key]
-
-    @property
-    def status(self) -> str:
-        return self.summary["status"]
-
-    def save(self, out):
-        """Write ``config.toml``, ``result.npz`` then ``summary.json`` into ``out`` atomically.
-
-        A previous ``summary.json`` is removed first, so that an interrupted overwrite never pairs
-        new arrays with an old summary (the directory then reads as unfinished).
-        """
-        os.makedirs(out, exist_ok=True)
-        try:
-            os.unlink(os.path.join(out, "summary.json"))
-        except FileNotFoundError:
-            pass
-        store.atomic_write_text(os.path.join(out, "config.toml"), _config.to_toml(self.config))
-        store.save_arrays(os.path.join(out, "result.npz"), self.arrays)
-        store.save_json(os.path.join(out, "summary.json"), self.summary)
-
-
-def load(out) -> Result:
-    """Load a run directory written by :func:`run_to_dir` (refuses an incomplete one)."""
-    summ = os.path.join(out, "summary.json")
-    if not os.path.isfile(summ):
-        raise FileNotFoundError(f"{out} holds no finished run (no summary.json)")
-    return Result(store.load_arrays(os.path.join(out, "result.npz")), store.load_json(summ),
-                  _config.load(os.path.join(out, "config.toml")))
 
 
 def _model(cfg, d):
@@ -223,6 +183,10 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     summary.update(_final_metrics(arrays, widths))
     summary["seconds_total"] = time.perf_counter() - t_start
     summary["versions"] = versions()
+    summary["kind"] = model.kind
+    summary["columns"] = list(model.columns)
+    summary["provenance"] = provenance(backend_name)
+    summary["dims"] = {k: dims_of(k) for k in arrays}
     return Result(arrays, summary, cfg)
 
 

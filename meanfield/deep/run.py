@@ -34,25 +34,28 @@ key                 shape                  meaning
 ``x_train``         (P, D)                 training inputs;  ``y_train`` (P,)
 ``x_test``          (Q, D)                 test inputs;  ``y_test`` (Q,)
 ``Phi0``            (n_k, n_k)             input kernel :math:`XX^\top/D`
-``loss_inf``        (T,)                   limit's training loss :math:`\frac1P\sum_\mu\frac12(y_\mu-f_\mu)^2`
-``loss_inf_test``   (T,)                   limit's loss on the test points (NaN without test points)
-``loss_inf_err``    (T,)                   its Monte Carlo standard error (dmft; 0 for exact methods)
-``f_inf``           (T, n)                 limit's outputs; ``f_inf_err`` (T, n) their MC standard error
-``Phi_inf``         (T, L, n_k, n_k)       limit's feature kernels :math:`\Phi^\ell(t,t)`, ℓ = 1..L
-``G_inf``           (T, L, n_k, n_k)       limit's gradient kernels :math:`G^\ell(t,t)`
-``K_inf``           (T, n_k, n_k)          limit's NTK :math:`\sum_{\ell=0}^L G^{\ell+1}\odot\Phi^\ell`
-``align_inf``       (T,)                   kernel–target alignment of ``K_inf`` (training block)
+``risk_mf_train``   (T,)                   limit's training loss :math:`\frac1P\sum_\mu\frac12(y_\mu-f_\mu)^2`
+``risk_mf``         (T,)                   the primary risk of a deep run: the same training loss
+``risk_mf_test``    (T,)                   limit's loss on the test points (NaN without test points)
+``risk_mf_err``     (T,)                   its Monte Carlo standard error (dmft; 0 for exact methods)
+``f_mf``            (T, n)                 limit's outputs; ``f_mf_err`` (T, n) their MC standard error
+``Phi_mf``          (T, L, n_k, n_k)       limit's feature kernels :math:`\Phi^\ell(t,t)`, ℓ = 1..L
+``G_mf``            (T, L, n_k, n_k)       limit's gradient kernels :math:`G^\ell(t,t)`
+``K_mf``            (T, n_k, n_k)          limit's NTK :math:`\sum_{\ell=0}^L G^{\ell+1}\odot\Phi^\ell`
+``align_mf``        (T,)                   kernel–target alignment of ``K_mf`` (training block)
 ``dmft_residuals``  (iterations,)          fixed-point residual per iteration (dmft, dmft_linear)
 ``widths``          (W,)                   widths N
-``loss_nn``         (W, S, T)              training loss of every network; ``loss_nn_test`` likewise
+``risk_nn_train``   (W, S, T)              training loss of every network; ``risk_nn_test`` likewise
+``risk_nn``         (W, S, T)              the primary risk: the same training loss
 ``f_nn``            (W, S, T, n)           outputs of every network
 ``align_nn``        (W, S, T)              alignment of every network's NTK
 ``Phi_nn``          (W, T, L, n_k, n_k)    seed-mean feature kernels; ``G_nn`` likewise
 ``K_nn``            (W, T, n_k, n_k)       seed-mean NTK
 ``K_dev_nn``        (W, S, T)              :math:`\lVert K_s(t)-K_\infty(t)\rVert_F/\lVert K_\infty(t)\rVert_F`
-``risk_mf``         (T,)                   alias of ``loss_inf`` (for the scan tools)
-``risk_nn``         (W, S, T)              alias of ``loss_nn``
 ==================  =====================  ====================================================================
+
+The names are those of every run (:mod:`meanfield.core.result`); the earlier deep names (``loss_inf``,
+``f_inf``, ``Phi_inf``, ``loss_nn``, …) stay readable as aliases for one release.
 
 Keys of the limit are absent with ``limit.method = 'none'``; keys of the networks are absent with
 ``train.seeds = 0``. ``summary.json`` holds ``kind = 'deep'``, the status, the limit's solver status
@@ -69,7 +72,8 @@ import numpy as np
 from .. import seeding
 from ..core.backend import choose_backend
 from ..core.grid import record_grid
-from ..core.provenance import versions
+from ..core.provenance import provenance, versions
+from ..core.result import Result, dims_of
 from .checks import gamma0_of, is_deep
 from .network import DeepNet, make_parametrisation
 from .observe import DeepObserver, alignment
@@ -146,7 +150,6 @@ def _sampler(task, dtype):
 
 def run_deep(cfg, progress: bool = False, log=None):
     """Run a deep config; returns a :class:`meanfield.run.Result` (see the module docstring for keys)."""
-    from ..run import Result
     from ..tasks import make_task
 
     if not is_deep(cfg):
@@ -196,15 +199,15 @@ def run_deep(cfg, progress: bool = False, log=None):
         sel = steps_ref
         f_inf = sol["f"][sel]
         arrays.update(
-            loss_inf=sol["loss"][sel], loss_inf_err=np.asarray(sol["loss_err"])[sel], f_inf=f_inf,
-            f_inf_err=np.asarray(sol["f_err"])[sel],
-            loss_inf_test=(0.5 * np.mean((yt - f_inf[:, P:]) ** 2, axis=1) if Q else np.full(TR, np.nan)),
-            Phi_inf=np.ascontiguousarray(sol["Phi"][sel][..., :nk, :nk]),
-            G_inf=np.ascontiguousarray(sol["G"][sel][..., :nk, :nk]),
-            K_inf=np.ascontiguousarray(sol["K"][sel][..., :nk, :nk]), dmft_residuals=sol["residuals"])
-        arrays["align_inf"] = alignment(arrays["K_inf"], y[:nk])
-        arrays["risk_mf"] = arrays["loss_inf"]
-        K_inf = arrays["K_inf"]
+            risk_mf_train=sol["loss"][sel], risk_mf_err=np.asarray(sol["loss_err"])[sel], f_mf=f_inf,
+            f_mf_err=np.asarray(sol["f_err"])[sel],
+            risk_mf_test=(0.5 * np.mean((yt - f_inf[:, P:]) ** 2, axis=1) if Q else np.full(TR, np.nan)),
+            Phi_mf=np.ascontiguousarray(sol["Phi"][sel][..., :nk, :nk]),
+            G_mf=np.ascontiguousarray(sol["G"][sel][..., :nk, :nk]),
+            K_mf=np.ascontiguousarray(sol["K"][sel][..., :nk, :nk]), dmft_residuals=sol["residuals"])
+        arrays["align_mf"] = alignment(arrays["K_mf"], y[:nk])
+        arrays["risk_mf"] = arrays["risk_mf_train"]  # the primary risk of a deep run: the training loss
+        K_inf = arrays["K_mf"]
 
     # ------------------------------------------------------------------ finite widths
     S = cfg.train.seeds
@@ -263,7 +266,7 @@ def run_deep(cfg, progress: bool = False, log=None):
                 diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
                                  "message": res.message})
                 log(res.message)
-        arrays.update(widths=np.asarray(widths, dtype=np.int64), loss_nn=loss_nn, loss_nn_test=loss_nn_test,
+        arrays.update(widths=np.asarray(widths, dtype=np.int64), risk_nn_train=loss_nn, risk_nn_test=loss_nn_test,
                       f_nn=f_nn, align_nn=align_nn, Phi_nn=Phi_nn, G_nn=G_nn, K_nn=K_nn, risk_nn=loss_nn)
         if K_inf is not None:
             arrays["K_dev_nn"] = K_dev
@@ -274,6 +277,8 @@ def run_deep(cfg, progress: bool = False, log=None):
     summary.update(_final_metrics(arrays, widths))
     summary["seconds_total"] = time.perf_counter() - t_start
     summary["versions"] = versions()
+    summary["provenance"] = provenance(summary.get("backend"))
+    summary["dims"] = {k: dims_of(k) for k in arrays}
     return Result(arrays, summary, cfg)
 
 
@@ -285,26 +290,26 @@ def _last_finite(x):
 
 def _final_metrics(arrays, widths):
     m = {}
-    if "loss_inf" in arrays:
-        m["loss_inf_final"] = m["risk_mf_final"] = _last_finite(arrays["loss_inf"])
-        m["align_inf_final"] = _last_finite(arrays["align_inf"])
+    if "risk_mf_train" in arrays:
+        m["loss_inf_final"] = m["risk_mf_final"] = _last_finite(arrays["risk_mf_train"])
+        m["align_inf_final"] = _last_finite(arrays["align_mf"])
     if widths:
         m["loss_nn_final_mean"] = {}
         m["align_nn_final_mean"] = {}
-        if "f_inf" in arrays:
+        if "f_mf" in arrays:
             m["f_rms_dev_final"] = {}
             m["risk_gap_sup"] = {}
         for i, N in enumerate(widths):
-            ln = arrays["loss_nn"][i]
+            ln = arrays["risk_nn_train"][i]
             key = str(N)
             with np.errstate(invalid="ignore"):
                 m["loss_nn_final_mean"][key] = float(np.nanmean(ln[:, -1])) if np.any(np.isfinite(ln[:, -1])) else float("nan")
                 al = arrays["align_nn"][i][:, -1]
                 m["align_nn_final_mean"][key] = float(np.nanmean(al)) if np.any(np.isfinite(al)) else float("nan")
-                if "f_inf" in arrays:
-                    d = arrays["f_nn"][i][:, -1] - arrays["f_inf"][-1]
+                if "f_mf" in arrays:
+                    d = arrays["f_nn"][i][:, -1] - arrays["f_mf"][-1]
                     m["f_rms_dev_final"][key] = float(np.sqrt(np.mean(d * d)))
-                    gap = np.abs(np.nanmean(ln, axis=0) - arrays["loss_inf"])
+                    gap = np.abs(np.nanmean(ln, axis=0) - arrays["risk_mf_train"])
                     m["risk_gap_sup"][key] = float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else float("nan")
         m["risk_nn_final_mean"] = m["loss_nn_final_mean"]
     return m
