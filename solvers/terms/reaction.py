@@ -64,6 +64,10 @@ class Reaction(Term):
     def _grow(self, m, r, dt):
         """m * exp(dt * r), rescaled to m's total per system when conserving mass (a new array)."""
         new = np.multiply(r, dt)
+        if self.conserve_mass:
+            # a common shift of the rates cancels in the rescaling; shifting by the largest keeps
+            # each system's biggest factor at 1, so no exp overflows or underflows the total to 0
+            new -= new.max(axis=-1, keepdims=True)
         np.exp(new, out=new)
         new *= m
         if self.conserve_mass:
