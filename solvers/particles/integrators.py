@@ -11,52 +11,19 @@ problem (fitted slopes of the error against dt).
 * Heun (explicit trapezoid, RK2): :math:`k_1=v(y_n)`, :math:`k_2=v(y_n+hk_1)`,
   :math:`y_{n+1}=y_n+\tfrac h2(k_1+k_2)` (order 2).
 * RK4 (classical): order 4.
+
+For particle states with masses, noise or reactions, see :mod:`solvers.integrators`.
 """
 from __future__ import annotations
 
-import numpy as np
+# The step functions live with their integrator classes in solvers.integrators (one module each);
+# this module keeps the array-level interface (name -> function) that the backends and the
+# limit/training code use.
+from ..integrators.euler import euler
+from ..integrators.heun import heun
+from ..integrators.rk4 import rk4
 
 __all__ = ["euler", "heun", "rk4", "INTEGRATORS", "ORDER", "get_integrator"]
-
-
-def euler(v, y, dt):
-    """One explicit Euler step."""
-    k = v(y)
-    k *= dt
-    k += y  # = y + dt*v(y) bit for bit (IEEE addition commutes)
-    return k
-
-
-def heun(v, y, dt):
-    """One Heun (explicit trapezoidal RK2) step."""
-    k1 = v(y)
-    y2 = dt * k1
-    y2 += y
-    k1 += v(y2)
-    k1 *= 0.5 * dt
-    k1 += y
-    return k1
-
-
-def rk4(v, y, dt):
-    """One classical fourth-order Runge–Kutta step."""
-    k1 = v(y)
-    yy = (0.5 * dt) * k1
-    yy += y
-    k2 = v(yy)
-    np.multiply(k2, 0.5 * dt, out=yy)
-    yy += y
-    k3 = v(yy)
-    np.multiply(k3, dt, out=yy)
-    yy += y
-    k4 = v(yy)
-    k2 += k3
-    k2 *= 2.0
-    k2 += k1
-    k2 += k4
-    k2 *= dt / 6.0
-    k2 += y
-    return k2
 
 
 INTEGRATORS = {"euler": euler, "heun": heun, "rk4": rk4}

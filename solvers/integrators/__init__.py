@@ -1,0 +1,19 @@
+"""Integrators of particle dynamics: one module per scheme, contract on :class:`Integrator`.
+
+``get_integrator(name, **options)`` builds one from the registry :data:`INTEGRATORS`
+(``euler``, ``heun``, ``rk4``, ``euler_maruyama``, ``lie``, ``strang``); ``step(terms, state, dt)``
+advances a :class:`~solvers.state.ParticleState`. The array-level functions :func:`euler`,
+:func:`heun`, :func:`rk4` are the ones :mod:`solvers.particles.integrators` exports.
+"""
+from .base import INTEGRATORS, Integrator, UnsupportedTermError, get_integrator, register_integrator
+from .euler import Euler, euler
+from .euler_maruyama import EulerMaruyama
+from .heun import Heun, heun
+from .rk4 import RK4, rk4
+from .splitting import LieSplitting, Splitting, StrangSplitting
+
+__all__ = [
+    "INTEGRATORS", "Integrator", "UnsupportedTermError", "get_integrator", "register_integrator",
+    "Euler", "Heun", "RK4", "EulerMaruyama", "Splitting", "LieSplitting", "StrangSplitting",
+    "euler", "heun", "rk4",
+]

@@ -1,0 +1,10 @@
+"""Dynamics terms for particle states: :class:`Drift`, :class:`Noise`, :class:`Reaction`.
+
+One module per term; the contract is on :class:`~solvers.terms.base.Term`.
+"""
+from .base import Term, collect_terms
+from .drift import Drift
+from .noise import Noise
+from .reaction import Reaction
+
+__all__ = ["Term", "collect_terms", "Drift", "Noise", "Reaction"]
