@@ -1,8 +1,11 @@
-"""The time loop shared by the limit and the finite-width ensemble: step, record, detect divergence.
+"""The time loop shared by every side of every run: step, record, detect divergence.
 
-A step function maps ``(theta, k) -> theta_next``. The loop records the observer's output at the
-requested step indices, keeps particle snapshots, and stops at the first step whose state is not
-finite, keeping the last finite state and saying at which step and time it happened.
+A step function maps ``(state, k) -> state_next``, where the state is a
+:class:`solvers.state.ParticleState` (positions, masses, random streams, step count: particle
+models) or a bare array (the deep networks' weights). The loop records the observer's output at the
+requested step indices, keeps snapshots of the positions, and stops at the first step whose state
+(positions or masses) is not finite, keeping the last finite state and saying at which step and
+time it happened.
 
 The state may live elsewhere than in host memory (a GPU): a ``residency`` object with
 ``put(host) -> state``, ``get(state) -> host`` and ``all_finite(state) -> bool`` (for example
@@ -16,19 +19,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solvers.state import ParticleState
+
 __all__ = ["MarchResult", "march", "progress_bar"]
 
 
 @dataclass
 class MarchResult:
     records: list            # observer dicts at each requested record step (None if not reached)
-    snapshots: dict          # record index -> theta copy
-    theta: np.ndarray        # last finite state
+    snapshots: dict          # record index -> copy of the positions
+    theta: np.ndarray        # positions of the last finite state
     status: str = "completed"
     diverged_step: int | None = None
     diverged_time: float | None = None
     steps_done: int = 0
     message: str = ""
+    state: object = None     # the last finite state itself (a host ParticleState, or the array)
 
 
 def progress_bar(total, desc, enabled):
@@ -54,6 +60,37 @@ class _Host:
     def all_finite(state):
         return bool(np.all(np.isfinite(state)))
 
+    @staticmethod
+    def positions(host):
+        return host
+
+
+def _positions(where, host):
+    """The positions of a host state (residencies of bare arrays have no ``positions``)."""
+    get = getattr(where, "positions", None)
+    return host if get is None else get(host)
+
+
+class _States:
+    """Residency of a :class:`ParticleState`: positions through ``inner`` (host or device), masses
+    and streams on the host."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def put(self, state):
+        return state.replace(theta=self.inner.put(state.theta))
+
+    def get(self, state):
+        return state.replace(theta=self.inner.get(state.theta))
+
+    def all_finite(self, state):
+        return self.inner.all_finite(state.theta) and (state.mass is None or bool(np.all(np.isfinite(state.mass))))
+
+    @staticmethod
+    def positions(host):
+        return host.theta
+
 
 def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress=False,
           residency=None) -> MarchResult:
@@ -61,16 +98,20 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
 
     Parameters
     ----------
-    step : callable (theta, k) -> theta
+    step : callable (state, k) -> state
+    theta0 : the initial state: a :class:`ParticleState` or an array
     record_steps : increasing ints (step indices at which to observe; may include 0)
-    observe : callable theta -> dict of arrays
-    snapshot_records : indices into ``record_steps`` at which to keep a copy of theta
-    residency : object with put/get/all_finite, or None (host arrays; see the module docstring)
+    observe : callable host state -> dict of arrays
+    snapshot_records : indices into ``record_steps`` at which to keep a copy of the positions
+    residency : object with put/get/all_finite over positions, or None (host arrays; see the
+        module docstring)
     """
     where = _Host if residency is None else residency
+    if isinstance(theta0, ParticleState):
+        where = _States(where)
     record_steps = [int(s) for s in record_steps]
     snaps = set(snapshot_records)
-    res = MarchResult(records=[None] * len(record_steps), snapshots={}, theta=theta0)
+    res = MarchResult(records=[None] * len(record_steps), snapshots={}, theta=_positions(where, theta0), state=theta0)
     theta = where.put(theta0)
     n_total = record_steps[-1]
     ri = 0
@@ -96,7 +137,7 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                     return res
                 res.records[ri] = obs
                 if ri in snaps:
-                    res.snapshots[ri] = np.array(host, copy=True)
+                    res.snapshots[ri] = np.array(_positions(where, host), copy=True)
                 ri += 1
             if k >= n_total:
                 break
@@ -110,11 +151,13 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
             theta = new
             res.steps_done = k
             if residency is None:
-                res.theta = theta
+                res.state = theta
+                res.theta = _positions(where, theta)
             bar.update(1)
     finally:
         if residency is not None and res.steps_done:
-            res.theta = where.get(theta)  # the last finite state, back on the host
+            res.state = where.get(theta)  # the last finite state, back on the host
+            res.theta = _positions(where, res.state)
         err.__exit__(None, None, None)
         bar.close()
     return res

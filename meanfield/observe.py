@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.models import Samples
+from solvers.state import ParticleState
 
 __all__ = ["Observer"]
 
@@ -36,19 +37,23 @@ class Observer:
         self.train = Samples(*train, loss) if train is not None else None
         self.points = points
 
-    def __call__(self, theta) -> dict:
-        """A dict of arrays with the leading axes of ``theta``: risk_pop, risk_test, risk_train, f."""
+    def __call__(self, state) -> dict:
+        """A dict of arrays with the leading axes of the positions: risk_pop, risk_test, risk_train, f.
+
+        ``state``: a :class:`solvers.state.ParticleState` (its masses are used) or a positions array.
+        """
+        theta, mass = (state.theta, state.mass) if isinstance(state, ParticleState) else (state, None)
         batch = theta.shape[:-2]
         nan = np.full(batch, np.nan)
         out = {}
         if self.population is not None:
-            out["risk_pop"] = self.model.risk_velocity(self.backend, theta, self.population, velocity=False)[0]
+            out["risk_pop"] = self.model.risk_velocity(self.backend, theta, self.population, mass=mass, velocity=False)[0]
         else:
             out["risk_pop"] = nan
-        out["risk_test"] = self.model.risk_velocity(self.backend, theta, self.test, velocity=False)[0]
+        out["risk_test"] = self.model.risk_velocity(self.backend, theta, self.test, mass=mass, velocity=False)[0]
         if self.train is not None:
-            out["risk_train"] = self.model.risk_velocity(self.backend, theta, self.train, velocity=False)[0]
+            out["risk_train"] = self.model.risk_velocity(self.backend, theta, self.train, mass=mass, velocity=False)[0]
         else:
             out["risk_train"] = nan
-        out["f"] = self.model.output(self.backend, theta, self.points)
+        out["f"] = self.model.output(self.backend, theta, self.points, mass=mass)
         return out

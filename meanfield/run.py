@@ -12,6 +12,7 @@ import numpy as np
 
 from solvers.heap import retain_freed_memory
 from solvers.models import TwoLayer
+from solvers.state import ParticleState
 
 from . import config as _config
 from . import seeding, store
@@ -112,7 +113,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         particles0 = model.draw(seeding.stream(seed, "init"), cfg.limit.particles)
         step, residency = particle_step(cfg, model, backend, task, expectation, dtype, log)
         t0 = time.perf_counter()
-        res = march(step, particles0.astype(dtype), steps_ref, cfg.limit.dt, observer, snap_idx,
+        res = march(step, ParticleState(particles0.astype(dtype)), steps_ref, cfg.limit.dt, observer, snap_idx,
                     desc="limit", progress=progress, residency=residency)
         summary["seconds_limit"] = time.perf_counter() - t0
         rec = _stack(res.records)
@@ -154,7 +155,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         t0 = time.perf_counter()
         # np.unique keeps the steps increasing; repeated steps map back through `inv`
         uniq, inv = np.unique(steps_nn, return_inverse=True)
-        res = march(step, theta0.astype(dtype), uniq, cfg.train.lr, observer, sorted(set(inv[snap_idx].tolist())),
+        res = march(step, ParticleState(theta0.astype(dtype)), uniq, cfg.train.lr, observer, sorted(set(inv[snap_idx].tolist())),
                     desc=f"N={N}", progress=progress, residency=residency)
         summary["seconds_train"][str(N)] = time.perf_counter() - t0
         rec = _stack(res.records)

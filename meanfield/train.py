@@ -11,66 +11,70 @@ so one step advances mean-field time by :math:`\eta` at every width and every α
 * ``sgd``: multi-pass SGD on a fixed training set of P samples (shared by the seeds):
   minibatches of B rows drawn uniformly with replacement, independently per seed.
 * ``gd``: full-batch gradient descent on the training set.
-* ``population_gd``: exact population gradient (closed-form expectations).
+* ``population_gd``: exact population gradient (the model's closed forms).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from solvers.integrators import get_integrator
 from solvers.models import Samples
 
+from .limits import drift
 from .resident import resident_flow
 
 __all__ = ["sgd_step"]
 
 
 def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
-    """Return ``(step, residency)``: ``step(theta, k) -> theta`` for theta of shape (S, N, p).
+    """Return ``(step, residency)``: ``step(state, k) -> state`` for positions of shape (S, N, p).
 
     ``rngs`` holds one generator per seed, so a network's minibatches do not depend on how many
     other seeds are trained beside it. ``residency`` is None (host arrays) or the GPU-resident
-    flow (an Euler step of size lr) whose device states ``step`` maps.
+    flow (an Euler step of size lr) whose device positions ``step`` maps.
     """
     lr, B, loss, alg = cfg.train.lr, cfg.train.batch, task.loss, cfg.train.algorithm
     pop = task.population if alg == "population_gd" else None
     flow = resident_flow(backend, model, "euler", lr, dtype, loss, pop, log, "the networks")
+    euler = get_integrator("euler")
 
-    def descend(th, x, y):
-        if flow is not None:
-            if x is not None:
-                flow.set_samples(x, y)
-            return flow.step(th)
-        if pop is not None:
-            return th + lr * model.risk_velocity(backend, th, pop)[1]
-        return th + lr * model.risk_velocity(backend, th, Samples(x, y, loss))[1]
+    def on_device(st):
+        return st.replace(theta=flow.step(st.theta), step=st.step + 1)
 
     if alg == "population_gd":
-        return (lambda th, k: descend(th, None, None)), flow
+        if flow is not None:
+            return (lambda st, k: on_device(st)), flow
+        terms = drift(model, backend, pop)
+        return (lambda st, k: euler.step(terms, st, lr)), None
     if alg == "gd":
         x, y = train_set
         if flow is not None:
             flow.set_samples(x, y)  # uploaded once
-            return (lambda th, k: flow.step(th)), flow
-        return (lambda th, k: descend(th, x, y)), None
+            return (lambda st, k: on_device(st)), flow
+        terms = drift(model, backend, Samples(x, y, loss))
+        return (lambda st, k: euler.step(terms, st, lr)), None
     if alg == "sgd":
         x, y = train_set
         P = x.shape[0]
         if flow is not None:
             flow.set_train(x, y)  # uploaded once: each step sends only the minibatch indices
 
-        def step(th, k):
+        def step(st, k):
             idx = np.stack([r.integers(0, P, size=B) for r in rngs])
             if flow is not None:
                 flow.set_batch_indices(idx)
-                return flow.step(th)
-            return descend(th, x[idx], y[idx])
+                return on_device(st)
+            return euler.step(drift(model, backend, Samples(x[idx], y[idx], loss)), st, lr)
 
         return step, flow
 
-    def step(th, k):
+    def step(st, k):
         draws = [task.sample(r, B) for r in rngs]
         xb = np.stack([d[0] for d in draws]).astype(dtype, copy=False)
         yb = np.stack([d[1] for d in draws]).astype(dtype, copy=False)
-        return descend(th, xb, yb)
+        if flow is not None:
+            flow.set_samples(xb, yb)
+            return on_device(st)
+        return euler.step(drift(model, backend, Samples(xb, yb, loss)), st, lr)
 
     return step, flow
