@@ -16,15 +16,15 @@ from solvers.state import ParticleState
 
 from . import config as _config
 from . import seeding, store
-from .limits import particle_step
+from .twolayer.limit import particle_step
 from .core.backend import choose_backend
 from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
 from .core.provenance import provenance, versions
 from .core.result import Result, dims_of, load  # noqa: F401  (load: re-exported)
 from .march import march
-from .observe import Observer
+from .twolayer.observe import Observer
 from .tasks import make_task
-from .train import sgd_step
+from .twolayer.train import sgd_step
 
 __all__ = ["Result", "run", "run_to_dir", "load", "record_grid", "RunDirError"]
 

@@ -20,7 +20,7 @@ import numpy as np
 from solvers.integrators import get_integrator
 from solvers.models import Samples
 
-from .limits import drift
+from .limit import drift
 from .resident import resident_flow
 
 __all__ = ["sgd_step"]

@@ -18,7 +18,7 @@ from solvers.integrators import get_integrator
 from solvers.models import Samples
 from solvers.terms import Drift
 
-from . import seeding
+from .. import seeding
 from .resident import resident_flow
 
 __all__ = ["particle_step", "drift"]
