@@ -98,6 +98,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "loss": Field("str", "square", "Loss: square, or logistic for +-1 labels.", choices=("square", "logistic")),
     },
     "model": {
+        "kind": Field("str", "network", "Model family: 'network' (the built-in network: two-layer at depth 1, deep "
+                      "muP at depth >= 2) or a kind registered with meanfield.register_model (its own [model] keys "
+                      "are then allowed; see experiments/custom_model.py)."),
+        "plugin": Field("str", "", "Python file (or module name) imported before validation, to register "
+                        "model.kind (a path relative to the config file)."),
         "activation": Field("str", "erf", "Activation sigma; erf means erf(z/sqrt 2).", choices=ACTIVATIONS),
         "alpha": Field("float", 1.0, "Output scale alpha: f = (alpha/N) sum_i a_i sigma(w_i.x + b_i); 1 is mean "
                        "field, large alpha the lazy regime.", check=_pos, check_doc="> 0"),
@@ -126,10 +131,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         check=lambda v: v == "auto" or v > 0, check_doc="> 0 or \"auto\""),
     },
     "limit": {
-        "method": Field("str", "particles", "Infinite-width method ('none' skips the limit): particles (two-layer "
-                        "mean-field flow), dmft (sampled DMFT of deep muP networks), dmft_linear (exact "
-                        "deep-linear DMFT, linear activation), ntk (gamma0 -> 0 kernel flow).",
-                        choices=("particles", "dmft", "dmft_linear", "ntk", "none")),
+        "method": Field("str", "particles", "Infinite-width method ('none' skips the limit), from the registry of "
+                        "limit methods: particles (mean-field particle flow), dmft (sampled DMFT of deep muP "
+                        "networks), dmft_linear (exact deep-linear DMFT, linear activation), ntk (gamma0 -> 0 "
+                        "kernel flow)."),
         "particles": Field("int", 2048, "Number of mean-field particles.", check=_ge1, check_doc=">= 1"),
         "expectation": Field("str", "auto", "Expectation over x: closed-form Gaussian ('analytic'), Monte Carlo "
                              "('mc'), or analytic where possible ('auto').", choices=("auto", "analytic", "mc")),
@@ -281,7 +286,18 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
     for sec in data:
         if sec not in SCHEMA:
             problems.append(f"unknown section [{sec}]{_suggest(sec, SCHEMA)}; allowed sections: {', '.join(SCHEMA)}")
+    model_given = data.get("model", {}) if isinstance(data.get("model", {}), dict) else {}
+    kind_fields = {}
+    if isinstance(model_given.get("plugin", ""), str) and model_given.get("plugin"):
+        problems += _import_plugin(model_given["plugin"], base_dir)
+    if isinstance(model_given.get("kind"), str):
+        from .core.registry import MODEL_KINDS
+
+        kind = MODEL_KINDS.get(model_given["kind"])
+        kind_fields = dict(getattr(kind, "fields", {}) or {})
     for sec, fields in SCHEMA.items():
+        if sec == "model" and kind_fields:
+            fields = {**fields, **kind_fields}
         given = data.get(sec, {})
         if not isinstance(given, dict):
             problems.append(f"[{sec}] must be a table of keys, got {type(given).__name__}")
@@ -311,11 +327,45 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
                 problems.append(f"{sec}.{key} = {v!r} is out of range: must be {f.check_doc}")
             out[key] = v
         resolved[sec] = out
+    plugin = resolved.get("model", {}).get("plugin", "")
+    if plugin.endswith(".py") and not os.path.isabs(plugin):
+        # stored absolute, so that the config.toml written beside a result re-imports the same file
+        resolved["model"]["plugin"] = os.path.abspath(os.path.join(base_dir or "", plugin))
     if not problems:
         problems += _cross_checks(resolved, base_dir, data)
     if problems:
         raise ConfigError(problems)
     return Config(resolved)
+
+
+def _import_plugin(plugin: str, base_dir) -> list:
+    """Import ``model.plugin`` (a .py file, relative to the config's folder, or a module name) so that
+    the model kinds it registers are known; problems are returned, not raised."""
+    import importlib
+    import importlib.util
+    import sys
+
+    try:
+        if plugin.endswith(".py"):
+            path = plugin if os.path.isabs(plugin) or not base_dir else os.path.join(base_dir, plugin)
+            path = os.path.abspath(path)
+            if not os.path.isfile(path):
+                return [f"model.plugin: no file at {path}"]
+            name = "meanfield_plugin_" + "".join(ch if ch.isalnum() else "_" for ch in path)
+            if name not in sys.modules:
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+        else:
+            importlib.import_module(plugin)
+    except Exception as e:  # noqa: BLE001 - any failure is reported as a config problem
+        return [f"model.plugin = {plugin!r} could not be imported: {type(e).__name__}: {e}"]
+    return []
 
 
 def _numeric(s):
@@ -327,35 +377,40 @@ def _numeric(s):
 
 
 def analytic_obstacles(c) -> list:
-    """Why closed-form population expectations are impossible for config data ``c`` ([] if possible)."""
-    from solvers.gaussian import CLOSED_FORM
+    """Why closed-form population expectations are impossible for config data ``c`` ([] if possible):
+    asked of the model kind (``model.kind``)."""
+    from .core.registry import get_model_kind
 
     if isinstance(c, Config):
         c = c._data
-    task, model = c["task"], c["model"]
-    teacher_act = model["activation"] if task["teacher_activation"] == "same" else task["teacher_activation"]
-    why = []
-    if task["kind"] == "dataset":
-        why.append("the task is a dataset (closed forms need Gaussian inputs)")
-    if model["activation"] not in CLOSED_FORM:
-        why.append(f"activation {model['activation']!r} has no closed form (only {', '.join(CLOSED_FORM)})")
-    if model["bias"]:
-        why.append("neurons have biases (set model.bias = false)")
-    if task["loss"] != "square":
-        why.append("the loss is not square")
-    if task["kind"] == "teacher_student" and teacher_act != model["activation"]:
-        why.append(f"the teacher's activation ({teacher_act}) differs from the student's")
-    return why
+    return get_model_kind(c["model"]["kind"]).analytic_obstacles(c)
 
 
 def _cross_checks(c, base_dir, given=None):
     """Compatibility between fields; returns a list of problems (``given``: the raw input tables)."""
+    from .core.registry import LIMIT_METHODS, MODEL_KINDS
+
     p = []
     task, model, limit, train = c["task"], c["model"], c["limit"], c["train"]
-    analytic_why = analytic_obstacles(c)
-    if limit["method"] == "particles" and limit["expectation"] == "analytic" and analytic_why:
-        p.append("limit.expectation = 'analytic' is impossible here: " + "; ".join(analytic_why)
-                 + ". Use limit.expectation = 'mc'")
+    if model["kind"] not in MODEL_KINDS:
+        return [f"model.kind = {model['kind']!r} is not registered{_suggest(model['kind'], MODEL_KINDS)}; "
+                f"registered: {', '.join(sorted(MODEL_KINDS))}. A custom kind is registered by the file that "
+                "defines it: set model.plugin to that file (or import it before building the config)"]
+    if limit["method"] != "none" and limit["method"] not in LIMIT_METHODS:
+        return [f"limit.method = {limit['method']!r} is not a registered limit method"
+                f"{_suggest(limit['method'], LIMIT_METHODS)}; choose one of "
+                f"{', '.join(map(repr, sorted(LIMIT_METHODS)))} or 'none'"]
+    kind = MODEL_KINDS[model["kind"]]
+    if model["kind"] != "network":
+        given_model = (given or {}).get("model", {}) if isinstance((given or {}).get("model", {}), dict) else {}
+        foreign = [k for k in given_model if k in SCHEMA["model"] and k not in ("kind", "plugin")]
+        if foreign:
+            p.append(f"model.{foreign[0]} is an option of the built-in network, not of model.kind = "
+                     f"{model['kind']!r} (its keys: {', '.join(sorted(kind.fields)) or 'none'})")
+        p += kind.check(c)
+    analytic_why = kind.analytic_obstacles(c)
+    if limit["method"] != "none":
+        p += LIMIT_METHODS[limit["method"]].check(c)
     if train["algorithm"] == "population_gd" and train["seeds"] > 0 and analytic_why:
         p.append("train.algorithm = 'population_gd' needs closed-form expectations, impossible here: "
                  + "; ".join(analytic_why) + ". Use 'gd', 'sgd' or 'online_sgd'")
@@ -398,9 +453,10 @@ def _cross_checks(c, base_dir, given=None):
         p += _check_dataset(c, base_dir)
     elif task["path"]:
         p.append("task.path is only used with task.kind = 'dataset'")
-    from .deep.checks import check_deep
+    from .core.registry import CONFIG_CHECKS
 
-    p += check_deep(c, given or {})
+    for check in CONFIG_CHECKS:  # the wings' own checks (e.g. meanfield.deep.checks.check_deep)
+        p += check(c, given or {})
     return p
 
 
@@ -514,6 +570,9 @@ def to_toml(cfg: Config) -> str:
         lines.append(f"[{sec}]")
         for key in SCHEMA[sec]:
             lines.append(f"{key} = {_toml_value(data[sec][key])}")
+        for key in data[sec]:  # keys declared by a registered model kind
+            if key not in SCHEMA[sec]:
+                lines.append(f"{key} = {_toml_value(data[sec][key])}")
         lines.append("")
     return "\n".join(lines)
 

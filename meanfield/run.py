@@ -1,43 +1,50 @@
-"""Run orchestration: one config in, the limit and the finite-width ensemble side by side out.
+"""The one orchestrator: a validated config in, the limit and the finite-width networks side by side out.
 
 ``run(config) -> Result`` does the work in memory; ``run_to_dir(config, out)`` also writes
 ``config.toml``, ``result.npz`` and ``summary.json`` atomically. See the README for every key.
+
+Every run goes the same way, whatever the model:
+
+1. the config is validated (the generic checks, the registered limit method's and model kind's own);
+2. the run's *wing* prepares it — :mod:`meanfield.twolayer.wing` for particle models (the two-layer
+   network and any registered model kind), :mod:`meanfield.deep.wing` for deep muP networks;
+3. both sides are recorded on one time grid (:func:`meanfield.core.grid.time_grid`);
+4. the limit method registered under ``limit.method`` solves the limit
+   (:mod:`meanfield.core.registry`), the wing trains the networks;
+5. one :class:`~meanfield.core.result.Result` with named dimensions and provenance comes out.
 """
 from __future__ import annotations
 
 import os
 import time
 
-import numpy as np
-
 from solvers.heap import retain_freed_memory
-from solvers.models import TwoLayer
-from solvers.state import ParticleState
 
 from . import config as _config
-from . import seeding, store
-from .twolayer.limit import particle_step
-from .core.backend import choose_backend
 from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
 from .core.provenance import provenance, versions
+from .core.registry import get_limit_method
 from .core.result import Result, dims_of, load  # noqa: F401  (load: re-exported)
-from .march import march
-from .twolayer.observe import Observer
-from .tasks import make_task
-from .twolayer.train import sgd_step
+from .deep import limits as _deep_limits  # noqa: F401  (registers dmft, dmft_linear, ntk)
+from .deep import wing as deep_wing
+from .deep.checks import is_deep
+from .twolayer import limit as _particle_limit  # noqa: F401  (registers particles)
+from .twolayer import network as _network  # noqa: F401  (registers model.kind = 'network')
+from .twolayer import wing as particle_wing
 
-__all__ = ["Result", "run", "run_to_dir", "load", "record_grid", "RunDirError"]
+__all__ = ["Result", "run", "run_to_dir", "load", "record_grid", "RunDirError", "WINGS"]
+
+#: the wings, by family: particle models, deep networks
+WINGS = {"particle": particle_wing, "deep": deep_wing}
 
 
 class RunDirError(RuntimeError):
     """The output directory cannot be used (it already holds a result)."""
 
 
-def _model(cfg, d):
-    m = cfg.model
-    return TwoLayer(activation=m.activation, d=d, alpha=m.alpha, bias=m.bias,
-                    lr_a=1.0 if m.train_a else 0.0, lr_w=m.lr_w, lr_b=m.lr_w, a_init=m.a_init, a_std=m.a_std,
-                    a_value=m.a_value, w_std=m.w_std, b_std=m.b_std, antithetic=m.antithetic)
+def family_of(cfg) -> str:
+    """``'deep'`` for deep runs (``model.depth >= 2`` or a deep limit method), else ``'particle'``."""
+    return "deep" if is_deep(cfg) else "particle"
 
 
 def run(cfg, progress: bool = False, log=None) -> Result:
@@ -46,8 +53,6 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     Parameters
     ----------
     cfg : Config, dict, or path of a TOML file
-        Deep configs (``model.depth >= 2`` or ``limit.method`` in dmft, dmft_linear, ntk) are run by
-        :func:`meanfield.deep.run.run_deep` (its docstring lists their result keys).
     progress : bool
         Show progress bars on stderr (only when it is a terminal).
     log : callable(str) or None
@@ -59,163 +64,34 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     elif isinstance(cfg, (str, os.PathLike)):
         cfg = _config.load(cfg)
     log = log or (lambda s: None)
-    from .deep.checks import is_deep
-
-    if is_deep(cfg):  # depth >= 2 or a dmft/dmft_linear/ntk limit: see meanfield.deep.run
-        from .deep.run import run_deep
-
-        return run_deep(cfg, progress=progress, log=log)
     t_start = time.perf_counter()
-    backend_name, backend = choose_backend(cfg.run.backend, log)
-    dtype = np.dtype(cfg.run.dtype)
-    seed = cfg.run.seed
-    task = make_task(cfg)
-    d = task.d
-    model = _model(cfg, d)
-    expectation = cfg.limit.expectation
-    if expectation == "auto":
-        expectation = "analytic" if not _config.analytic_obstacles(cfg) else "mc"
-
-    test = tuple(a.astype(dtype) for a in task.test_set(seeding.stream(seed, "test_set"), cfg.eval.n_test))
-    if task.fixed_train is not None:
-        points = task.fixed_train[0][: cfg.eval.n_points] if task.X_test is None else task.X_test[: cfg.eval.n_points]
-    else:
-        points = task.sample(seeding.stream(seed, "eval_points"), cfg.eval.n_points)[0]
-    points = points.astype(dtype)
-    train_set = None
-    if task.fixed_train is not None:
-        train_set = task.fixed_train
-    elif cfg.train.algorithm in ("sgd", "gd"):
-        train_set = task.sample(seeding.stream(seed, "train_set"), cfg.train.n_train)
-    if train_set is not None:
-        train_set = tuple(a.astype(dtype) for a in train_set)
-    # the population risk only exists where every expectation has a closed form
-    population = task.population if not _config.analytic_obstacles(cfg) else None
-    observer = Observer(model, backend, population, test, points, train_set, task.loss)
-
-    do_limit = cfg.limit.method != "none"
-    # record on a grid both sides hit exactly when one step is a multiple of the other, so that
-    # risk gaps compare the two sides at the same time
-    grid = time_grid(cfg)
-    steps_ref, t = grid.steps, grid.t
-    T = len(t)
-    K = min(cfg.time.snapshots, T)
-    snap_idx = np.unique(np.round(np.linspace(0, T - 1, K)).astype(int)) if K else np.zeros(0, int)
-
-    arrays = {"t": t, "x_eval": points}
-    summary = {"status": "completed", "expectation": expectation, "backend": backend_name,
-               "dtype": cfg.run.dtype, "messages": []}
+    wing = WINGS[family_of(cfg)]
+    setup = wing.setup(cfg, log)
+    grid = time_grid(cfg, common=wing.COMMON_GRID)
+    arrays = {"t": grid.t, **setup.arrays}
+    summary = {"kind": setup.kind, "status": "completed", "dtype": cfg.run.dtype, "messages": [], **setup.summary}
+    limit = None
+    if cfg.limit.method != "none":
+        limit = get_limit_method(cfg.limit.method).run(setup, grid, progress, log)
+    nets = wing.train(setup, grid, limit, progress, log)
     diverged = []
-
-    # ---------------------------------------------------------------- the limit
-    particles0 = None
-    if do_limit:
-        particles0 = model.draw(seeding.stream(seed, "init"), cfg.limit.particles)
-        step, residency = particle_step(cfg, model, backend, task, expectation, dtype, log)
-        t0 = time.perf_counter()
-        res = march(step, ParticleState(particles0.astype(dtype)), steps_ref, cfg.limit.dt, observer, snap_idx,
-                    desc="limit", progress=progress, residency=residency)
-        summary["seconds_limit"] = time.perf_counter() - t0
-        rec = _stack(res.records)
-        primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
-        arrays.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
-        ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
-        arrays["snap_t"] = t[snap_idx]
-        arrays["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \
-            if len(snap_idx) else np.zeros((0, ns, model.p))
-        arrays["particles_mf_final"] = res.theta[:ns]
-        if res.status != "completed":
-            diverged.append({"side": "limit", "step": res.diverged_step, "time": res.diverged_time,
-                             "message": res.message})
-            log(res.message)
-
-    # ---------------------------------------------------------------- finite widths
-    S = cfg.train.seeds
-    widths = list(cfg.train.widths) if S > 0 else []
-    coupling = cfg.train.coupling
-    if coupling == "auto":
-        coupling = do_limit and bool(widths) and max(widths) <= cfg.limit.particles
-    summary["coupling"] = bool(coupling)
-    t_nn = None
-    nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
-    f_nn = np.full((len(widths), S, T, points.shape[0]), np.nan)
-    if widths:
-        steps_nn, t_nn = grid.steps_nn, grid.t_nn
-        summary["seconds_train"] = {}
-    for wi, N in enumerate(widths):
-        if coupling:
-            drawn = [model.subsample(particles0, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)]
-            theta0 = np.stack([th for th, _ in drawn])
-            arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
-        else:
-            theta0 = np.stack([model.draw(seeding.stream(seed, "nn_init", N, s), N) for s in range(S)])
-        step, residency = sgd_step(cfg, model, backend, task, train_set,
-                                   [seeding.stream(seed, "nn_data", N, s) for s in range(S)], S, dtype,
-                                   log if wi == 0 else None)
-        t0 = time.perf_counter()
-        # np.unique keeps the steps increasing; repeated steps map back through `inv`
-        uniq, inv = np.unique(steps_nn, return_inverse=True)
-        res = march(step, ParticleState(theta0.astype(dtype)), uniq, cfg.train.lr, observer, sorted(set(inv[snap_idx].tolist())),
-                    desc=f"N={N}", progress=progress, residency=residency)
-        summary["seconds_train"][str(N)] = time.perf_counter() - t0
-        rec = _stack(res.records)
-        for k in nn:
-            nn[k][wi] = rec[k].T[:, inv]
-        f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
-        if len(snap_idx):
-            arrays[f"neurons_nn_N{N}"] = np.stack([res.snapshots.get(int(inv[i]), np.full_like(theta0, np.nan))
-                                                   for i in snap_idx])
-        if res.status != "completed":
-            diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
-                             "message": res.message})
-            log(res.message)
-    if widths:
-        arrays["widths"] = np.asarray(widths, dtype=np.int64)
-        arrays["t_nn"] = t_nn
-        primary = nn["risk_pop"] if np.any(np.isfinite(nn["risk_pop"])) else nn["risk_test"]
-        arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
-                      risk_nn_train=nn["risk_train"], f_nn=f_nn)
-    if hasattr(task, "teacher_w"):
-        arrays["teacher_w"], arrays["teacher_a"] = task.teacher_w, task.teacher_a
-
+    for side in (limit, nets):
+        if side is None:
+            continue
+        arrays.update(side.arrays)
+        summary.update(side.summary)
+        summary["messages"] += side.messages
+        diverged += side.diverged
     if diverged:
         summary["status"] = "diverged"
         summary["diverged"] = diverged
-    summary.update(_final_metrics(arrays, widths))
+    widths = list(cfg.train.widths) if cfg.train.seeds > 0 else []
+    summary.update(wing.final_metrics(arrays, widths))
     summary["seconds_total"] = time.perf_counter() - t_start
     summary["versions"] = versions()
-    summary["kind"] = model.kind
-    summary["columns"] = list(model.columns)
-    summary["provenance"] = provenance(backend_name)
+    summary["provenance"] = provenance(summary.get("backend"))
     summary["dims"] = {k: dims_of(k) for k in arrays}
     return Result(arrays, summary, cfg)
-
-
-def _stack(records):
-    """Stack observer dicts over time; records never reached (divergence) are NaN."""
-    first = next(r for r in records if r is not None)  # step 0 is always recorded
-    return {k: np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(np.shape(v), np.nan)
-                         for r in records])
-            for k, v in first.items()}
-
-
-def _final_metrics(arrays, widths):
-    m = {}
-    if "risk_mf" in arrays:
-        fin = arrays["risk_mf"][np.isfinite(arrays["risk_mf"])]
-        m["risk_mf_final"] = float(fin[-1]) if fin.size else float("nan")
-    if widths:
-        m["risk_nn_final_mean"] = {}
-        if "risk_mf" in arrays:
-            m["risk_gap_sup"] = {}
-        for i, N in enumerate(widths):
-            r = arrays["risk_nn"][i]
-            m["risk_nn_final_mean"][str(N)] = float(np.nanmean(r[:, -1])) if np.any(np.isfinite(r[:, -1])) else float("nan")
-            if "risk_mf" in arrays:
-                same = np.isclose(arrays["t"], arrays["t_nn"], rtol=1e-9, atol=1e-12)
-                gap = np.where(same, np.abs(np.nanmean(r, axis=0) - arrays["risk_mf"]), np.nan)
-                m["risk_gap_sup"][str(N)] = float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else float("nan")
-    return m
 
 
 def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None) -> Result:

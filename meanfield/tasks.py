@@ -24,11 +24,17 @@ __all__ = ["Task", "TeacherStudent", "GaussianClasses", "Dataset", "make_task"]
 
 
 class Task(abc.ABC):
-    """Interface: ``d``, ``loss``, ``population`` (or None) and ``sample(rng, n, batch=())``."""
+    """What a model is trained on.
+
+    ``d``: input dimension; ``loss``: a name in :data:`solvers.losses.LOSSES`; ``population``:
+    a data object with closed-form expectations that the model supports, or None;
+    ``fixed_train``: a dataset's own training set ``(x, y)`` or None; ``sample(rng, n, batch=())``
+    draws ``(x, y)`` of shapes ``batch + (n, d)`` and ``batch + (n,)``.
+    """
 
     d: int
     loss: str = "square"
-    population: Optional[GaussianPopulation] = None
+    population: Optional[object] = None
     fixed_train: Optional[tuple] = None  # a dataset's own training set
 
     @abc.abstractmethod
@@ -36,8 +42,16 @@ class Task(abc.ABC):
         """Draw ``(x, y)`` of shapes ``batch + (n, d)`` and ``batch + (n,)``."""
 
     def test_set(self, rng, n):
-        """A held-out test sample ``(x, y)``."""
+        """A held-out test sample ``(x, y)``, or None when the task has none."""
         return self.sample(rng, n)
+
+    def eval_points(self, rng, n):
+        """The ``n`` points where both sides record f, shape (n, d)."""
+        return self.sample(rng, n)[0]
+
+    def arrays(self) -> dict:
+        """Arrays describing the task that a result should carry (e.g. a teacher)."""
+        return {}
 
 
 @dataclass
@@ -56,6 +70,9 @@ class TeacherStudent(Task):
             teacher_w=self.teacher_w, teacher_c=(self.teacher_a / k)[None, :],
             activation=self.activation, noise_var=self.noise**2,
         )
+
+    def arrays(self):
+        return {"teacher_w": self.teacher_w, "teacher_a": self.teacher_a}
 
     def target(self, x):
         """Noise-free teacher output f*(x) for x of shape (..., d)."""
@@ -112,6 +129,10 @@ class Dataset(Task):
         if self.X_test is not None:
             return self.X_test, self.y_test
         return self.X, self.y
+
+    def eval_points(self, rng, n):
+        """The first ``n`` test inputs when given, else the first ``n`` training inputs."""
+        return (self.X if self.X_test is None else self.X_test)[:n]
 
 
 def _teacher(cfg, rng):

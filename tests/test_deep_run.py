@@ -128,7 +128,7 @@ def test_float32_follows_float64(alg):
 
 
 def test_kernels_capped_on_large_point_sets(tmp_path):
-    from meanfield.deep.run import KERNEL_MAX_POINTS
+    from meanfield.deep.wing import KERNEL_MAX_POINTS
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal((KERNEL_MAX_POINTS + 20, 3))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-__all__ = ["LimitMethod", "LIMIT_METHODS", "register_limit_method", "get_limit_method", "Side",
+__all__ = ["CONFIG_CHECKS", "register_config_check", "LimitMethod", "LIMIT_METHODS", "register_limit_method", "get_limit_method", "Side",
            "ModelKind", "MODEL_KINDS", "register_model", "get_model_kind"]
 
 
@@ -123,3 +123,14 @@ def get_model_kind(name: str) -> ModelKind:
         return MODEL_KINDS[name]
     except KeyError:
         raise ValueError(f"unknown model kind {name!r}; registered: {sorted(MODEL_KINDS)}") from None
+
+
+#: config checks contributed by the wings: ``check(resolved, given) -> problems`` (may resolve values)
+CONFIG_CHECKS: list = []
+
+
+def register_config_check(check):
+    """Add a wing's config check (run after the generic checks; each returns a list of problems)."""
+    if check not in CONFIG_CHECKS:
+        CONFIG_CHECKS.append(check)
+    return check

@@ -13,10 +13,7 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["DEEP_METHODS", "is_deep", "gamma0_of", "check_deep", "point_counts"]
-
-DEEP_METHODS = ("dmft", "dmft_linear", "ntk")
-DMFT_FAMILY = ("dmft", "dmft_linear")
+__all__ = ["is_deep", "gamma0_of", "check_deep", "point_counts", "check_dmft_supported", "size_problems"]
 
 # two-layer-only model options and the value a deep muP network implies for each
 _TWO_LAYER_ONLY = {
@@ -38,7 +35,10 @@ def _get(c, sec, key):
 
 def is_deep(c) -> bool:
     """Whether a (resolved) config dict or :class:`~meanfield.config.Config` is a deep run."""
-    return _get(c, "model", "depth") >= 2 or _get(c, "limit", "method") in DEEP_METHODS
+    from ..core.registry import LIMIT_METHODS
+
+    method = LIMIT_METHODS.get(_get(c, "limit", "method"))
+    return _get(c, "model", "depth") >= 2 or (method is not None and method.family == "deep")
 
 
 def gamma0_of(c) -> float:
@@ -60,6 +60,12 @@ def point_counts(c):
     return P, Q
 
 
+def _register():
+    from ..core.registry import register_config_check
+
+    register_config_check(check_deep)
+
+
 def check_deep(c: dict, given: dict) -> list:
     """Problems of the deep-run options of the resolved config dict ``c`` (may set ``model.alpha``)."""
     p = []
@@ -79,22 +85,10 @@ def check_deep(c: dict, given: dict) -> list:
             p.append("train.algorithm = 'flow' is implemented for deep runs only (model.depth >= 2 or limit.method "
                      "in 'dmft', 'dmft_linear', 'ntk'); two-layer runs use 'gd' (or limit.integrator for the limit)")
         return p
-    # ---- deep runs
-    if method == "particles":
-        p.append(f"limit.method = 'particles' is the two-layer mean-field limit (depth 1); with model.depth = {L} "
-                 "use 'dmft' (sampled DMFT), 'dmft_linear' (linear activation), 'ntk' (gamma0 -> 0) or 'none'")
-    if method == "dmft_linear" and act != "linear":
-        p.append(f"limit.method = 'dmft_linear' is the closed-form DMFT of deep *linear* networks; model.activation "
-                 f"is {act!r}. Use model.activation = 'linear' or limit.method = 'dmft'")
-    if method == "dmft":
-        try:
-            from solvers.dmft import check_supported
-
-            check_supported(act, L)
-        except ImportError as e:  # pragma: no cover - solver not installed
-            p.append(f"limit.method = 'dmft' is not available in this installation ({e})")
-        except ValueError as e:
-            p.append(f"limit.method = 'dmft' with model.activation = {act!r} at model.depth = {L}: {e}")
+    # ---- deep runs (the limit method's own problems come from its adapter, meanfield.deep.limits)
+    if model["kind"] != "network":
+        p.append(f"model.kind = {model['kind']!r} is a particle model; deep runs (model.depth >= 2 or a deep limit "
+                 "method) are built-in muP networks: set model.kind = 'network'")
     if task["loss"] != "square":
         p.append(f"task.loss = {task['loss']!r}: deep runs (and their DMFT) use the square loss "
                  "(1/P) sum 1/2 (y - f)^2; set task.loss = 'square'")
@@ -108,15 +102,28 @@ def check_deep(c: dict, given: dict) -> list:
     if train["coupling"] is True:
         p.append("train.coupling = true is a two-layer (particles) option; deep networks draw their own weights. "
                  "Set train.coupling = 'auto' or false")
-    if task["kind"] == "dataset" and not os.path.isfile(task["path"]):
-        return p  # the dataset problem is already reported
-    if method in DMFT_FAMILY and not p:
-        p += _size_checks(c)
     return p
 
 
-def _size_checks(c):
-    limit, model = c["limit"], c["model"]
+def check_dmft_supported(c) -> list:
+    """Whether the sampled DMFT covers this activation at this depth (one problem, or none)."""
+    act, L = c["model"]["activation"], c["model"]["depth"]
+    try:
+        from solvers.dmft import check_supported
+
+        check_supported(act, L)
+    except ImportError as e:  # pragma: no cover - solver not installed
+        return [f"limit.method = 'dmft' is not available in this installation ({e})"]
+    except ValueError as e:
+        return [f"limit.method = 'dmft' with model.activation = {act!r} at model.depth = {L}: {e}"]
+    return []
+
+
+def size_problems(c) -> list:
+    """The estimated peak memory of a dmft / dmft_linear solve against ``limit.dmft_max_memory_gb``."""
+    limit, model, task = c["limit"], c["model"], c["task"]
+    if task["kind"] == "dataset" and not os.path.isfile(task["path"]):
+        return []  # the dataset problem is already reported
     p = []
     try:
         P, Q = point_counts(c)
@@ -148,3 +155,6 @@ def _size_checks(c):
                  "test points. Lower t_max, raise dt, use fewer points (train.n_train, eval.n_points) or samples, "
                  "or raise the limit")
     return p
+
+
+_register()

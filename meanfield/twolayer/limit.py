@@ -14,14 +14,21 @@ Expectations over x are
 """
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
 from solvers.integrators import get_integrator
 from solvers.models import Samples
+from solvers.state import ParticleState
 from solvers.terms import Drift
 
 from .. import seeding
+from ..core.registry import LimitMethod, Side, register_limit_method
+from ..march import march
 from .resident import resident_flow
 
-__all__ = ["particle_step", "drift"]
+__all__ = ["particle_step", "drift", "ParticlesMethod"]
 
 
 def drift(model, backend, data):
@@ -75,3 +82,57 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
         return _resident_step(flow), flow
     terms = drift(model, backend, Samples(x, y, loss))
     return (lambda st, k: integ.step(terms, st, dt)), None
+
+
+class ParticlesMethod(LimitMethod):
+    """``limit.method = 'particles'``: the mean-field flow of ``limit.particles`` particles of any
+    particle model (the two-layer network's Wasserstein gradient flow, or a registered model's)."""
+
+    name = "particles"
+    family = "particle"
+    doc = "the mean-field particle flow of a particle model (two-layer networks, registered model kinds)"
+
+    def check(self, c):
+        p = []
+        if c["model"]["depth"] >= 2:
+            p.append(f"limit.method = 'particles' is the two-layer mean-field limit (depth 1); with model.depth = "
+                     f"{c['model']['depth']} use 'dmft' (sampled DMFT), 'dmft_linear' (linear activation), 'ntk' "
+                     "(gamma0 -> 0) or 'none'")
+            return p
+        from ..core.registry import get_model_kind
+
+        why = get_model_kind(c["model"]["kind"]).analytic_obstacles(c)
+        if c["limit"]["expectation"] == "analytic" and why:
+            p.append("limit.expectation = 'analytic' is impossible here: " + "; ".join(why)
+                     + ". Use limit.expectation = 'mc'")
+        return p
+
+    def run(self, st, grid, progress, log) -> Side:
+        cfg, model = st.cfg, st.model
+        from .wing import snapshot_indices, stack_records
+
+        t = grid.t
+        snap_idx = snapshot_indices(cfg, len(t))
+        particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
+        step, residency = particle_step(cfg, model, st.backend, st.task, st.expectation, st.dtype, log)
+        t0 = time.perf_counter()
+        res = march(step, ParticleState(particles0.astype(st.dtype)), grid.steps, cfg.limit.dt, st.observer,
+                    snap_idx, desc="limit", progress=progress, residency=residency)
+        side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
+        rec = stack_records(res.records)
+        primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
+        a = side.arrays
+        a.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
+        ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
+        a["snap_t"] = t[snap_idx]
+        a["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \
+            if len(snap_idx) else np.zeros((0, ns, model.p))
+        a["particles_mf_final"] = res.theta[:ns]
+        if res.status != "completed":
+            side.diverged.append({"side": "limit", "step": res.diverged_step, "time": res.diverged_time,
+                                  "message": res.message})
+            log(res.message)
+        return side
+
+
+register_limit_method(ParticlesMethod())

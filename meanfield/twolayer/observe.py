@@ -33,7 +33,7 @@ class Observer:
         self.model, self.backend, self.loss = model, backend, loss
         self.population = (population if population is not None and loss == "square" and not model.supports(population)
                            else None)
-        self.test = Samples(*test, loss)
+        self.test = Samples(*test, loss) if test is not None else None
         self.train = Samples(*train, loss) if train is not None else None
         self.points = points
 
@@ -50,7 +50,10 @@ class Observer:
             out["risk_pop"] = self.model.risk_velocity(self.backend, theta, self.population, mass=mass, velocity=False)[0]
         else:
             out["risk_pop"] = nan
-        out["risk_test"] = self.model.risk_velocity(self.backend, theta, self.test, mass=mass, velocity=False)[0]
+        if self.test is not None:
+            out["risk_test"] = self.model.risk_velocity(self.backend, theta, self.test, mass=mass, velocity=False)[0]
+        else:
+            out["risk_test"] = nan
         if self.train is not None:
             out["risk_train"] = self.model.risk_velocity(self.backend, theta, self.train, mass=mass, velocity=False)[0]
         else:

@@ -80,6 +80,12 @@ class ParticleModel(abc.ABC):
         return {c: slice(i, i + 1) for i, c in enumerate(self.columns)}
 
     @property
+    def plot_columns(self) -> tuple:
+        """The two columns a generic particle scatter plot puts on its x and y axes (default: the
+        first two)."""
+        return tuple(self.columns[:2])
+
+    @property
     def p(self) -> int:
         """Number of columns of a particle."""
         return len(self.columns)

@@ -1,0 +1,167 @@
+r"""The particle wing's run: set-up, finite-width ensembles and final metrics of a particle model.
+
+The orchestrator (:func:`meanfield.run.run`) calls :func:`setup`, the registered limit method
+(``particles``: :class:`meanfield.twolayer.limit.ParticlesMethod`), then :func:`train`, and merges
+what each side recorded. Everything here is generic over :class:`solvers.models.ParticleModel`:
+the model and its task come from the model kind (``model.kind``; the built-in two-layer network
+is :mod:`meanfield.twolayer.network`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solvers.state import ParticleState
+
+from .. import seeding
+from ..core.backend import choose_backend
+from ..core.registry import Side, get_model_kind
+from ..march import march
+from .observe import Observer
+from .train import sgd_step
+
+__all__ = ["ParticleSetup", "setup", "train", "final_metrics", "stack_records", "snapshot_indices"]
+
+#: record on a grid both sides hit exactly when one step is a multiple of the other
+COMMON_GRID = True
+
+
+@dataclass
+class ParticleSetup:
+    """A prepared particle run: the config, the model and its task, the backend, the data."""
+
+    cfg: object
+    kind: str
+    model: object
+    task: object
+    backend_name: str
+    backend: object
+    dtype: np.dtype
+    expectation: str
+    observer: Observer
+    points: np.ndarray
+    train_set: tuple | None
+    arrays: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+
+def setup(cfg, log) -> ParticleSetup:
+    """Build the model, task, data sets and observer of a validated config."""
+    backend_name, backend = choose_backend(cfg.run.backend, log)
+    dtype = np.dtype(cfg.run.dtype)
+    seed = cfg.run.seed
+    kind = get_model_kind(cfg.model.kind)
+    model, task = kind.build(cfg)
+    obstacles = kind.analytic_obstacles(cfg.to_dict())
+    expectation = cfg.limit.expectation
+    if expectation == "auto":
+        expectation = "analytic" if not obstacles else "mc"
+    test = task.test_set(seeding.stream(seed, "test_set"), cfg.eval.n_test)
+    test = tuple(a.astype(dtype) for a in test) if test is not None else None
+    points = task.eval_points(seeding.stream(seed, "eval_points"), cfg.eval.n_points).astype(dtype)
+    train_set = None
+    if task.fixed_train is not None:
+        train_set = task.fixed_train
+    elif cfg.train.algorithm in ("sgd", "gd"):
+        train_set = task.sample(seeding.stream(seed, "train_set"), cfg.train.n_train)
+    if train_set is not None:
+        train_set = tuple(a.astype(dtype) for a in train_set)
+    # the population risk only exists where every expectation has a closed form
+    population = task.population if not obstacles else None
+    observer = Observer(model, backend, population, test, points, train_set, task.loss)
+    arrays = {"x_eval": points}
+    arrays.update(task.arrays())
+    summary = {"expectation": expectation, "backend": backend_name, "columns": list(model.columns),
+               "plot_columns": list(model.plot_columns)}
+    return ParticleSetup(cfg, model.kind, model, task, backend_name, backend, dtype, expectation, observer, points,
+                         train_set, arrays, summary)
+
+
+def snapshot_indices(cfg, T):
+    """Indices into the recording grid of the ``time.snapshots`` snapshot times (evenly spread)."""
+    K = min(cfg.time.snapshots, T)
+    return np.unique(np.round(np.linspace(0, T - 1, K)).astype(int)) if K else np.zeros(0, int)
+
+
+def stack_records(records):
+    """Stack observer dicts over time; records never reached (divergence) are NaN."""
+    first = next(r for r in records if r is not None)  # step 0 is always recorded
+    return {k: np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(np.shape(v), np.nan)
+                         for r in records])
+            for k, v in first.items()}
+
+
+def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
+    """Train ``train.seeds`` networks of each width, coupled to the limit's particles when asked."""
+    cfg, model = st.cfg, st.model
+    seed, dtype = cfg.run.seed, st.dtype
+    T = len(grid.t)
+    snap_idx = snapshot_indices(cfg, T)
+    S = cfg.train.seeds
+    widths = list(cfg.train.widths) if S > 0 else []
+    particles0 = limit.extra.get("particles0") if limit is not None else None
+    coupling = cfg.train.coupling
+    if coupling == "auto":
+        coupling = particles0 is not None and bool(widths) and max(widths) <= cfg.limit.particles
+    side = Side(summary={"coupling": bool(coupling)})
+    arrays = side.arrays
+    nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
+    f_nn = np.full((len(widths), S, T, st.points.shape[0]), np.nan)
+    if widths:
+        side.summary["seconds_train"] = {}
+    for wi, N in enumerate(widths):
+        if coupling:
+            drawn = [model.subsample(particles0, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)]
+            theta0 = np.stack([th for th, _ in drawn])
+            arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
+        else:
+            theta0 = np.stack([model.draw(seeding.stream(seed, "nn_init", N, s), N) for s in range(S)])
+        step, residency = sgd_step(cfg, model, st.backend, st.task, st.train_set,
+                                   [seeding.stream(seed, "nn_data", N, s) for s in range(S)], S, dtype,
+                                   log if wi == 0 else None)
+        t0 = time.perf_counter()
+        # np.unique keeps the steps increasing; repeated steps map back through `inv`
+        uniq, inv = np.unique(grid.steps_nn, return_inverse=True)
+        res = march(step, ParticleState(theta0.astype(dtype)), uniq, cfg.train.lr, st.observer,
+                    sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)
+        side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
+        rec = stack_records(res.records)
+        for k in nn:
+            nn[k][wi] = rec[k].T[:, inv]
+        f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
+        if len(snap_idx):
+            arrays[f"neurons_nn_N{N}"] = np.stack([res.snapshots.get(int(inv[i]), np.full_like(theta0, np.nan))
+                                                   for i in snap_idx])
+        if res.status != "completed":
+            side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
+                                  "message": res.message})
+            log(res.message)
+    if widths:
+        arrays["widths"] = np.asarray(widths, dtype=np.int64)
+        arrays["t_nn"] = grid.t_nn
+        primary = nn["risk_pop"] if np.any(np.isfinite(nn["risk_pop"])) else nn["risk_test"]
+        arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
+                      risk_nn_train=nn["risk_train"], f_nn=f_nn)
+    return side
+
+
+def final_metrics(arrays, widths):
+    """Summary numbers: the limit's final risk, each width's final seed-mean risk and sup-gap."""
+    m = {}
+    if "risk_mf" in arrays:
+        fin = arrays["risk_mf"][np.isfinite(arrays["risk_mf"])]
+        m["risk_mf_final"] = float(fin[-1]) if fin.size else float("nan")
+    if widths:
+        m["risk_nn_final_mean"] = {}
+        if "risk_mf" in arrays:
+            m["risk_gap_sup"] = {}
+        for i, N in enumerate(widths):
+            r = arrays["risk_nn"][i]
+            m["risk_nn_final_mean"][str(N)] = float(np.nanmean(r[:, -1])) if np.any(np.isfinite(r[:, -1])) else float("nan")
+            if "risk_mf" in arrays:
+                same = np.isclose(arrays["t"], arrays["t_nn"], rtol=1e-9, atol=1e-12)
+                gap = np.where(same, np.abs(np.nanmean(r, axis=0) - arrays["risk_mf"]), np.nan)
+                m["risk_gap_sup"][str(N)] = float(np.nanmax(gap)) if np.any(np.isfinite(gap)) else float("nan")
+    return m
