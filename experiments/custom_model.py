@@ -3,10 +3,19 @@
 Reference: G. Rotskoff, S. Jelassi, J. Bruna, E. Vanden-Eijnden, "Neuron birth-death
 dynamics accelerates gradient descent and converges asymptotically", ICML 2019.
 
-This file is the proof that a model written outside the package can run through the
-particle-model pipeline.  For now it holds only the mathematics, as side-effect-free,
-vectorised numpy functions; the model class that plugs into the protocol will be added
-below them later.
+This file is the proof that a model written outside the package runs through the same
+pipeline as the built-in networks, using the public API only (``meanfield.ParticleModel``,
+``meanfield.Task``, ``meanfield.ModelKind``, ``meanfield.Field``, ``meanfield.register_model``).
+It holds, in this order: the mathematics (side-effect-free vectorised numpy), the model as a
+particle model, its data and task, the model kind that builds them from a config
+(``model.kind = "gaussian_units"``; importing this file registers it, and ``model.plugin``
+pointing here lets ``meanfield run`` / ``meanfield plot`` import it from a config), and a study:
+
+    python experiments/custom_model.py [--quick] [--out DIR]
+
+runs the mean-field limit (many particles) beside networks of several widths with
+``meanfield.run``, draws the figures with ``meanfield plot``, and checks the closed-form initial
+risk and the N^(-1/2) approach of the finite widths (``results.md``).
 
 Model
 -----
@@ -66,6 +75,7 @@ the finite-difference checks of the first variation use.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -452,10 +462,194 @@ def expected_initial_energy(n, params: UnitsParams = DEFAULT):
     return C_f(params) + c2 * self_energy(params) / (2.0 * np.asarray(n, float))
 
 
+
+# ----------------------------------------------------------------------------------------
+# The model in the pipeline (public API of meanfield only)
+# ----------------------------------------------------------------------------------------
+import meanfield  # noqa: E402  (after the maths, which stays importable on its own)
+
+
+@dataclass(frozen=True)
+class UnitsTarget:
+    """The data of the Gaussian-units model: its L^2 target, with closed-form expectations."""
+
+    params: UnitsParams = DEFAULT
+
+
+class GaussianUnits(meanfield.ParticleModel):
+    """The Gaussian-units model as a particle model: columns [c, y], closed-form loss.
+
+    Parameters
+    ----------
+    params : UnitsParams
+    lr : (lambda_c, lambda_y), learning-rate multipliers (Lambda)
+    """
+
+    kind = "gaussian_units"
+    columns = ("c", "y")
+    plot_columns = ("y", "c")  # centres on the x axis, charges on the y axis
+
+    def __init__(self, params: UnitsParams = DEFAULT, lr=(1.0, 1.0)):
+        self.params = params
+        self.lr = tuple(float(v) for v in lr)
+
+    def output(self, backend, theta, x, mass=None):
+        """f(x; mu) at points x of shape (Q, 1): shape (..., Q)."""
+        return output(theta, np.asarray(x)[..., 0], mass, self.params)
+
+    def supports(self, data) -> str:
+        return "" if isinstance(data, UnitsTarget) else (
+            f"the Gaussian-units model has a closed-form L2 loss only, not expectations over {type(data).__name__}")
+
+    def risk_velocity(self, backend, theta, data, mass=None, velocity=True):
+        why = self.supports(data)
+        if why:
+            raise meanfield.UnsupportedData(why)
+        v = globals()["velocity"](theta, mass, self.lr, self.params) if velocity else None
+        return energy(theta, mass, self.params), v
+
+    def first_variation(self, backend, theta, data, mass=None):
+        why = self.supports(data)
+        if why:
+            raise meanfield.UnsupportedData(why)
+        return first_variation(theta, mass, self.params)
+
+    def draw(self, rng, n):
+        return draw_initial(rng, n, self.params)
+
+
+class UnitsTask(meanfield.Task):
+    """What the units are trained on: the target, as closed-form expectations (no samples).
+
+    f is recorded on an even grid of x covering the target's bumps.
+    """
+
+    d = 1
+    loss = "square"
+
+    def __init__(self, params: UnitsParams = DEFAULT, x_max: float = 4.0):
+        self.params = params
+        self.population = UnitsTarget(params)
+        self.x_max = x_max
+
+    def sample(self, rng, n, batch=()):
+        raise NotImplementedError("the Gaussian-units model is trained on its closed-form L2 loss and has no "
+                                  "samples: use train.algorithm = 'population_gd' and limit.expectation = "
+                                  "'analytic' (or 'auto')")
+
+    def test_set(self, rng, n):
+        return None
+
+    def eval_points(self, rng, n):
+        return np.linspace(-self.x_max, self.x_max, n)[:, None]
+
+    def arrays(self):
+        x = self.eval_points(None, 201)[:, 0]
+        return {"target_x": x, "target_f": target(x, self.params)}
+
+    def array_dims(self):
+        return {"target_x": ("target_point",), "target_f": ("target_point",)}
+
+
+F = meanfield.Field
+
+
+class GaussianUnitsKind(meanfield.ModelKind):
+    """``model.kind = "gaussian_units"`` and its own ``[model]`` keys."""
+
+    name = "gaussian_units"
+    doc = "1-D Gaussian units against a signed sum of Gaussians (Rotskoff et al. 2019)"
+    fields = {
+        "s": F("float", DEFAULT.s, "Width of each unit's Gaussian bump.", check=lambda v: v > 0, check_doc="> 0"),
+        "init_y": F("str", DEFAULT.init_y, "Law of the centres at t = 0.", choices=("uniform", "normal")),
+        "y_scale": F("float", DEFAULT.y_scale, "Half-width of the uniform law of the centres (or their std).",
+                     check=lambda v: v > 0, check_doc="> 0"),
+        "init_c": F("str", DEFAULT.init_c, "Law of the charges at t = 0 (both have mean 0 and variance 1).",
+                    choices=("rademacher", "normal")),
+        "lr_c": F("float", 1.0, "Learning-rate multiplier of the charges.", check=lambda v: v >= 0, check_doc=">= 0"),
+        "lr_y": F("float", 1.0, "Learning-rate multiplier of the centres.", check=lambda v: v >= 0, check_doc=">= 0"),
+    }
+
+    def check(self, c):
+        p = []
+        if c["limit"]["method"] not in ("particles", "none"):
+            p.append(f"limit.method = {c['limit']['method']!r}: the Gaussian-units model's limit is its particle "
+                     "flow; use limit.method = 'particles'")
+        if c["limit"]["expectation"] == "mc":
+            p.append("limit.expectation = 'mc': the Gaussian-units model has no samples, only its closed-form L2 "
+                     "loss; use 'analytic' or 'auto'")
+        if c["train"]["seeds"] > 0 and c["train"]["algorithm"] != "population_gd":
+            p.append(f"train.algorithm = {c['train']['algorithm']!r} needs samples; the Gaussian-units model is "
+                     "trained on its closed-form L2 loss: use 'population_gd'")
+        return p
+
+    def build(self, cfg):
+        m = cfg.model
+        params = UnitsParams(s=m.s, init_y=m.init_y, y_scale=m.y_scale, init_c=m.init_c)
+        return GaussianUnits(params, (m.lr_c, m.lr_y)), UnitsTask(params)
+
+
+KIND = meanfield.register_model(GaussianUnitsKind())
+
+
+# ----------------------------------------------------------------------------------------
+# The study: the limit beside finite widths, through meanfield.run and meanfield plot
+# ----------------------------------------------------------------------------------------
+def study_config(quick: bool = False) -> dict:
+    """The config of the study (independent networks, so their initial risk has the closed form)."""
+    return {
+        "run": {"name": "gaussian_units", "seed": 0, "backend": "numpy"},
+        "model": {"kind": "gaussian_units", "plugin": os.path.abspath(__file__)},
+        "limit": {"particles": 1024 if quick else 4096, "expectation": "analytic", "integrator": "rk4", "dt": 0.05},
+        "train": {"widths": [8, 32, 128] if quick else [8, 32, 128, 512], "seeds": 16 if quick else 32,
+                  "algorithm": "population_gd", "lr": 0.05, "coupling": False},
+        "time": {"t_max": 2.0 if quick else 10.0, "records": 20, "spacing": "log", "snapshots": 3},
+        "eval": {"n_points": 64},
+    }
+
+
+def initial_risk_check(res):
+    """Per width: the measured mean initial risk, its standard error and the closed form C_f + K(0)/(2n)."""
+    rows = []
+    for i, n in enumerate(res["widths"]):
+        r0 = res["risk_nn"][i, :, 0]
+        rows.append((int(n), float(r0.mean()), float(r0.std(ddof=1) / np.sqrt(r0.size)),
+                     float(expected_initial_energy(int(n)))))
+    return rows
+
+
+def approach_exponent(res, k=-1):
+    """Fitted slope of the RMS (over seeds and points) distance ||f_N - f_inf|| at record k against N."""
+    widths = np.asarray(res["widths"], float)
+    dev = res["f_nn"][:, :, k, :] - res["f_mf"][k][None, None, :]
+    rms = np.sqrt(np.mean(dev ** 2, axis=(1, 2)))
+    slope, intercept = np.polyfit(np.log(widths), np.log(rms), 1)
+    return float(slope), rms
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller run (about a minute on 2 cores)")
+    ap.add_argument("--out", default=os.path.join("runs", "custom_model"))
+    args = ap.parse_args(argv)
+    from meanfield.cli import main as cli
+
+    res = meanfield.run_to_dir(study_config(args.quick), args.out, overwrite=True, log=print)
+    assert cli(["plot", args.out]) == 0
+    lines = ["# Gaussian units (Rotskoff et al. 2019) through meanfield.run" + (" (quick mode: a smoke test)" if args.quick else ""),
+             "", f"C_f = {C_f():.6g}, K(0) = {self_energy():.6g}", "",
+             "| N | mean initial risk | s.e. | C_f + K(0)/(2N) |", "|---|---|---|---|"]
+    lines += [f"| {n} | {m:.5f} | {se:.5f} | {cf:.5f} |" for n, m, se, cf in initial_risk_check(res)]
+    slope, rms = approach_exponent(res)
+    lines += ["", f"RMS ||f_N - f_inf|| at t = {res['t'][-1]:g}: " + ", ".join(f"{v:.3g}" for v in rms),
+              f"fitted exponent: {slope:.3f} (theory -1/2)",
+              f"limit risk: {res['risk_mf'][0]:.5f} at t = 0 -> {res['risk_mf'][-1]:.5f} at t = {res['t'][-1]:g}"]
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
-    rng = np.random.default_rng(0)
-    print(f"C_f = {C_f():.12g}, K(0) = {self_energy():.12g}")
-    for n in (2, 8, 32):
-        e = energy(draw_initial(rng, n, size=(4000,)))
-        print(f"n={n:3d}  E[E_n(0)] closed form {expected_initial_energy(n):.6f}  "
-              f"Monte Carlo {e.mean():.6f} +- {e.std(ddof=1) / np.sqrt(e.size):.6f}")
+    main()

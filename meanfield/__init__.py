@@ -6,10 +6,24 @@ Quick use::
     cfg = meanfield.Config.from_dict({"task": {"d": 20}, "train": {"widths": [64, 256]}})
     result = meanfield.run(cfg)
     result["risk_mf"], result["risk_nn"]
+
+Extending it (the public API a model written outside the package uses; see
+``experiments/custom_model.py``): subclass :class:`ParticleModel` (the model) and :class:`Task`
+(its data), describe how a config builds them with a :class:`ModelKind` (its extra ``[model]``
+keys as :class:`Field`), and :func:`register_model` it; a new infinite-width method is a
+:class:`LimitMethod` given to :func:`register_limit_method`.
 """
-from .config import Config, ConfigError, load as load_config
+from solvers.models import ParticleModel, Samples, UnsupportedData
+from solvers.state import ParticleState
+
+from .config import Config, ConfigError, Field
+from .config import load as load_config
+from .core.registry import LimitMethod, ModelKind, Side, register_limit_method, register_model
 from .run import Result, load, run, run_to_dir
+from .tasks import Task
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Result", "load", "load_config", "run", "run_to_dir", "__version__"]
+__all__ = ["Config", "ConfigError", "Field", "Result", "load", "load_config", "run", "run_to_dir", "__version__",
+           "ParticleModel", "Samples", "UnsupportedData", "ParticleState", "Task", "ModelKind", "register_model",
+           "LimitMethod", "register_limit_method", "Side"]

@@ -403,7 +403,9 @@ def _cross_checks(c, base_dir, given=None):
     kind = MODEL_KINDS[model["kind"]]
     if model["kind"] != "network":
         given_model = (given or {}).get("model", {}) if isinstance((given or {}).get("model", {}), dict) else {}
-        foreign = [k for k in given_model if k in SCHEMA["model"] and k not in ("kind", "plugin")]
+        # a resolved config.toml lists every key at its default: only a changed network option is a mistake
+        foreign = [k for k in given_model if k in SCHEMA["model"] and k not in ("kind", "plugin")
+                   and given_model[k] != SCHEMA["model"][k].default]
         if foreign:
             p.append(f"model.{foreign[0]} is an option of the built-in network, not of model.kind = "
                      f"{model['kind']!r} (its keys: {', '.join(sorted(kind.fields)) or 'none'})")

@@ -14,7 +14,7 @@ r"""Convergence and fluctuation figures of a run (beyond the risk curves of :mod
   ``meanfield plot``).
 
 Every function takes analysis objects from :mod:`meanfield.analysis.runs` or a
-:class:`meanfield.Result` and uses :func:`meanfield.plot.style`.
+:class:`meanfield.Result` and uses :func:`meanfield.viz.style`.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ import os
 import numpy as np
 
 from .analysis.fitting import fit_power_law
-from .plot import style
+from .twolayer.plot import cloud_axes
+from .viz import colors as _viz_colors
+from .viz import style
 
 __all__ = [
     "plot_power_laws",
@@ -38,8 +40,7 @@ __all__ = [
 
 
 def _colors(plt, n):
-    cmap = plt.get_cmap("viridis")
-    return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
+    return _viz_colors(plt, n)
 
 
 def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=None):
@@ -190,19 +191,11 @@ def plot_variance_scaling(fl, ax=None, n_times=3, which="f"):
     return ax
 
 
-def _cloud_xy(th, d, planar):
-    if planar:
-        return th[:, 1], th[:, 2]
-    return np.linalg.norm(th[:, 1:1 + d], axis=1), th[:, 0]
-
-
 def _cloud_setup(res):
     a = res.arrays
     if "snap_t" not in a or a["snap_t"].size == 0 or "particles_mf" not in a:
         raise ValueError("needs snapshots of the limit (time.snapshots >= 1)")
-    d = a["x_eval"].shape[1]
-    planar = d == 2 and not res.config.model.bias
-    return a, d, planar
+    return a, cloud_axes(res)
 
 
 def plot_clouds(res, fig=None, max_points=3000, seed_index=0):
@@ -211,24 +204,25 @@ def plot_clouds(res, fig=None, max_points=3000, seed_index=0):
     :math:`d = 2` without bias: the plane of :math:`w`; otherwise :math:`(|w_i|, a_i)`.
     """
     plt = style()
-    a, d, planar = _cloud_setup(res)
+    a, ca = _cloud_setup(res)
+    planar = ca.planar
     K = a["snap_t"].size
     widths = [int(n) for n in a.get("widths", [])]
     cols = _colors(plt, len(widths))
     fig = fig or plt.figure(figsize=(3.2 * K, 3.3))
     axes = fig.subplots(1, K, sharex=True, sharey=True, squeeze=False)[0]
     for k, ax in enumerate(axes):
-        x, y = _cloud_xy(a["particles_mf"][k][:max_points], d, planar)
+        x, y = ca.xy(a["particles_mf"][k][:max_points])
         ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit")
         for i, N in enumerate(widths):
-            x, y = _cloud_xy(a[f"neurons_nn_N{N}"][k, seed_index], d, planar)
+            x, y = ca.xy(a[f"neurons_nn_N{N}"][k, seed_index])
             ax.scatter(x, y, s=9, facecolors="none", edgecolors=[cols[i]], lw=0.6, label=f"N = {N}")
         if planar and "teacher_w" in a:
             tw = a["teacher_w"]
             ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=140, c="gold", edgecolors="k", zorder=5, label="teacher")
         ax.set_title(f"t = {a['snap_t'][k]:.3g}")
-        ax.set_xlabel("$w_1$" if planar else r"$|w_i|$")
-    axes[0].set_ylabel("$w_2$" if planar else "$a_i$")
+        ax.set_xlabel(ca.labels[0])
+    axes[0].set_ylabel(ca.labels[1])
     axes[-1].legend(fontsize=6, loc="best")
     return fig
 
@@ -242,13 +236,14 @@ def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     plt = style()
-    a, d, planar = _cloud_setup(res)
+    a, ca = _cloud_setup(res)
+    planar = ca.planar
     K = a["snap_t"].size
     widths = [int(n) for n in a.get("widths", [])]
     P = a["particles_mf"][:, :max_points]
     nn = a[f"neurons_nn_N{widths[-1]}"][:, seed_index] if widths else None
-    xy = [_cloud_xy(P[k], d, planar) for k in range(K)]
-    xy_nn = [_cloud_xy(nn[k], d, planar) for k in range(K)] if nn is not None else None
+    xy = [ca.xy(P[k]) for k in range(K)]
+    xy_nn = [ca.xy(nn[k]) for k in range(K)] if nn is not None else None
     allx = np.concatenate([u for u, _ in xy] + ([u for u, _ in xy_nn] if xy_nn else []))
     ally = np.concatenate([v for _, v in xy] + ([v for _, v in xy_nn] if xy_nn else []))
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
@@ -257,8 +252,8 @@ def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
     pad_x, pad_y = 0.1 * (hi_x - lo_x + 1e-12), 0.1 * (hi_y - lo_y + 1e-12)
     ax.set_xlim(lo_x - pad_x, hi_x + pad_x)
     ax.set_ylim(lo_y - pad_y, hi_y + pad_y)
-    ax.set_xlabel("$w_1$" if planar else r"$|w_i|$")
-    ax.set_ylabel("$w_2$" if planar else "$a_i$")
+    ax.set_xlabel(ca.labels[0])
+    ax.set_ylabel(ca.labels[1])
     if planar and "teacher_w" in a:
         tw = a["teacher_w"]
         ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=140, c="gold", edgecolors="k", zorder=5, label="teacher")

@@ -90,7 +90,8 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     summary["seconds_total"] = time.perf_counter() - t_start
     summary["versions"] = versions()
     summary["provenance"] = provenance(summary.get("backend"))
-    summary["dims"] = {k: dims_of(k) for k in arrays}
+    declared = summary.pop("task_dims", {}) or {}
+    summary["dims"] = {k: declared.get(k) or dims_of(k) for k in arrays}
     return Result(arrays, summary, cfg)
 
 

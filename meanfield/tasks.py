@@ -53,6 +53,10 @@ class Task(abc.ABC):
         """Arrays describing the task that a result should carry (e.g. a teacher)."""
         return {}
 
+    def array_dims(self) -> dict:
+        """Dimension names of :meth:`arrays` that :mod:`meanfield.core.result` does not declare."""
+        return {}
+
 
 @dataclass
 class TeacherStudent(Task):

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from ..plot import style
+from ..viz import style
 
 __all__ = ["is_deep_result", "plot_loss", "plot_outputs", "plot_kernels", "plot_alignment", "plot_deep_dir"]
 

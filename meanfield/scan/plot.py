@@ -95,7 +95,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
     Returns ``(fig, fits)`` with ``fits`` a list of dicts (panel, hue, slope, slope_se, intercept).
     """
-    from ..plot import style
+    from ..viz import style
 
     plt = style()
     t = col.table
@@ -157,7 +157,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
 def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=False, fit=False, out=None):
     """Write ``DIR/scan_<y>_vs_<x>.<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
-    from ..plot import style
+    from ..viz import style
 
     x, y = x or "width", y or "risk_gap"
     col = collect(path, trajectories=False)

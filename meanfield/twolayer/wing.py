@@ -74,7 +74,7 @@ def setup(cfg, log) -> ParticleSetup:
     arrays = {"x_eval": points}
     arrays.update(task.arrays())
     summary = {"expectation": expectation, "backend": backend_name, "columns": list(model.columns),
-               "plot_columns": list(model.plot_columns)}
+               "plot_columns": list(model.plot_columns), "task_dims": task.array_dims()}
     return ParticleSetup(cfg, model.kind, model, task, backend_name, backend, dtype, expectation, observer, points,
                          train_set, arrays, summary)
 

@@ -1,0 +1,154 @@
+"""Figures of a particle-model run: risk curves (limit against each width, with seed bands) and
+particle snapshots, laid out by the particles' *named columns* (``summary["columns"]``).
+
+For the two-layer network (columns ``a``, ``w[0..d)``, ``(b)``): d = 2 without bias, the weight
+vectors in the plane; otherwise the (‖w_i‖, a_i) plane. For any other particle model, the two
+columns it names in ``plot_columns``. Nothing here knows a column's position.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..viz import style
+
+__all__ = ["plot_risk", "plot_particles", "CloudAxes", "cloud_axes", "columns_of"]
+
+
+def columns_of(res) -> list:
+    """The particle column names of a result (older two-layer results: rebuilt from the config)."""
+    cols = res.summary.get("columns")
+    if cols:
+        return list(cols)
+    d = res.arrays["x_eval"].shape[1]
+    return ["a"] + [f"w[{j}]" for j in range(d)] + (["b"] if res.config.model.bias else [])
+
+
+class CloudAxes:
+    """How a particle cloud is drawn: ``xy(theta) -> (x, y)`` and the axis labels.
+
+    ``planar``: the two-layer weight plane (teacher neurons are drawn there); ``sign``: the column
+    whose sign colours the limit's particles in the plane (``a``), or None.
+    """
+
+    def __init__(self, columns, plot_columns=None):
+        self.columns = list(columns)
+        idx = {c: i for i, c in enumerate(self.columns)}
+        w = [i for c, i in idx.items() if c.startswith("w[")]
+        self.sign = None
+        if "a" in idx and w:  # the two-layer network
+            a = idx["a"]
+            self.planar = len(w) == 2 and "b" not in idx
+            if self.planar:
+                self.sign = a
+                self._xy = lambda th: (th[:, w[0]], th[:, w[1]])
+                self.labels = ("$w_1$", "$w_2$")
+            else:
+                self._xy = lambda th: (np.linalg.norm(th[:, w], axis=1), th[:, a])
+                self.labels = (r"$\|w_i\|$", "$a_i$")
+        else:
+            cx, cy = (plot_columns or self.columns[:2])[:2]
+            ix, iy = idx[cx], idx[cy]
+            self.planar = False
+            self._xy = lambda th: (th[:, ix], th[:, iy])
+            self.labels = (f"${cx}$", f"${cy}$")
+
+    def xy(self, theta):
+        return self._xy(np.asarray(theta))
+
+
+def cloud_axes(res) -> CloudAxes:
+    """The :class:`CloudAxes` of a result, from its stored column names."""
+    return CloudAxes(columns_of(res), res.summary.get("plot_columns"))
+
+
+def _widths(res):
+    return [int(n) for n in res.arrays.get("widths", [])]
+
+
+def plot_risk(res, ax=None, band="std"):
+    """Risk against mean-field time: the limit as a black line, each width's seed mean with a band.
+
+    ``band``: 'std' (mean ± one standard deviation across seeds) or 'minmax'. Log–log axes
+    (t = 0 is drawn at the first positive recording time's left edge by a symlog-free choice:
+    it is omitted on the log axis).
+    """
+    plt = style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.8))
+    a = res.arrays
+    t = a["t"]
+    pos = t > 0
+    widths = _widths(res)
+    cmap = plt.get_cmap("viridis")
+    for i, N in enumerate(widths):
+        r = a["risk_nn"][i]
+        tt = a["t_nn"]
+        m = np.nanmean(r, axis=0)
+        if band == "minmax":
+            lo, hi = np.nanmin(r, axis=0), np.nanmax(r, axis=0)
+        else:
+            s = np.nanstd(r, axis=0)
+            lo, hi = m - s, m + s
+        c = cmap(i / max(1, len(widths) - 1) * 0.9)
+        ax.plot(tt[pos], m[pos], color=c, label=f"N = {N} (mean of {r.shape[0]})")
+        ax.fill_between(tt[pos], np.maximum(lo[pos], 1e-300), hi[pos], color=c, alpha=0.2, lw=0)
+    if "risk_mf" in a:
+        ax.plot(t[pos], a["risk_mf"][pos], color="k", lw=2.2, label="mean-field limit")
+    ax.set_xscale("log")
+    if np.nanmin(np.concatenate([a.get("risk_mf", np.ones(1)).ravel(), a.get("risk_nn", np.ones(1)).ravel()])) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("mean-field time t")
+    which = "population" if res.summary.get("expectation") == "analytic" or np.any(np.isfinite(a.get("risk_nn_pop", np.nan))) else "test"
+    ax.set_ylabel(f"{which} risk")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_particles(res, fig=None, max_points=4000):
+    """Particle snapshots at the snapshot times (axes by column name, see :class:`CloudAxes`).
+
+    Grey: the limit's particles (in the two-layer weight plane: colour = sign of a_i, size ∝ |a_i|,
+    teacher neurons as stars); circles: the neurons of the widest network's first seed.
+    """
+    plt = style()
+    a = res.arrays
+    if "snap_t" not in a or a["snap_t"].size == 0:
+        raise ValueError("this run recorded no snapshots (time.snapshots = 0)")
+    K = len(a["snap_t"])
+    ca = cloud_axes(res)
+    planar = ca.planar
+    fig = fig or plt.figure(figsize=(3.2 * K, 3.2))
+    axes = fig.subplots(1, K, sharex=True, sharey=True, squeeze=False)[0]
+    widths = _widths(res)
+    nn = a.get(f"neurons_nn_N{widths[-1]}") if widths else None
+    for k, ax in enumerate(axes):
+        P = a["particles_mf"][k][:max_points]
+        x, y = ca.xy(P)
+        if planar:
+            s = P[:, ca.sign]
+            ax.scatter(x, y, s=4 + 30 * np.abs(s) / (np.abs(s).max() + 1e-12),
+                       c=np.where(s > 0, "tab:red", "tab:blue"), alpha=0.35, lw=0, label="limit")
+        else:
+            ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit particles")
+        if nn is not None:
+            x2, y2 = ca.xy(nn[k][0])
+            ax.scatter(x2, y2, s=10, facecolors="none", edgecolors="k", lw=0.6, label=f"N = {widths[-1]}, seed 0")
+        if planar and "teacher_w" in a:
+            tw = a["teacher_w"]
+            if res.config.model.activation == "relu":
+                # relu is positively homogeneous: a neuron is identified only up to a*|w|, so the
+                # particles gather on the rays through the teacher neurons
+                for v in tw:
+                    r = 10 * v / np.linalg.norm(v)
+                    ax.plot([0, r[0]], [0, r[1]], ls="--", c="goldenrod", lw=0.8, zorder=1)
+            ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="teacher")
+        ax.set_title(f"t = {a['snap_t'][k]:.3g}")
+        if planar:
+            allp = np.stack([np.column_stack(ca.xy(p[:max_points])) for p in a["particles_mf"]])
+            lim = np.nanpercentile(np.abs(allp), 99.5) * 1.1
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+        ax.set_xlabel(ca.labels[0])
+    axes[0].set_ylabel(ca.labels[1])
+    axes[-1].legend(fontsize=7, loc="best")
+    return fig
