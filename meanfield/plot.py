@@ -19,6 +19,18 @@ _STYLE = {
 }
 
 
+def _gathers_on_rays(activation) -> bool:
+    """Whether neurons (a, w) are identified only up to (a/l, l w), l > 0, but not up to sign.
+
+    True for positively homogeneous activations that are not odd (relu); an odd one (linear)
+    also identifies (a, w) with (-a, -w), so there is no ray to draw.
+    """
+    from solvers.activations import get_activation
+
+    act = get_activation(activation)
+    return act.homogeneous and not act.odd
+
+
 def style():
     """Import pyplot (Agg) with the project's style applied; returns the pyplot module."""
     import matplotlib
@@ -113,9 +125,9 @@ def plot_particles(res, fig=None, max_points=4000):
             ax.scatter(x2, y2, s=10, facecolors="none", edgecolors="k", lw=0.6, label=f"N = {widths[-1]}, seed 0")
         if planar and "teacher_w" in a:
             tw = a["teacher_w"]
-            if res.config.model.activation == "relu":
-                # relu is positively homogeneous: a neuron is identified only up to a*|w|, so the
-                # particles gather on the rays through the teacher neurons
+            if _gathers_on_rays(res.config.model.activation):
+                # a positively homogeneous, non-odd activation (relu) identifies a neuron only up
+                # to a*|w|, so the particles gather on the rays through the teacher neurons
                 for v in tw:
                     r = 10 * v / np.linalg.norm(v)
                     ax.plot([0, r[0]], [0, r[1]], ls="--", c="goldenrod", lw=0.8, zorder=1)
