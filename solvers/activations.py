@@ -29,10 +29,13 @@ Adding an activation
    instead of quadrature. ``tests/test_activations.py`` checks every registered closed form
    against Monte Carlo.
 3. **Fast implementations per target, optional**: a compiled backend declares its operations
-   (:func:`register_operation`, next to its kernels) and finds an activation's implementation
-   with :func:`implementation`. For numba and CUDA kernels an implementation is the integer code
-   of a kernel branch: add the branch, add its code to the operation's ``codes``, then
-   ``register_implementation("softplus", "numba", "act_d1", 4)``. Declared operations:
+   (:func:`register_operation`) and registers the built-in implementations next to the kernels
+   that use them (``_approx.py``, ``numba_backend.py``, ``cuda_backend.py``, ``cuda_flow.py``);
+   at run time it asks :func:`implementation` once per call. For numba and CUDA kernels an
+   implementation is the integer code of a kernel branch: add the branch, add its code to the
+   operation's ``codes`` (registration refuses a code without one), then e.g.
+   ``register_implementation("softplus", "numba", "act_d1", 4)`` — one ``act_d1`` branch gives
+   the numba Monte Carlo kernels and the deep fused step at once. Declared operations:
 
    ======  ==========  ================================================================
    target  operation   implementation
@@ -47,6 +50,10 @@ Adding an activation
 
    An activation without an implementation is refused by that backend with an error naming the
    activation, the target and the operation (use the ``numpy`` backend, or register one).
+
+Registrations live in the process that makes them (a registry, not a plugin system): spawned
+scan workers and the command line know the activations registered when ``solvers`` is imported,
+so an activation meant for them belongs in this module.
 
 Built-in activations
 --------------------
