@@ -50,9 +50,13 @@ class Field:
     type: str  # 'int', 'float', 'bool', 'str', 'int_list', 'bool_or_auto', 'float_or_auto'
     default: Any
     doc: str
-    choices: tuple = ()
+    choices: tuple | Callable[[], tuple] = ()  # a callable is read at validation (a live registry)
     check: Callable[[Any], bool] | None = None
     check_doc: str = ""
+
+    def options(self) -> tuple:
+        """The allowed values (empty: any value of the type)."""
+        return tuple(self.choices()) if callable(self.choices) else self.choices
 
 
 def _pos(v):
@@ -67,7 +71,16 @@ def _ge1(v):
     return v >= 1
 
 
-ACTIVATIONS = ("linear", "relu", "erf", "tanh")
+def _activations() -> tuple:
+    """The registered activations (:mod:`solvers.activations`): registering one makes it valid here."""
+    from solvers.activations import names
+
+    return names()
+
+
+def _teacher_activations() -> tuple:
+    return ("same",) + _activations()
+
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "run": {
@@ -86,7 +99,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "d": Field("int", 10, "Input dimension (read from the file for a dataset).", check=_ge1, check_doc=">= 1"),
         "teacher_width": Field("int", 4, "Teacher units k (teacher_student).", check=_ge1, check_doc=">= 1"),
         "teacher_activation": Field("str", "same", "Teacher activation ('same' = the student's).",
-                                    choices=("same",) + ACTIVATIONS),
+                                    choices=_teacher_activations),
         "teacher_init": Field("str", "orthonormal", "Teacher neurons: orthonormal unit vectors (needs k <= d) or "
                               "Gaussian N(0, I/d).", choices=("orthonormal", "gaussian")),
         "teacher_a": Field("str", "ones", "Teacher output weights: all ones or standard Gaussian; the teacher is "
@@ -103,7 +116,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "are then allowed; see experiments/custom_model.py)."),
         "plugin": Field("str", "", "Python file (or module name) imported before validation, to register "
                         "model.kind (a path relative to the config file)."),
-        "activation": Field("str", "erf", "Activation sigma; erf means erf(z/sqrt 2).", choices=ACTIVATIONS),
+        "activation": Field("str", "erf", "Activation sigma; erf means erf(z/sqrt 2).", choices=_activations),
         "alpha": Field("float", 1.0, "Output scale alpha: f = (alpha/N) sum_i a_i sigma(w_i.x + b_i); 1 is mean "
                        "field, large alpha the lazy regime.", check=_pos, check_doc="> 0"),
         "bias": Field("bool", False, "Whether neurons have a bias b_i."),
@@ -320,9 +333,10 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
                     problems.append(f"{sec}.{key} must be finite, got {v}")
                     out[key] = f.default
                     continue
-            if f.choices and v not in f.choices:
-                problems.append(f"{sec}.{key} = {v!r} is not allowed{_suggest(str(v), f.choices)}; choose one of "
-                                f"{', '.join(map(repr, f.choices))}")
+            choices = f.options()
+            if choices and v not in choices:
+                problems.append(f"{sec}.{key} = {v!r} is not allowed{_suggest(str(v), choices)}; choose one of "
+                                f"{', '.join(map(repr, choices))}")
             elif f.check is not None and not f.check(v):
                 problems.append(f"{sec}.{key} = {v!r} is out of range: must be {f.check_doc}")
             out[key] = v
@@ -585,7 +599,7 @@ def reference_markdown() -> str:
     for sec, fields in SCHEMA.items():
         out.append(f"**[{sec}]**\n\n| key | type | default | meaning |\n|---|---|---|---|")
         for key, f in fields.items():
-            extra = f" One of {', '.join(map(str, f.choices))}." if f.choices else ""
+            extra = f" One of {', '.join(map(str, f.options()))}." if f.options() else ""
             rng = f" ({f.check_doc})" if f.check_doc else ""
             out.append(f"| `{key}` | {f.type} | `{_toml_value(f.default)}` | {f.doc}{extra}{rng} |")
         out.append("")

@@ -2,6 +2,6 @@
 
 Knows nothing of configs, files or the command line: arrays in, arrays out.
 """
-from . import gaussian
+from . import activations, gaussian
 
-__all__ = ["gaussian"]
+__all__ = ["activations", "gaussian"]

@@ -192,14 +192,19 @@ def test_mc_chunking(nb):
             assert rel(p, q) <= 1e-12
 
 
-def test_unknown_mc_activation_falls_back(nb, monkeypatch):
-    from solvers import gaussian
+def test_activation_without_numba_code_is_refused(nb):
+    """A registered activation without a numba implementation is refused (no silent fallback)."""
+    from solvers import activations
 
-    act = gaussian.Activation("cube", lambda z: z**3, lambda z: 3 * z**2, lambda z: 6 * z, False, True)
-    monkeypatch.setitem(gaussian.ACTIVATIONS, "cube", act)
-    rng = np.random.default_rng(5)
-    x, w, a = rng.standard_normal((6, 2)), rng.standard_normal((4, 2)), rng.standard_normal(4)
-    assert rel(nb.mc_forward("cube", x, w, None, a, 1.0), REF.mc_forward("cube", x, w, None, a, 1.0)) == 0.0
+    activations.register_activation("cube", lambda z: z**3, lambda z: 3 * z**2, lambda z: 6 * z, odd=True)
+    try:
+        rng = np.random.default_rng(5)
+        x, w, a = rng.standard_normal((6, 2)), rng.standard_normal((4, 2)), rng.standard_normal(4)
+        with pytest.raises(activations.MissingImplementation, match="'cube' has no numba implementation of act_d1"):
+            nb.mc_forward("cube", x, w, None, a, 1.0)
+        assert REF.mc_forward("cube", x, w, None, a, 1.0).shape == (6,)
+    finally:
+        activations.unregister_activation("cube")
 
 
 def _population(d, rng):

@@ -24,11 +24,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from solvers.particles.backends._approx import ACT_CODES, act_d1, like
+from solvers.activations import implementation
+from solvers.particles.backends._approx import act_d1, like
 
-__all__ = ["ACT_CODES", "fused_velocity"]
+__all__ = ["activation_code", "fused_velocity"]
 
 KFLAGS = {"nsz", "contract"}
+
+
+def activation_code(activation: str) -> int:
+    """The activation's code of ``act_d1`` (the registry's numba ``act_d1`` implementation).
+
+    Raises :class:`solvers.activations.MissingImplementation` for an activation without one.
+    """
+    return implementation(activation, "numba", "act_d1")
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
@@ -141,7 +150,7 @@ def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef
 
     Parameters
     ----------
-    code : activation code (:data:`ACT_CODES`)
+    code : activation code of ``act_d1`` (:func:`activation_code`)
     theta : (S, n_params) C-contiguous, float64 or float32
     offsets : (L+2,) int64 group offsets
     X : (Sx, P, D), y : (Sy, P), Sx, Sy ∈ {1, S}; cast to the dtype of theta

@@ -206,7 +206,7 @@ class DeepNet:
 
     Parameters
     ----------
-    activation : {'linear', 'relu', 'erf', 'tanh'}  (erf means erf(z/√2))
+    activation : str, a registered activation (:mod:`solvers.activations`; erf means erf(z/√2))
     D : int, input dimension
     N : int, width of every hidden layer
     L : int, number of hidden layers (≥ 1; L = 1 dispatches to :class:`solvers.particles.TwoLayer`)
@@ -240,9 +240,9 @@ class DeepNet:
             self.two_layer = None
         self.fused_code = None
         if self.L >= 2 and getattr(self.backend, "name", None) == "numba":
-            from ._fused import ACT_CODES
+            from ._fused import activation_code
 
-            self.fused_code = ACT_CODES.get(activation)
+            self.fused_code = activation_code(activation)  # refuses an activation without numba code
         sizes = [self.N * self.D] + [self.N * self.N] * (self.L - 1) + [self.N]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 

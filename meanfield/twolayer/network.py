@@ -23,8 +23,9 @@ def two_layer_model(cfg, d: int) -> TwoLayer:
 
 def analytic_obstacles(c: dict) -> list:
     """Why closed-form population expectations are impossible for config data ``c`` ([] if possible)."""
-    from solvers.gaussian import CLOSED_FORM
+    from solvers.activations import closed_form_names
 
+    CLOSED_FORM = closed_form_names()
     task, model = c["task"], c["model"]
     teacher_act = model["activation"] if task["teacher_activation"] == "same" else task["teacher_activation"]
     why = []

@@ -14,6 +14,18 @@ from ..viz import style
 __all__ = ["plot_risk", "plot_particles", "CloudAxes", "cloud_axes", "columns_of"]
 
 
+def _gathers_on_rays(activation) -> bool:
+    """Whether neurons (a, w) are identified only up to (a/l, l w), l > 0, but not up to sign.
+
+    True for positively homogeneous activations that are not odd (relu); an odd one (linear)
+    also identifies (a, w) with (-a, -w), so there is no ray to draw.
+    """
+    from solvers.activations import get_activation
+
+    act = get_activation(activation)
+    return act.homogeneous and not act.odd
+
+
 def columns_of(res) -> list:
     """The particle column names of a result (older two-layer results: rebuilt from the config)."""
     cols = res.summary.get("columns")
@@ -135,9 +147,9 @@ def plot_particles(res, fig=None, max_points=4000):
             ax.scatter(x2, y2, s=10, facecolors="none", edgecolors="k", lw=0.6, label=f"N = {widths[-1]}, seed 0")
         if planar and "teacher_w" in a:
             tw = a["teacher_w"]
-            if res.config.model.activation == "relu":
-                # relu is positively homogeneous: a neuron is identified only up to a*|w|, so the
-                # particles gather on the rays through the teacher neurons
+            if _gathers_on_rays(res.config.model.activation):
+                # e.g. relu: positively homogeneous, so a neuron is identified only up to a*|w|, and
+                # the particles gather on the rays through the teacher neurons
                 for v in tw:
                     r = 10 * v / np.linalg.norm(v)
                     ax.plot([0, r[0]], [0, r[1]], ls="--", c="goldenrod", lw=0.8, zorder=1)

@@ -18,7 +18,8 @@ At :math:`t=0` and :math:`N\to\infty` (DMFT.md §5d)
 
 There is no factor 2 (as in He-initialised NTK conventions): weights are :math:`N(0,1)` and every
 layer divides by :math:`\sqrt{\text{fan-in}}`. The pairwise Gaussian integrals come from
-:mod:`solvers.gaussian` (closed forms for linear/relu/erf, tensor Gauss–Hermite for tanh).
+:mod:`solvers.activations` (an activation's closed forms where it has them, as linear/relu/erf;
+otherwise tensor Gauss–Hermite quadrature, as for tanh).
 
 As :math:`\gamma_0\to0` the kernels freeze and the outputs follow the kernel flow. On the grid
 :math:`t_k = k\,dt` the discrete DMFT reduces exactly to the forward-Euler flow
@@ -75,11 +76,17 @@ class InitKernels:
 
 
 def _pair_expectation(act, which, Q):
-    """E[a(u)a(v)] for all pairs of a Gaussian vector with covariance Q; a = act.fn or act.d1."""
+    """E[a(u)a(v)] for all pairs of a Gaussian vector with covariance Q; a = act.fn or act.d1.
+
+    The activation's closed form (``kernel_and_grad`` for fn, ``dkernel`` for d1) when it has
+    one, otherwise tensor Gauss–Hermite quadrature of ``a``.
+    """
     q = np.diag(Q)
-    if act.closed_form:
-        fn = gaussian.kernel if which == "fn" else gaussian.dkernel
-        out = fn(act.name, q[:, None], q[None, :], Q)
+    closed = act.kernel_and_grad if which == "fn" else act.dkernel
+    if closed is not None:
+        out = closed(q[:, None], q[None, :], Q)
+        if which == "fn":
+            out = out[0]
     else:
         f = act.fn if which == "fn" else act.d1
         out = np.empty_like(Q)
@@ -97,8 +104,9 @@ def init_kernels(X, L: int, activation: str = "tanh") -> InitKernels:
         All points (train and test); ``Phi[0] = X X^T / D``.
     L : int
         Number of hidden layers (≥ 1).
-    activation : {'linear', 'relu', 'erf', 'tanh'}
-        ``erf`` means :math:`\mathrm{erf}(z/\sqrt2)`.
+    activation : str
+        A registered activation (:mod:`solvers.activations`); ``erf`` means
+        :math:`\mathrm{erf}(z/\sqrt2)`.
 
     Returns
     -------

@@ -102,24 +102,29 @@ F_ESTIMATORS = ("pathwise", "stein", "empirical")
 
 
 def check_supported(activation: str, L: int, f_estimator: str = "auto") -> str:
-    """Validate the (activation, depth, output estimator) combination; return the estimator used."""
+    """Validate the (activation, depth, output estimator) combination; return the estimator used.
+
+    Decided by the activation's declared smoothness (:attr:`Activation.smooth`), not its name: for
+    an activation whose second derivative has a Dirac part (relu) the pathwise estimators are
+    biased, so only L = 1 with the Stein output term is accepted.
+    """
     act = gaussian.get_activation(activation)
     if L < 1:
         raise ValueError(f"need at least one hidden layer, got L={L}")
-    if activation == "relu" and L >= 2:
+    if not act.smooth and L >= 2:
         raise ValueError(
-            "relu with L >= 2 hidden layers is not supported: the response functions are estimated by "
-            "pathwise (tangent) derivatives, and relu's second derivative is a Dirac delta, so the "
-            "pathwise estimator silently drops the delta(h)*z terms of B and of dh/dr (a biased answer, "
-            "DMFT.md §3.3). No causal, well-conditioned Stein estimator is implemented and validated. "
+            f"{activation} with L >= 2 hidden layers is not supported: the response functions are estimated "
+            f"by pathwise (tangent) derivatives, and {activation}'s second derivative is a Dirac delta (it has a "
+            "kink), so the pathwise estimator silently drops the delta(h)*z terms of B and of dh/dr (a biased "
+            "answer, DMFT.md §3.3). No causal, well-conditioned Stein estimator is implemented and validated. "
             "Use L = 1 (exact Stein output term), or a smooth activation (tanh, erf)."
         )
     if f_estimator == "auto":
-        return "stein" if act.name == "relu" else "pathwise"
+        return "pathwise" if act.smooth else "stein"
     if f_estimator not in F_ESTIMATORS:
         raise ValueError(f"unknown f_estimator {f_estimator!r}; choose one of {F_ESTIMATORS} or 'auto'")
-    if f_estimator == "pathwise" and act.name == "relu":
-        raise ValueError("the pathwise output term is biased for relu (phi'' is a Dirac delta); "
+    if f_estimator == "pathwise" and not act.smooth:
+        raise ValueError(f"the pathwise output term is biased for {activation} (phi'' is a Dirac delta); "
                          "use f_estimator='stein'")
     return f_estimator
 
@@ -248,7 +253,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
     L : int, hidden layers;  gamma0 : float, feature-learning strength (≠ 0; use
         :func:`~solvers.dmft.ntk.solve_ntk` for γ₀ = 0)
     dt : float, GD step (time advanced per step);  T : int, number of steps
-    activation : {'tanh', 'erf', 'linear', 'relu'} (relu only with L = 1)
+    activation : str, a registered activation (one that is not smooth, as relu, only with L = 1)
     X_test : (Q, D), optional extra points that carry no loss
     n_samples : int, Monte Carlo samples S per layer (default 8000, or the size of ``u1``/``rL``)
     n_tangent : int, samples used for the response tangents (≤ n_samples; cost ∝ n_tangent T³ P³)

@@ -52,9 +52,11 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
+from ...activations import register_implementation, register_operation
+
 __all__ = [
     "like", "tiny_like", "fasin", "fexp", "ferf", "ftanh", "erf_act", "erf_act_d1", "tanh_act_d1",
-    "ACT_CODES", "act_d1", "map_unary",
+    "IDENTITY", "ACT_D1_CODES", "act_d1", "map_unary",
 ]
 
 # Approximations must not reassociate (the reduction steps depend on evaluation order) but may
@@ -320,17 +322,29 @@ def tanh_act_d1(z):
     return t, like(1.0, z) - t * t
 
 
-#: activation -> code of :func:`act_d1` (the numba kernels' shared numbering)
-ACT_CODES = {"linear": 0, "erf": 1, "relu": 2, "tanh": 3}
+#: the branches of :func:`act_d1`: the numba target's ``act_d1`` codes (the numba kernels' shared
+#: numbering). Code 0 is the identity, which the Monte Carlo wrappers replace by O((N+M)d) sums.
+IDENTITY = 0
+ACT_D1_CODES = {IDENTITY: "identity z", 1: "erf(z/sqrt 2)", 2: "relu max(z, 0)", 3: "tanh z"}
+
+register_operation(
+    "numba", "act_d1",
+    "(sigma, sigma') inside numba kernels: a branch of _approx.act_d1, used by the Monte Carlo "
+    "kernels and the deep fused step", codes=ACT_D1_CODES)
+for _name, _code in (("linear", IDENTITY), ("erf", 1), ("relu", 2), ("tanh", 3)):
+    register_implementation(_name, "numba", "act_d1", _code)
+del _name, _code
 
 
 @njit(fastmath=APPROX_FLAGS, error_model="numpy", cache=True, inline="always")
 def act_d1(code, z):
-    """(phi(z), phi'(z)) for the activation ``code`` of :data:`ACT_CODES`.
+    """(phi(z), phi'(z)) for the branch ``code`` of :data:`ACT_D1_CODES`.
 
-    ``code`` is loop-invariant in the callers, so the branch is hoisted out of their loops.
-    relu uses selects, and ``z * 0`` keeps a NaN pre-activation NaN (as numpy's maximum does),
-    so that a diverging network is still seen to diverge.
+    Codes come from the activation registry (``implementation(name, "numba", "act_d1")``), which
+    only accepts the codes of :data:`ACT_D1_CODES`; any other code gives NaN, never another
+    activation. ``code`` is loop-invariant in the callers, so the branch is hoisted out of their
+    loops. relu uses selects, and ``z * 0`` keeps a NaN pre-activation NaN (as numpy's maximum
+    does), so that a diverging network is still seen to diverge.
     """
     if code == 1:
         return erf_act_d1(z)
@@ -340,7 +354,10 @@ def act_d1(code, z):
         return (z if pos else zero), (like(1.0, z) if pos else zero)
     if code == 3:
         return tanh_act_d1(z)
-    return z, like(1.0, z)
+    if code == 0:
+        return z, like(1.0, z)
+    nan = like(math.nan, z)
+    return nan, nan
 
 
 # ------------------------------------------------------------------ array wrappers (tests)

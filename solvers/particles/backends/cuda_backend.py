@@ -40,7 +40,12 @@ with d (:meth:`CudaBackend._tpb_for`: 128 up to d ≈ 77 in float32, 32 at d = 1
 Above d ≈ 64 in float64 (~128 in float32) the per-thread rows spill from registers to local
 memory (cached, but slower; not yet measured on a GPU). d > ``MAX_D`` (128) falls back to the
 numba CPU backend (such inputs want cuBLAS products and an elementwise kernel, not written here).
-Activations other than erf/relu/linear/tanh fall back to numpy.
+
+Activations: the kernels are compiled per integer code, which the activation registry
+(:mod:`solvers.activations`) holds for the cuda target: ``act`` (σ, σ' device functions,
+:data:`ACT_CODES`) and ``pairwise`` (:data:`PAIRWISE_CODES`; ``"host"`` for linear units, whose
+O((n+m)d) sums run on the CPU). An activation without one is refused with an error naming it,
+the target and the operation.
 
 Testing without a GPU: with ``NUMBA_ENABLE_CUDASIM=1`` the kernels run in numba's simulator at
 tiny sizes (``tests/test_backends_cuda.py``); :func:`probe` reports that mode.
@@ -50,6 +55,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ...activations import implementation, register_implementation, register_operation
 
 try:  # optional extra [cuda]; a module global so that the simulator can swap it in kernels
     from numba import cuda
@@ -62,7 +69,23 @@ else:
 __all__ = ["CudaBackend", "probe", "MAX_D"]
 
 MAX_D = 128
-_ACT = {"linear": 0, "erf": 1, "relu": 2, "tanh": 3}
+
+#: branches of the σ, σ' device functions of :func:`_kernels` (the cuda target's ``act`` codes)
+ACT_CODES = {0: "identity z", 1: "erf(z/sqrt 2)", 2: "relu max(z, 0)", 3: "tanh z"}
+#: pairwise kernel branches (the cuda target's ``pairwise`` codes): 1 erf, 2 relu; ``HOST``: the
+#: CPU backend computes it (linear units: O((n+m)d) sums, no pair loop)
+HOST = "host"
+PAIRWISE_CODES = {HOST: "computed on the CPU (numba backend)", 1: "erf arcsin kernel",
+                  2: "relu arc-cosine kernel"}
+register_operation("cuda", "act", "sigma, sigma' device functions of the Monte Carlo kernels",
+                   codes=ACT_CODES)
+register_operation("cuda", "pairwise", "closed-form pairwise kernel sums F, G of analytic expectations",
+                   codes=PAIRWISE_CODES, needs=("kernel_and_grad",))
+for _name, _code in (("linear", 0), ("erf", 1), ("relu", 2), ("tanh", 3)):
+    register_implementation(_name, "cuda", "act", _code)
+for _name, _code in (("linear", HOST), ("erf", 1), ("relu", 2)):
+    register_implementation(_name, "cuda", "pairwise", _code)
+del _name, _code
 
 
 def probe():
@@ -92,6 +115,8 @@ def _kernels(dtype, d, act, tpb):
     key = (np.dtype(dtype).str, d, act, tpb)
     if key in _KERNELS:
         return _KERNELS[key]
+    if act not in ACT_CODES:  # the registry only holds known codes; HOST never gets here
+        raise ValueError(f"no CUDA kernel branch for activation code {act!r} (known: {ACT_CODES})")
     from numba import from_dtype
 
     F = np.dtype(dtype).type
@@ -116,7 +141,7 @@ def _kernels(dtype, d, act, tpb):
             return max(z, Z0)
         if ACT == 3:
             return math.tanh(z)
-        return z
+        return z  # ACT == 0 (identity): _kernels accepts only the codes of ACT_CODES
 
     @cuda.jit(device=True)
     def dsigma(z):
@@ -127,7 +152,7 @@ def _kernels(dtype, d, act, tpb):
         if ACT == 3:
             t = math.tanh(z)
             return ONE - t * t
-        return ONE
+        return ONE  # ACT == 0 (identity)
 
     @cuda.jit
     def pair_partial(wi, wj, cj, s2, selfint, jchunk, Fp, Tp, Gp):
@@ -455,9 +480,8 @@ class CudaBackend:
     def pairwise(self, act: str, wi, wj, cj, scale2: float = 1.0):
         """Return ``(F, G)`` of shapes (..., n) and (..., n, d); see the module docstring."""
         d = self._shape_of(wi)[-1]
-        if act not in ("erf", "relu") or d > MAX_D:
-            # linear is O((n+m)d) on the CPU; other activations have no closed form (the
-            # reference raises its error)
+        if implementation(act, "cuda", "pairwise") == HOST or d > MAX_D:
+            # linear is O((n+m)d) on the CPU
             return self._fallback().pairwise(act, *self._host(wi, wj, cj), scale2)
         selfint = wi is wj
         dev_out = self._is_dev(wi)
@@ -485,7 +509,7 @@ class CudaBackend:
         S, n, d = G.shape
         dt = np.dtype(G.dtype)
         tpb = self._tpb_for(d, dt)
-        ks = _kernels(dt, d, _ACT[act], tpb)
+        ks = _kernels(dt, d, implementation(act, "cuda", "pairwise"), tpb)
         nblk = -(-n // tpb)
         nsplit, chunk = self._splits(nblk, S, wj3.shape[1], tpb)
         Fp = self._buf("Fp", (nsplit, S, n), dt)
@@ -500,7 +524,7 @@ class CudaBackend:
         M, d = x3.shape[1], w3.shape[2]
         dt = np.dtype(w3.dtype)
         tpb = self._tpb_for(d, dt)
-        ks = _kernels(dt, d, _ACT[act], tpb)
+        ks = _kernels(dt, d, implementation(act, "cuda", "act"), tpb)
         nblk = -(-M // tpb)
         nsplit, chunk = self._splits(nblk, S, w3.shape[1], tpb)
         fp = self._buf("fp", (nsplit, S, M), dt)
@@ -513,7 +537,7 @@ class CudaBackend:
         M, N, d = x3.shape[1], w3.shape[1], w3.shape[2]
         dt = np.dtype(w3.dtype)
         tpb = self._tpb_for(d, dt)
-        ks = _kernels(dt, d, _ACT[act], tpb)
+        ks = _kernels(dt, d, implementation(act, "cuda", "act"), tpb)
         nblk = -(-N // tpb)
         nsplit, chunk = self._splits(nblk, S, M, tpb)
         gap = self._buf("gap", (nsplit, S, N), dt)
@@ -527,7 +551,8 @@ class CudaBackend:
     def mc_forward(self, act: str, x, w, b, a, coef: float):
         """Network output on samples: (..., M). ``b`` may be None (no bias)."""
         d = self._shape_of(w)[-1]
-        if act not in _ACT or d > MAX_D:
+        code = implementation(act, "cuda", "act")
+        if d > MAX_D:
             return self._fallback().mc_forward(act, *self._host(x, w, b, a), coef)
         dev_out = self._is_dev(w)
         dt = _dtype(x, w)
@@ -543,14 +568,15 @@ class CudaBackend:
         fp, tpb = self._forward_partials(act, x3, w3, b2, a2, hasb, S)
         nsplit = fp.shape[0]
         f = self._cuda.device_array(S * M, dtype=dt)
-        _kernels(dt, d, _ACT[act], tpb)["sum_splits"][-(-(S * M) // tpb), tpb](
+        _kernels(dt, d, code, tpb)["sum_splits"][-(-(S * M) // tpb), tpb](
             fp.reshape(nsplit, S * M), f, dt.type(coef))
         return self._out(dev_out, (f, batch + (M,)))[0]
 
     def mc_backward(self, act: str, x, w, b, r):
         """Sample averages ``(ga, gw, gb)`` weighted by the residual ``r`` (..., M)."""
         d = self._shape_of(w)[-1]
-        if act not in _ACT or d > MAX_D:
+        code = implementation(act, "cuda", "act")
+        if d > MAX_D:
             return self._fallback().mc_backward(act, *self._host(x, w, b, r))
         dev_out = self._is_dev(w)
         dt = _dtype(x, w)
@@ -565,7 +591,7 @@ class CudaBackend:
         b2 = self._dev_full(b, dt, 1, batch, S) if hasb else None
         gap, gwp, gbp, tpb = self._backward_partials(act, x3, w3, b2, rr, hasb, S)
         nsplit = gap.shape[0]
-        ks = _kernels(dt, d, _ACT[act], tpb)
+        ks = _kernels(dt, d, code, tpb)
         cuda = self._cuda
         one = dt.type(1.0)
         outs = []

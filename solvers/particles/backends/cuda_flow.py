@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 
+from ...activations import MissingImplementation, implementation, register_implementation, register_operation
 from . import cuda_backend as _cb
 
 # a module global (not a closure variable): the CUDA simulator swaps it inside kernels
@@ -47,6 +48,15 @@ cuda = _cb.cuda
 __all__ = ["CudaFlow", "unsupported"]
 
 _LOSS = {"square": 0, "logistic": 1}
+
+#: closed-form Gaussian means m(q) = E sigma(u) of the population kernel (the cuda target's ``mean``
+#: codes): the branches of ``pop_accumulate``
+MEAN_CODES = {0: "zero (odd activation)", 1: "relu sqrt(q/(2 pi))"}
+register_operation("cuda", "mean", "closed-form Gaussian mean E sigma(u) of the resident population flow",
+                   codes=MEAN_CODES, needs=("mean_and_grad",))
+register_implementation("erf", "cuda", "mean", 0)
+register_implementation("relu", "cuda", "mean", 1)
+
 _INTEGRATORS = ("euler", "heun", "rk4")
 
 
@@ -61,8 +71,12 @@ def unsupported(model, mode: str, loss: str = "square", population=None) -> str:
         return (f"input dimension d = {model.d} > {_cb.MAX_D}: the CUDA kernels keep a row per "
                 "thread, so the cuda backend computes these on the CPU (numba)")
     if mode == "analytic":
-        if model.activation not in ("erf", "relu"):
-            return f"analytic expectations with {model.activation!r} run on the CPU (closed form O(N d))"
+        try:
+            if implementation(model.activation, "cuda", "pairwise") == _cb.HOST:
+                return f"analytic expectations with {model.activation!r} run on the CPU (closed form O(N d))"
+            implementation(model.activation, "cuda", "mean")
+        except MissingImplementation as exc:
+            return str(exc)
         if model.bias:
             return "analytic expectations need bias = false"
         if loss != "square":
@@ -71,8 +85,10 @@ def unsupported(model, mode: str, loss: str = "square", population=None) -> str:
             return (f"the teacher's activation ({population.activation}) differs from the "
                     f"student's ({model.activation})")
         return ""
-    if model.activation not in _cb._ACT:
-        return f"activation {model.activation!r} has no CUDA kernel"
+    try:
+        implementation(model.activation, "cuda", "act")
+    except MissingImplementation as exc:
+        return str(exc)
     if loss not in _LOSS:
         return f"loss {loss!r} has no CUDA residual kernel"
     return ""
@@ -146,8 +162,11 @@ def _kernels(dtype, d):
             v[s, i, 1 + D] = acc * (kb * ai)
 
     @cuda.jit
-    def pop_accumulate(w, Fs, Gs, T, Tg, hasT, relu, pi, kk, y0, s2, first, ga, gw):
-        """One mixture component of population_risk_velocity: ga += pi (T - k F), gw likewise."""
+    def pop_accumulate(w, Fs, Gs, T, Tg, hasT, mean_code, pi, kk, y0, s2, first, ga, gw):
+        """One mixture component of population_risk_velocity: ga += pi (T - k F), gw likewise.
+
+        ``mean_code`` (:data:`MEAN_CODES`): 1 relu's mean sqrt(q/2 pi), 0 a zero mean.
+        """
         s, i, inside = cell(cuda.grid(1), ga.shape[0], ga.shape[1])
         if not inside:
             return
@@ -155,7 +174,7 @@ def _kernels(dtype, d):
         dm = Z0
         if y0 != Z0:
             m = Z0
-            if relu:
+            if mean_code == 1:
                 q = Z0
                 for k in range(D):
                     q += w[s, i, k] * w[s, i, k]
@@ -448,13 +467,14 @@ class CudaFlow:
         T = self._buf("T", (S, N))
         Tg = self._buf("Tg", (S, N, d))
         hasT = self._teacher is not None
+        mean_code = implementation(m.activation, "cuda", "mean")
         for c, (pi, s, y0) in enumerate(zip(pop.weights, pop.scales, pop.offsets)):
             s2 = float(s) * float(s)
             self.be._pairwise_into(m.activation, w, w, a, s2, True, Fs, Gs)
             if hasT:
                 self.be._pairwise_into(m.activation, w, self._teacher, self._tc[c], s2, False, T, Tg)
             self._ks["pop_accumulate"][grid](
-                w, Fs, Gs, T, Tg, hasT, m.activation == "relu", self.dt.type(pi), kk,
+                w, Fs, Gs, T, Tg, hasT, mean_code, self.dt.type(pi), kk,
                 self.dt.type(y0), self.dt.type(s2), c == 0, ga, gw)
         self._ks["assemble_pop"][grid](ga, gw, a, ka, kw, v)
         return out

@@ -71,8 +71,13 @@ Measured (unloaded 2 cores, N = M = 10⁴, d = 20, erf, forward + backward): 0.3
 0.70 s for the previous design (BLAS outside ``prange`` on one thread alternating with
 parallel elementwise kernels per chunk) and 3.5 s for the numpy reference; chunks of 32–64
 rows (2.5–5 MiB) were best, 8 and 512 rows 10–25 % slower. Linear units use the
-O((N+M)d) identities (:math:`f = \alpha X\sum_i a_iw_i + \ldots`); activations without a
-fused kernel (other than erf, relu, tanh, linear) fall back to the numpy reference.
+O((N+M)d) identities (:math:`f = \alpha X\sum_i a_iw_i + \ldots`).
+
+Activations: the kernels take the integer code the activation registry
+(:mod:`solvers.activations`) holds for the numba target, ``act_d1`` (Monte Carlo: a branch of
+:func:`._approx.act_d1`) and ``pairwise`` (:data:`PAIRWISE_CODES`), looked up once per call. An
+activation without one is refused with an error naming it, the target and the operation (no
+fallback: the numpy backend runs any registered activation).
 
 dtypes: float64 (default) and float32 are compiled once each (one signature per dtype); all
 constants are cast to the array dtype (no float64 leaks into float32 code). Other inputs are
@@ -92,9 +97,9 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from ...activations import implementation, register_implementation, register_operation
 from . import _approx
-from ._approx import fasin, like, tiny_like
-from .numpy_backend import NumpyBackend
+from ._approx import IDENTITY, fasin, like, tiny_like
 
 __all__ = ["NumbaBackend", "probe"]
 
@@ -106,7 +111,20 @@ RFLAGS = {"nsz", "contract", "reassoc"}
 R = 4  # target rows per task (register blocking of the w_j loads); the symmetric kernel unrolls 4
 B = 256  # source block (strip mining): R*B*8 B per scratch row-block, L1 resident
 
-_ACT_CODE = {k: v for k, v in _approx.ACT_CODES.items() if k != "linear"}  # fused MC kernels
+#: codes of the pairwise kernels (the numba target's ``pairwise`` operation). Code 0 is the
+#: identity (K = c), computed by O((n+m)d) sums without a kernel; the kernels branch on
+#: ``code == 1`` (erf), the other branch being relu: a new code needs its branch in
+#: :func:`_pairwise_rows`, :func:`_pairwise_rows_sym` and :meth:`NumbaBackend._pairwise_sym`.
+PAIR_ERF, PAIR_RELU = 1, 2
+PAIRWISE_CODES = {IDENTITY: "identity, K = c (O((n+m)d) sums)", PAIR_ERF: "erf arcsin kernel",
+                  PAIR_RELU: "relu arc-cosine kernel"}
+register_operation("numba", "pairwise", "closed-form pairwise kernel sums F, G of analytic expectations",
+                   codes=PAIRWISE_CODES, needs=("kernel_and_grad",))
+for _name, _code in (("linear", IDENTITY), ("erf", PAIR_ERF), ("relu", PAIR_RELU)):
+    register_implementation(_name, "numba", "pairwise", _code)
+del _name, _code
+# Monte Carlo: the codes of _approx.act_d1 (the numba target's ``act_d1`` operation); the fused
+# kernels have specialised loops for erf, relu and tanh and call act_d1 for any other code.
 _TWO_OVER_PI = 2.0 / math.pi
 _INV_2PI = 1.0 / (2.0 * math.pi)
 _INV_4PI = 1.0 / (4.0 * math.pi)
@@ -425,9 +443,12 @@ def _forward_block(code, Zt, b, a, facc):
             zero = like(0.0, ai)
             for mm in range(M):
                 facc[mm] += ai * max(row[mm] + bi, zero)
-        else:
+        elif code == 3:
             for mm in range(M):
                 facc[mm] += ai * _approx.ftanh(row[mm] + bi)
+        else:
+            for mm in range(M):
+                facc[mm] += ai * _approx.act_d1(code, row[mm] + bi)[0]
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
@@ -448,9 +469,14 @@ def _backward_block(code, Zt, b, rr, ga, gb, tmp):
                 z = row[mm] + bi
                 tmp[mm] = rr[mm] * max(z, zero)
                 row[mm] = rr[mm] if z > zero else zero
-        else:
+        elif code == 3:
             for mm in range(M):
                 v, dv = _approx.tanh_act_d1(row[mm] + bi)
+                tmp[mm] = rr[mm] * v
+                row[mm] = rr[mm] * dv
+        else:
+            for mm in range(M):
+                v, dv = _approx.act_d1(code, row[mm] + bi)
                 tmp[mm] = rr[mm] * v
                 row[mm] = rr[mm] * dv
         ga[i] = _sum(tmp, M)
@@ -724,13 +750,11 @@ class NumbaBackend:
         self.tile_bytes = int(tile_bytes)
         self.block_bytes = int(block_bytes)
         self.symmetric = bool(symmetric)
-        self._ref = NumpyBackend()
 
     # ---------------------------------------------------------------- analytic pairwise
     def pairwise(self, act: str, wi, wj, cj, scale2: float = 1.0):
         """Return ``(F, G)`` of shapes (..., n) and (..., n, d); see the module docstring."""
-        if act not in ("erf", "relu", "linear"):
-            return self._ref.pairwise(act, wi, wj, cj, scale2)
+        code = implementation(act, "numba", "pairwise")
         selfint = wi is wj
         wi = np.asarray(wi)
         wj = np.asarray(wj)
@@ -740,7 +764,7 @@ class NumbaBackend:
         m = wj.shape[-2]
         batch = np.broadcast_shapes(wi.shape[:-2], wj.shape[:-2], cj.shape[:-1])
         s2 = dt.type(scale2)
-        if act == "linear":
+        if code == IDENTITY:
             # K = c: F_i = s² w_i·v, G_i = s² v, v = sum_j c_j w_j (O((n+m)d))
             wi_ = wi.astype(dt, copy=False)
             v = np.einsum("...j,...jd->...d", cj.astype(dt, copy=False), wj.astype(dt, copy=False))
@@ -758,12 +782,10 @@ class NumbaBackend:
         # squared norms exactly as the reference computes them
         qi = s2 * np.einsum("sid,sid->si", wi3, wi3)
         qj = qi if selfint else s2 * np.einsum("sjd,sjd->sj", wj3, wj3)
-        if act == "erf":
-            code = 1
+        if code == PAIR_ERF:
             aux_i = 1.0 / np.sqrt(1.0 + qi)
             aux_j = aux_i if selfint else 1.0 / np.sqrt(1.0 + qj)
-        else:
-            code = 2
+        elif code == PAIR_RELU:
             aux_i, aux_j = qi, qj
         serial = S * n * m <= self.serial_work
         nth = 1 if serial else max(1, min(get_num_threads(), S * ((n + R - 1) // R)))
@@ -800,9 +822,9 @@ class NumbaBackend:
         T = Tr + Tc.sum(axis=0)
         g = Gr + np.swapaxes(GcT.sum(axis=0), 1, 2)
         q = qi.astype(np.float64)
-        if code == 1:
+        if code == PAIR_ERF:
             coef = -T / (1.0 + q)  # 2 sum_j c_j dK/dq1
-        else:
+        elif code == PAIR_RELU:
             with np.errstate(divide="ignore", invalid="ignore"):
                 coef = np.where(q > 0, 2.0 * _INV_4PI * T / np.where(q > 0, q, 1.0), 0.0)
         G = float(s2) * (coef[..., None] * wi3 + g)
@@ -832,8 +854,7 @@ class NumbaBackend:
 
     def mc_forward(self, act: str, x, w, b, a, coef: float):
         """Network output on samples: (..., M). ``b`` may be None (no bias)."""
-        if act not in _ACT_CODE and act != "linear":
-            return self._ref.mc_forward(act, x, w, b, a, coef)
+        code = implementation(act, "numba", "act_d1")
         dt = _float_dtype(x, w)
         a = np.asarray(a)
         batch, S, x3, w3, b2 = self._prep(np.asarray(x), np.asarray(w), b, [a], dt)
@@ -842,7 +863,7 @@ class NumbaBackend:
             a2 = np.ascontiguousarray(np.broadcast_to(a2, (S, a2.shape[1])))
         M = x3.shape[1]
         N = w3.shape[1]
-        if act == "linear":
+        if code == IDENTITY:
             # sum_i a_i (w_i·x + b_i) = x·(sum_i a_i w_i) + sum_i a_i b_i
             v = np.einsum("si,sid->sd", a2, w3)
             f = np.einsum("smd,sd->sm", x3, v)
@@ -850,7 +871,6 @@ class NumbaBackend:
                 f = f + np.einsum("si,si->s", a2, b2)[:, None]
             f = np.broadcast_to(f, (S, M))
             return (coef * f).astype(dt).reshape(batch + (M,))
-        code = _ACT_CODE[act]
         f = np.empty((S, M), dtype=dt)
         nc, sg, nth = self._tiles(S, M, N, dt.itemsize)
         xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
@@ -870,15 +890,14 @@ class NumbaBackend:
 
     def mc_backward(self, act: str, x, w, b, r):
         """Sample averages ``(ga, gw, gb)`` weighted by the residual ``r`` (..., M)."""
-        if act not in _ACT_CODE and act != "linear":
-            return self._ref.mc_backward(act, x, w, b, r)
+        code = implementation(act, "numba", "act_d1")
         dt = _float_dtype(x, w)
         r = np.asarray(r)
         batch, S, x3, w3, b2 = self._prep(np.asarray(x), np.asarray(w), b, [r], dt)
         M = x3.shape[1]
         N, d = w3.shape[1:]
         rr = _flat(r, batch, dt, 1) / dt.type(M)
-        if act == "linear":
+        if code == IDENTITY:
             # sigma' = 1: gw_i = X^T rr (same for all i), ga_i = w_i·gw + b_i sum(rr)
             xr = np.einsum("smd,sm->sd", x3, rr) if x3.shape[0] == rr.shape[0] else np.einsum(
                 "smd,sm->sd", np.broadcast_to(x3, (S, M, d)), np.broadcast_to(rr, (S, M))
@@ -892,7 +911,6 @@ class NumbaBackend:
                 gb = np.broadcast_to(sr[:, None], (S, N)).astype(dt).reshape(batch + (N,))
             gw = np.broadcast_to(xr[:, None, :], (S, N, d)).astype(dt)
             return ga.astype(dt).reshape(batch + (N,)), gw.reshape(batch + (N, d)), gb
-        code = _ACT_CODE[act]
         ga = np.empty((S, N), dtype=dt)
         gb = np.empty((S, N), dtype=dt)
         gw = np.empty((S, N, d), dtype=dt)
@@ -928,6 +946,7 @@ class NumbaBackend:
           recomputation of ``W Xᵀ`` or of the activation.
         * Else the two streaming passes.
         """
+        code = implementation(act, "numba", "act_d1")
         dt = _float_dtype(x, w)
         a = np.asarray(a)
         x = np.asarray(x)
@@ -947,13 +966,12 @@ class NumbaBackend:
         M = x3.shape[1]
         N, d = w3.shape[1:]
         per_seed = y is not None and 2 * N * M * dt.itemsize <= self.tile_bytes
-        if act not in _ACT_CODE or (2 * S * N * M * dt.itemsize > self.cache_bytes and not per_seed):
+        if code == IDENTITY or (2 * S * N * M * dt.itemsize > self.cache_bytes and not per_seed):
             f = self.mc_forward(act, x, w, b, a, coef)
             return no_v((f,) + tuple(self.mc_backward(act, x, w, b, residual(f))))
         a2 = _flat(a, batch, dt, 1)
         if a2.shape[0] != S:
             a2 = np.ascontiguousarray(np.broadcast_to(a2, (S, a2.shape[1])))
-        code = _ACT_CODE[act]
         nc, _, nth = self._tiles(S, M, N, dt.itemsize)
         xT = np.ascontiguousarray(np.swapaxes(x3, 1, 2))
         bb = np.zeros((S, N), dtype=dt) if b2 is None else b2
