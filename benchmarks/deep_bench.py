@@ -25,11 +25,11 @@ Workloads
    (8 … 64, S = 16; and 8 … 32 with S = 64) the Python loops over seeds ``numpy-loop`` /
    ``numba-loop``; see :func:`bench_ensemble` for the ratios. ``ratio_vs_torch`` is None (torch is not a dependency).
 2. ``dmft_iteration`` — one Jacobi application of the sampled-DMFT fixed-point map
-   (:func:`solvers.dmft.solve_dmft` with ``sweep='jacobi'``, from the lazy initial state on the full
+   (:func:`meanfield_solvers.dmft.solve_dmft` with ``sweep='jacobi'``, from the lazy initial state on the full
    horizon): the iteration the solver repeats to convergence. L = 2, P = 8, T = 100 steps,
    M = 10⁴ samples, ``S_tan`` = 200 tangent samples, tanh (quick: T = 40, M = 2000, S_tan = 50);
    tangent chunks on all usable cores (``workers``). ``dmft_causal_sweep`` is the solver's first
-   pass at the same size (:mod:`solvers.dmft.causal`).
+   pass at the same size (:mod:`meanfield_solvers.dmft.causal`).
 
    FLOPs are counted as performed, by :func:`dmft_flops` / :func:`causal_sweep_flops`, which mirror
    the solvers' loops: every matrix product (the blocked march of each layer's primal fields, with
@@ -72,7 +72,7 @@ def ensemble_flops(S, P, N, D, L) -> float:
 
 
 def _march_flops(n_t, P, block, cols_at) -> float:
-    """Matrix-product FLOPs of :func:`solvers.dmft.march.causal_march` (mirrors its loop)."""
+    """Matrix-product FLOPs of :func:`meanfield_solvers.dmft.march.causal_march` (mirrors its loop)."""
     F = 0.0
     for k0 in range(0, n_t, block):
         k1 = min(k0 + block, n_t)
@@ -87,7 +87,7 @@ def _march_flops(n_t, P, block, cols_at) -> float:
 
 def dmft_flops(L, P, T, M, S_tan, block=8) -> float:
     """Matrix-product FLOPs of one Jacobi iteration of the sampled DMFT, as performed (module doc)."""
-    from solvers.dmft.march import SeedLayout
+    from meanfield_solvers.dmft.march import SeedLayout
 
     n_t = T + 1
     n = n_t * P
@@ -104,8 +104,8 @@ def dmft_flops(L, P, T, M, S_tan, block=8) -> float:
 
 
 def causal_sweep_flops(L, P, T, M, S_tan) -> float:
-    """Matrix-product FLOPs of one causal sweep (:mod:`solvers.dmft.causal`), as performed."""
-    from solvers.dmft.march import SeedLayout
+    """Matrix-product FLOPs of one causal sweep (:mod:`meanfield_solvers.dmft.causal`), as performed."""
+    from meanfield_solvers.dmft.march import SeedLayout
 
     n_t = T + 1
     F = 0.0
@@ -180,8 +180,8 @@ def bench_ensemble(rate, quick=False, S=16, N=1024, L=3, P=64, D=16, loops=True)
 def bench_dmft(rate, quick=False, L=2, P=8):
     """One Jacobi iteration and one causal sweep of the sampled DMFT (records ``dmft_iteration``,
     ``dmft_causal_sweep``)."""
-    from solvers.dmft import solve_dmft
-    from solvers.dmft.sampled import usable_cores
+    from meanfield_solvers.dmft import solve_dmft
+    from meanfield_solvers.dmft.sampled import usable_cores
 
     T, M, S_tan = (40, 2000, 50) if quick else (100, 10_000, 200)
     D = 8
@@ -214,7 +214,7 @@ def bench_dmft_scaling(rate, quick=False, L=2):
     march (the M·T²·P² term), rising towards T³ and P³ where the exact tangents (S_tan·T³·P³)
     dominate.
     """
-    from solvers.dmft import solve_dmft
+    from meanfield_solvers.dmft import solve_dmft
 
     base = dict(M=1000, T=16, P=4) if quick else dict(M=16000, T=32, P=4)
     S_tan = 20 if quick else 50
@@ -251,7 +251,7 @@ def bench_dmft_scaling(rate, quick=False, L=2):
 def bench_deep(quick: bool = False) -> list:
     """Run the deep benchmarks; returns a list of records (see the module docstring)."""
     from meanfield.deep.network import blas_limit
-    from solvers.heap import retain_freed_memory
+    from meanfield_solvers.heap import retain_freed_memory
 
     retain_freed_memory()
     n, rep = (1024, 2) if quick else (2048, 3)

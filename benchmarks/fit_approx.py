@@ -1,4 +1,4 @@
-r"""Refit the polynomial coefficients of ``solvers/particles/backends/_approx.py`` (needs mpmath).
+r"""Refit the polynomial coefficients of ``meanfield_solvers/particles/backends/approx.py`` (needs mpmath).
 
 ``python -m benchmarks.fit_approx`` prints the coefficient tuples (highest degree first, as
 Horner uses them) and, for each, the maximum relative error of the polynomial with the

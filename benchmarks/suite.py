@@ -132,8 +132,8 @@ def _cuda_peak(dtype):  # pragma: no cover - needs a GPU
 
 def _backends():
     """Usable backends: (name, instance). cuda only on a real GPU (not the simulator)."""
-    from solvers.particles.backends import get_backend
-    from solvers.particles.backends.cuda_backend import probe as cuda_probe
+    from meanfield_solvers.particles.backends import get_backend
+    from meanfield_solvers.particles.backends.cuda_backend import probe as cuda_probe
 
     out = [("numpy", get_backend("numpy")), ("numba", get_backend("numba"))]
     ok, why = cuda_probe()
@@ -231,8 +231,8 @@ def _cuda_calls(be, workload, *arrays):
     """
     from numba import cuda
 
-    from solvers.particles import field
-    from solvers.particles.backends.cuda_flow import CudaFlow
+    from meanfield_solvers.particles import field
+    from meanfield_solvers.particles.backends.cuda_flow import CudaFlow
 
     if workload == "pairwise_erf":
         w, c = (cuda.to_device(np.ascontiguousarray(v)) for v in arrays)
@@ -322,8 +322,8 @@ def _mc_step(backends, torch, sizes, d, dtypes, repeats, numpy_max, peaks, rows)
 
 
 def _ensemble_step(backends, S, N, d, M, dtypes, repeats, peaks, rows, torch=None):
-    from solvers.particles import field
-    from solvers.particles.integrators import euler
+    from meanfield_solvers.particles import field
+    from meanfield_solvers.particles.integrators import euler
 
     rng = np.random.default_rng(3)
     model = field.TwoLayer("erf", d)
@@ -433,7 +433,7 @@ _COMPILE_PROBE = r"""
 import time, json
 t0 = time.perf_counter()
 import numpy as np
-from solvers.particles.backends import get_backend
+from meanfield_solvers.particles.backends import get_backend
 be = get_backend("numba")
 t1 = time.perf_counter()
 rng = np.random.default_rng(0)
@@ -506,7 +506,7 @@ def main(argv=None):
     p.add_argument("--only", choices=("particles", "deep", "scan"), action="append",
                    help="run only these groups (repeatable; default: all)")
     args = p.parse_args(argv)
-    from solvers.heap import retain_freed_memory
+    from meanfield_solvers.heap import retain_freed_memory
 
     retain_freed_memory()
     groups = set(args.only or ("particles", "deep", "scan"))

@@ -3,7 +3,7 @@
     python experiments/deep_richness.py [--quick] [--out DIR] [--format png|pdf]
 
 Setup: L = 2 hidden layers, tanh, a fixed teacher-student training set (P points, D inputs, tanh teacher
-with one unit, y = tanh(2 v.x), |v| = 1) and Q test points; the discrete DMFT (``solvers.dmft.solve_dmft``, step dt, T steps) for
+with one unit, y = tanh(2 v.x), |v| = 1) and Q test points; the discrete DMFT (``meanfield_solvers.dmft.solve_dmft``, step dt, T steps) for
 gamma0 = 0.01 ... 4, and the gamma0 -> 0 NTK flow (``solve_ntk``) on the same grid.
 
 Measured:
@@ -37,7 +37,7 @@ from meanfield import seeding  # noqa: E402
 from meanfield.analysis.fitting import fit_power_law  # noqa: E402
 from meanfield.deep.observe import alignment  # noqa: E402
 from meanfield.plot import style  # noqa: E402
-from solvers.dmft import solve_dmft, solve_ntk  # noqa: E402
+from meanfield_solvers.dmft import solve_dmft, solve_ntk  # noqa: E402
 
 from _report import pm, save, table, write_results  # noqa: E402
 
@@ -74,7 +74,7 @@ def linear_check(s):
     """Exact deep-linear (L = 3) deviation from the NTK (None if the closed-form solver is unavailable);
     NaN where the solve did not converge (e.g. GD itself blows up at large gamma0)."""
     try:
-        from solvers.dmft import solve_deep_linear
+        from meanfield_solvers.dmft import solve_deep_linear
 
         ref = solve_ntk(s["X"], s["y"], 3, s["dt"], s["T"], activation="linear", X_test=s["Xt"])
         dev = []

@@ -13,8 +13,8 @@ Extending it (the public API a model written outside the package uses; see
 keys as :class:`Field`), and :func:`register_model` it; a new infinite-width method is a
 :class:`LimitMethod` given to :func:`register_limit_method`.
 """
-from solvers.models import ParticleModel, Samples, UnsupportedData
-from solvers.state import ParticleState
+from meanfield_solvers.models import ParticleModel, Samples, UnsupportedData
+from meanfield_solvers.state import ParticleState
 
 from .config import Config, ConfigError, Field
 from .config import load as load_config

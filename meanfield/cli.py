@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from solvers.heap import retain_freed_memory
+from meanfield_solvers.heap import retain_freed_memory
 
 __all__ = ["main"]
 
@@ -61,12 +61,19 @@ def _cmd_plot(args):
 
 
 def _cmd_bench(args):
-    try:
-        from benchmarks.suite import main as bench_main
-    except ImportError as e:
-        _err(f"the benchmark suite is not available in this installation ({e})")
+    """Run the benchmark suite of the source checkout (``benchmarks/``, beside the package).
+
+    The benchmarks sit above the product and are not installed with it, so ``meanfield`` never
+    imports them: the suite runs as ``python -m benchmarks.suite`` in the checkout's root.
+    """
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "benchmarks", "suite.py")):
+        _err("meanfield bench runs the benchmarks of a source checkout (benchmarks/ beside the meanfield "
+             f"package); {root} has none: clone the repository and install it with pip install -e .")
         return 1
-    return bench_main(args.rest) or 0
+    return subprocess.call([sys.executable, "-m", "benchmarks.suite", *args.rest], cwd=root)
 
 
 def build_parser():

@@ -72,8 +72,8 @@ def _ge1(v):
 
 
 def _activations() -> tuple:
-    """The registered activations (:mod:`solvers.activations`): registering one makes it valid here."""
-    from solvers.activations import names
+    """The registered activations (:mod:`meanfield_solvers.activations`): registering one makes it valid here."""
+    from meanfield_solvers.activations import names
 
     return names()
 
@@ -456,7 +456,7 @@ def _cross_checks(c, base_dir, given=None):
         p.append(f"train.coupling = true needs every width <= limit.particles ({max(train['widths'])} > "
                  f"{limit['particles']}); raise limit.particles or set coupling = false")
     if c["run"]["backend"] not in ("numpy", "auto"):
-        from solvers.particles.backends import BACKENDS
+        from meanfield_solvers.particles.backends import BACKENDS
 
         name = c["run"]["backend"]
         if name not in BACKENDS:

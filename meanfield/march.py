@@ -1,7 +1,7 @@
 """The time loop shared by every side of every run: step, record, detect divergence.
 
 A step function maps ``(state, k) -> state_next``, where the state is a
-:class:`solvers.state.ParticleState` (positions, masses, random streams, step count: particle
+:class:`meanfield_solvers.state.ParticleState` (positions, masses, random streams, step count: particle
 models) or a bare array (the deep networks' weights). The loop records the observer's output at the
 requested step indices, keeps snapshots of the positions, and stops at the first step whose state
 (positions or masses) is not finite, keeping the last finite state and saying at which step and
@@ -9,7 +9,7 @@ time it happened.
 
 The state may live elsewhere than in host memory (a GPU): a ``residency`` object with
 ``put(host) -> state``, ``get(state) -> host`` and ``all_finite(state) -> bool`` (for example
-:class:`solvers.particles.backends.cuda_flow.CudaFlow`) is then used for the transfers, so the
+:class:`meanfield_solvers.particles.backends.cuda_flow.CudaFlow`) is then used for the transfers, so the
 particles come back only at the recording steps and the divergence check reads a flag.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from solvers.state import ParticleState
+from meanfield_solvers.state import ParticleState
 
 __all__ = ["MarchResult", "march", "progress_bar"]
 

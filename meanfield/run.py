@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from solvers.heap import retain_freed_memory
+from meanfield_solvers.heap import retain_freed_memory
 
 from . import config as _config
 from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
@@ -58,7 +58,7 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     log : callable(str) or None
         Receives one-line notices (backend choice, divergence).
     """
-    retain_freed_memory()  # see solvers.heap: numpy temporaries otherwise page-fault every step
+    retain_freed_memory()  # see meanfield_solvers.heap: numpy temporaries otherwise page-fault every step
     if isinstance(cfg, dict):
         cfg = _config.from_dict(cfg)
     elif isinstance(cfg, (str, os.PathLike)):

@@ -15,8 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from solvers.gaussian import get_activation
-from solvers.particles import GaussianPopulation
+from meanfield_solvers.gaussian import get_activation
+from meanfield_solvers.particles import GaussianPopulation
 
 from . import seeding
 
@@ -26,7 +26,7 @@ __all__ = ["Task", "TeacherStudent", "GaussianClasses", "Dataset", "make_task"]
 class Task(abc.ABC):
     """What a model is trained on.
 
-    ``d``: input dimension; ``loss``: a name in :data:`solvers.losses.LOSSES`; ``population``:
+    ``d``: input dimension; ``loss``: a name in :data:`meanfield_solvers.losses.LOSSES`; ``population``:
     a data object with closed-form expectations that the model supports, or None;
     ``fixed_train``: a dataset's own training set ``(x, y)`` or None; ``sample(rng, n, batch=())``
     draws ``(x, y)`` of shapes ``batch + (n, d)`` and ``batch + (n,)``.

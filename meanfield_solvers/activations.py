@@ -10,7 +10,7 @@ Adding an activation
 --------------------
 1. **Define it once** (numpy, vectorised)::
 
-       from solvers.activations import register_activation
+       from meanfield_solvers.activations import register_activation
        register_activation(
            "softplus", fn=lambda z: np.logaddexp(0.0, z),
            d1=lambda z: special.expit(z), d2=lambda z: special.expit(z) * special.expit(-z),
@@ -30,7 +30,7 @@ Adding an activation
    against Monte Carlo.
 3. **Fast implementations per target, optional**: a compiled backend declares its operations
    (:func:`register_operation`) and registers the built-in implementations next to the kernels
-   that use them (``_approx.py``, ``numba_backend.py``, ``cuda_backend.py``, ``cuda_flow.py``);
+   that use them (``approx.py``, ``numba_backend.py``, ``cuda_backend.py``, ``cuda_flow.py``);
    at run time it asks :func:`implementation` once per call. For numba and CUDA kernels an
    implementation is the integer code of a kernel branch: add the branch, add its code to the
    operation's ``codes`` (registration refuses a code without one), then e.g.
@@ -40,7 +40,7 @@ Adding an activation
    ======  ==========  ================================================================
    target  operation   implementation
    ======  ==========  ================================================================
-   numba   act_d1      code of a branch of ``_approx.act_d1``: (σ, σ') in the Monte Carlo
+   numba   act_d1      code of a branch of ``approx.act_d1``: (σ, σ') in the Monte Carlo
                        kernels and the deep fused step
    numba   pairwise    code of the closed-form pairwise kernels (analytic expectations)
    cuda    act         code of the σ, σ' device functions (Monte Carlo kernels)
@@ -52,7 +52,7 @@ Adding an activation
    activation, the target and the operation (use the ``numpy`` backend, or register one).
 
 Registrations live in the process that makes them (a registry, not a plugin system): spawned
-scan workers and the command line know the activations registered when ``solvers`` is imported,
+scan workers and the command line know the activations registered when ``meanfield_solvers`` is imported,
 so an activation meant for them belongs in this module.
 
 Built-in activations
@@ -132,7 +132,7 @@ class UnknownActivation(ValueError):
         self.name, self.known = name, tuple(known)
         super().__init__(
             f"unknown activation {name!r}; registered activations: {', '.join(self.known)} "
-            "(add one with solvers.activations.register_activation)"
+            "(add one with meanfield_solvers.activations.register_activation)"
         )
 
 
@@ -155,7 +155,7 @@ class MissingClosedForm(MissingImplementation):
         message = message or (
             f"activation {activation!r} has no closed-form {what}{via} (closed forms exist for: "
             f"{', '.join(have) or 'none'}): use Monte Carlo expectations (limit.expectation = 'mc'), "
-            "or Gauss–Hermite quadrature (solvers.gaussian.gauss_hermite_kernel)"
+            "or Gauss–Hermite quadrature (meanfield_solvers.gaussian.gauss_hermite_kernel)"
         )
         super().__init__(activation, target, operation or piece, message)
 
@@ -388,7 +388,7 @@ def implementation(activation: str, target: str, operation: str):
         activation, target, operation,
         f"activation {activation!r} has no {target} implementation of {operation} ({op.doc}): "
         f"use run.backend = 'numpy', or register one with "
-        f"solvers.activations.register_implementation({activation!r}, {target!r}, {operation!r}, ...)",
+        f"meanfield_solvers.activations.register_implementation({activation!r}, {target!r}, {operation!r}, ...)",
     )
 
 

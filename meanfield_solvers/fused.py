@@ -27,5 +27,5 @@ def fused_for(backend, model, op: str) -> bool:
 
 # the numba per-seed Monte Carlo kernel writes the two-layer velocity rows [ka g^a, kw a g^w, kb a g^b]
 register_fused("numba", "two_layer", "velocity_rows")
-# the CUDA resident flow (solvers.particles.backends.cuda_flow.CudaFlow) steps two-layer particles on the GPU
+# the CUDA resident flow (meanfield_solvers.particles.backends.cuda_flow.CudaFlow) steps two-layer particles on the GPU
 register_fused("cuda", "two_layer", "resident")

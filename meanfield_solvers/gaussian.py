@@ -1,9 +1,9 @@
 r"""Closed-form Gaussian expectations of activations, by activation name, and quadrature.
 
 The definitions (σ, its derivatives, and each activation's closed forms, with the formulas)
-live in the registry :mod:`solvers.activations`; the functions here look an activation up by
+live in the registry :mod:`meanfield_solvers.activations`; the functions here look an activation up by
 name and evaluate its closed form, raising
-:class:`~solvers.activations.MissingClosedForm` when it has none (e.g. tanh: use
+:class:`~meanfield_solvers.activations.MissingClosedForm` when it has none (e.g. tanh: use
 :func:`gauss_hermite_kernel` or Monte Carlo). They are used by the two-layer population
 dynamics, the NNGP/NTK recursions and the DMFT's initial kernels.
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import special
 
-from solvers import activations as A
-from solvers import gaussian
-from solvers.particles import GaussianPopulation, TwoLayer, get_backend, mc_risk_velocity, population_risk_velocity
+from meanfield_solvers import activations as A
+from meanfield_solvers import gaussian
+from meanfield_solvers.particles import GaussianPopulation, TwoLayer, get_backend, mc_risk_velocity, population_risk_velocity
 
 from helpers import tiny
 
@@ -88,7 +88,7 @@ def test_unknown_name_refused_by_backend_calls():
 # ------------------------------------------------------------------ missing implementations
 def test_missing_target_implementation_names_activation_target_and_operation(softplus):
     _nb()  # declares the numba operations
-    from solvers.particles.backends import cuda_backend  # noqa: F401  declares the cuda ones
+    from meanfield_solvers.particles.backends import cuda_backend  # noqa: F401  declares the cuda ones
 
     for target, op in (("numba", "act_d1"), ("cuda", "act")):
         with pytest.raises(A.MissingImplementation) as e:
@@ -104,7 +104,7 @@ def test_missing_target_implementation_names_activation_target_and_operation(sof
 
 
 def test_cuda_flow_reports_missing_kernel(softplus):
-    from solvers.particles.backends.cuda_flow import unsupported
+    from meanfield_solvers.particles.backends.cuda_flow import unsupported
 
     why = unsupported(TwoLayer("softplus", 3), "mc")
     assert "'softplus'" in why and "cuda" in why and "act" in why
@@ -233,7 +233,7 @@ def test_new_activation_refused_by_numba_and_analytic_expectations(softplus):
 
 def test_new_activation_ntk_uses_quadrature(softplus):
     """No closed form: the NNGP kernel of the NTK recursion is Gauss–Hermite, checked by Monte Carlo."""
-    from solvers.dmft.ntk import init_kernels
+    from meanfield_solvers.dmft.ntk import init_kernels
 
     X = np.array([[1.0, 0.0, 0.5], [0.2, -1.0, 0.3], [-0.4, 0.8, 1.1]])
     ker = init_kernels(X, 1, "softplus")
@@ -246,7 +246,7 @@ def test_new_activation_ntk_uses_quadrature(softplus):
 
 
 def test_dmft_estimator_follows_declared_smoothness(softplus, kinked):
-    from solvers.dmft import check_supported
+    from meanfield_solvers.dmft import check_supported
 
     assert check_supported("softplus", 2) == "pathwise"
     assert check_supported("leaky", 1) == "stein"

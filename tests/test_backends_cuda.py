@@ -34,9 +34,9 @@ CHECK = textwrap.dedent(
     r"""
     import json, sys
     import numpy as np
-    from solvers.particles.backends.cuda_backend import CudaBackend, probe
-    from solvers.particles.backends.numpy_backend import NumpyBackend
-    from solvers.particles import field, integrators
+    from meanfield_solvers.particles.backends.cuda_backend import CudaBackend, probe
+    from meanfield_solvers.particles.backends.numpy_backend import NumpyBackend
+    from meanfield_solvers.particles import field, integrators
 
     tpb, min_blocks, n, m, M, S, d = [int(v) for v in sys.argv[1:8]]
     cb = CudaBackend(tpb=tpb, min_blocks=min_blocks)
@@ -120,7 +120,7 @@ def _assert_close(res):
 
 
 def test_probe_reports_cleanly():
-    from solvers.particles.backends.cuda_backend import probe
+    from meanfield_solvers.particles.backends.cuda_backend import probe
 
     ok, why = probe()
     assert isinstance(ok, bool) and isinstance(why, str)
@@ -136,7 +136,7 @@ def test_kernels_in_simulator():
 
 
 def test_kernels_on_gpu():
-    from solvers.particles.backends.cuda_backend import probe
+    from meanfield_solvers.particles.backends.cuda_backend import probe
 
     ok, why = probe()
     if not ok or "simulator" in why:
@@ -149,10 +149,10 @@ FLOW = textwrap.dedent(
     r"""
     import json, sys
     import numpy as np
-    from solvers.particles.backends.cuda_backend import CudaBackend
-    from solvers.particles.backends.cuda_flow import CudaFlow
-    from solvers.particles.backends.numpy_backend import NumpyBackend
-    from solvers.particles import field, integrators
+    from meanfield_solvers.particles.backends.cuda_backend import CudaBackend
+    from meanfield_solvers.particles.backends.cuda_flow import CudaFlow
+    from meanfield_solvers.particles.backends.numpy_backend import NumpyBackend
+    from meanfield_solvers.particles import field, integrators
 
     tpb, min_blocks, N, M, S, d, steps = [int(v) for v in sys.argv[1:8]]
     cb = CudaBackend(tpb=tpb, min_blocks=min_blocks)
@@ -280,7 +280,7 @@ RUN = textwrap.dedent(
     import meanfield
     from helpers import tiny
 
-    from solvers.particles.backends import cuda_flow
+    from meanfield_solvers.particles.backends import cuda_flow
 
     steps = [0]  # device steps taken: proves the run marched resident, not host-driven
     _step = cuda_flow.CudaFlow.step
@@ -363,8 +363,8 @@ def test_run_with_resident_cuda_matches_numpy_in_simulator():
 
 def test_resident_flow_coverage_reasons():
     # what the resident kernels refuse, and why (the run then steps host-driven and says so)
-    from solvers.particles.backends.cuda_flow import unsupported
-    from solvers.particles.field import TwoLayer
+    from meanfield_solvers.particles.backends.cuda_flow import unsupported
+    from meanfield_solvers.particles.field import TwoLayer
 
     assert unsupported(TwoLayer("tanh", 100, bias=True), "mc", "logistic") == ""
     assert unsupported(TwoLayer("relu", 128), "analytic") == ""
@@ -378,10 +378,10 @@ HUNDRED = textwrap.dedent(
     r"""
     import json
     import numpy as np
-    from solvers.particles.backends.cuda_backend import CudaBackend
-    from solvers.particles.backends.cuda_flow import CudaFlow
-    from solvers.particles.backends.numpy_backend import NumpyBackend
-    from solvers.particles import field, integrators
+    from meanfield_solvers.particles.backends.cuda_backend import CudaBackend
+    from meanfield_solvers.particles.backends.cuda_flow import CudaFlow
+    from meanfield_solvers.particles.backends.numpy_backend import NumpyBackend
+    from meanfield_solvers.particles import field, integrators
 
     cb = CudaBackend(tpb=4, min_blocks=1)
     ref = NumpyBackend()

@@ -11,14 +11,14 @@ import pytest
 
 pytest.importorskip("numba")
 
-from solvers.particles import field, integrators  # noqa: E402
-from solvers.particles.backends import (  # noqa: E402
+from meanfield_solvers.particles import field, integrators  # noqa: E402
+from meanfield_solvers.particles.backends import (  # noqa: E402
     BACKENDS,
     NumpyBackend,
     get_backend,
     resolve_backend,
 )
-from solvers.particles.backends.numba_backend import NumbaBackend  # noqa: E402
+from meanfield_solvers.particles.backends.numba_backend import NumbaBackend  # noqa: E402
 
 F64_TOL = 1e-10
 F32_TOL = 2e-6
@@ -194,7 +194,7 @@ def test_mc_chunking(nb):
 
 def test_activation_without_numba_code_is_refused(nb):
     """A registered activation without a numba implementation is refused (no silent fallback)."""
-    from solvers import activations
+    from meanfield_solvers import activations
 
     activations.register_activation("cube", lambda z: z**3, lambda z: 3 * z**2, lambda z: 6 * z, odd=True)
     try:
@@ -258,7 +258,7 @@ def test_float32_mc_rows_have_no_float64():
     """The fused MC middles compile to pure float32 code (no float64 constant or promotion)."""
     import numba
 
-    from solvers.particles.backends import numba_backend as nbm
+    from meanfield_solvers.particles.backends import numba_backend as nbm
 
     zt = np.ones((4, 3), dtype=np.float32)
     b = np.zeros(4, dtype=np.float32)

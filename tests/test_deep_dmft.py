@@ -1,4 +1,4 @@
-"""Finite-width deep muP networks against the infinite-width solvers of solvers.dmft.
+"""Finite-width deep muP networks against the infinite-width solvers of meanfield_solvers.dmft.
 
 Full-batch GD with step dt is compared with the discrete DMFT at the same dt (its exact N -> infinity
 limit, DMFT.md §3.1), so every deviation is a finite-width effect (or the DMFT's Monte Carlo error).
@@ -6,7 +6,7 @@ limit, DMFT.md §3.1), so every deviation is a finite-width effect (or the DMFT'
 import numpy as np
 import pytest
 
-dmft = pytest.importorskip("solvers.dmft")
+dmft = pytest.importorskip("meanfield_solvers.dmft")
 
 from meanfield.analysis.fitting import fit_power_law  # noqa: E402
 from meanfield.deep.network import DeepNet, MuP  # noqa: E402

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("solvers.dmft")
+pytest.importorskip("meanfield_solvers.dmft")
 
 HERE = os.path.join(os.path.dirname(__file__), "..", "experiments")
 

@@ -5,7 +5,7 @@ import pytest
 from meanfield.deep.network import DeepNet, LayerScales, MuP, make_parametrisation
 from meanfield.deep.observe import DeepObserver, alignment, ntk_from_kernels
 from meanfield.deep.train import make_step
-from solvers.particles import TwoLayer, get_backend, mc_risk_velocity
+from meanfield_solvers.particles import TwoLayer, get_backend, mc_risk_velocity
 
 ACTS = ("linear", "relu", "erf", "tanh")
 

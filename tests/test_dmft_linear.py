@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from solvers.dmft import solve_deep_linear, solve_ntk
-from solvers.dmft.linear import _unit_lower_solve
-from solvers.dmft.state import memory_operators
+from meanfield_solvers.dmft import solve_deep_linear, solve_ntk
+from meanfield_solvers.dmft.linear import _unit_lower_solve
+from meanfield_solvers.dmft.state import memory_operators
 
 
 def _data(P=3, D=6, Q=1, seed=0):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from solvers import gaussian
-from solvers.dmft import init_kernels, kernel_flow, solve_ntk
+from meanfield_solvers import gaussian
+from meanfield_solvers.dmft import init_kernels, kernel_flow, solve_ntk
 
 
 def _data(P=4, D=6, seed=0):

@@ -12,10 +12,10 @@ Scientific claims under test (DMFT.md §4):
 import numpy as np
 import pytest
 
-from solvers import gaussian
-from solvers.dmft import (DMFTMemoryError, KernelNotPositiveDefinite, estimate_memory, init_kernels,
+from meanfield_solvers import gaussian
+from meanfield_solvers.dmft import (DMFTMemoryError, KernelNotPositiveDefinite, estimate_memory, init_kernels,
                           solve_deep_linear, solve_dmft, solve_ntk)
-from solvers.dmft.sources import IncrementalCholesky, cholesky_factor
+from meanfield_solvers.dmft.sources import IncrementalCholesky, cholesky_factor
 
 
 def _data(P=3, D=6, Q=0, seed=0):

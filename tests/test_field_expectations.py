@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from solvers import gaussian
-from solvers.particles import (GaussianPopulation, TwoLayer, get_backend, mc_risk_velocity,
+from meanfield_solvers import gaussian
+from meanfield_solvers.particles import (GaussianPopulation, TwoLayer, get_backend, mc_risk_velocity,
                                population_risk_velocity)
 
 BE = get_backend("numpy")

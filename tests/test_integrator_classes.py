@@ -1,4 +1,4 @@
-"""The integrator classes of solvers.integrators on deterministic flows: orders, bitwise agreement
+"""The integrator classes of meanfield_solvers.integrators on deterministic flows: orders, bitwise agreement
 with the array-level functions every backend uses, the registry, and the errors that name a fix."""
 import functools
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from test_integrators import _flow
 
-from solvers.integrators import INTEGRATORS, UnsupportedTermError, get_integrator
-from solvers.particles import integrators as old
-from solvers.state import ParticleState
-from solvers.terms import Drift, Noise, Reaction
+from meanfield_solvers.integrators import INTEGRATORS, UnsupportedTermError, get_integrator
+from meanfield_solvers.particles import integrators as old
+from meanfield_solvers.state import ParticleState
+from meanfield_solvers.terms import Drift, Noise, Reaction
 
 T = 2.0
 
@@ -67,7 +67,7 @@ def test_euler_maruyama_without_noise_is_bitwise_euler():
 
 
 def test_old_module_keeps_its_interface():
-    """solvers.particles.integrators still maps the three names to the (moved) functions."""
+    """meanfield_solvers.particles.integrators still maps the three names to the (moved) functions."""
     assert old.INTEGRATORS == {"euler": old.euler, "heun": old.heun, "rk4": old.rk4}
     assert old.ORDER == {name: INTEGRATORS[name].order for name in ("euler", "heun", "rk4")}
     with pytest.raises(ValueError, match="unknown integrator 'euler_maruyama'"):

@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from solvers.integrators import get_integrator
-from solvers.state import ParticleState
-from solvers.terms import Drift, Noise, Reaction
+from meanfield_solvers.integrators import get_integrator
+from meanfield_solvers.state import ParticleState
+from meanfield_solvers.terms import Drift, Noise, Reaction
 
 P = 20000  # paths: puts the slopes' MC standard error near 0.003 (OU) and 0.005 (GBM)
 # Allowance for the pre-asymptotic terms of the error expansion (relative O(dt) corrections,

@@ -19,9 +19,9 @@ import functools
 import numpy as np
 import pytest
 
-from solvers.integrators import get_integrator, rk4
-from solvers.state import ParticleState
-from solvers.terms import Drift, Reaction
+from meanfield_solvers.integrators import get_integrator, rk4
+from meanfield_solvers.state import ParticleState
+from meanfield_solvers.terms import Drift, Reaction
 
 T = 1.0
 _rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from solvers.particles import (ORDER, GaussianPopulation, TwoLayer, get_backend, get_integrator,
+from meanfield_solvers.particles import (ORDER, GaussianPopulation, TwoLayer, get_backend, get_integrator,
                                population_risk_velocity)
 
 

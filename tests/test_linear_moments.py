@@ -13,7 +13,7 @@ limit, which N particles approach with an error ~ N^{-1/2}.
 """
 import numpy as np
 
-from solvers.particles import GaussianPopulation, TwoLayer, get_backend, get_integrator, population_risk_velocity
+from meanfield_solvers.particles import GaussianPopulation, TwoLayer, get_backend, get_integrator, population_risk_velocity
 
 D, ALPHA, LA, LW = 3, 1.0, 1.0, 0.5
 BE = get_backend("numpy")

@@ -12,8 +12,8 @@ Claims checked (each a derivation, not a stored number):
 import numpy as np
 import pytest
 
-from solvers.models import GaussianPopulation, Samples, TwoLayer
-from solvers.particles import get_backend
+from meanfield_solvers.models import GaussianPopulation, Samples, TwoLayer
+from meanfield_solvers.particles import get_backend
 
 BE = get_backend("numpy")
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import meanfield
-from solvers import gaussian
+from meanfield_solvers import gaussian
 from helpers import tiny
 
 

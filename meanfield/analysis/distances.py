@@ -98,7 +98,7 @@ class Distance:
         return float(self.value)
 
 
-def _fail(method: str, reason: str, **info: Any) -> Distance:
+def failed_distance(method: str, reason: str, **info: Any) -> Distance:
     return Distance(math.nan, reason, math.nan, method, dict(info))
 
 
@@ -118,14 +118,14 @@ def _cloud(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def cloud_pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     x, y = _cloud(x, "x"), _cloud(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y live in different dimensions: {x.shape[1]} vs {y.shape[1]}")
     return x, y
 
 
-def _nonfinite_reason(x: np.ndarray, y: np.ndarray) -> str | None:
+def nonfinite_reason(x: np.ndarray, y: np.ndarray) -> str | None:
     for name, arr in (("x", x), ("y", y)):
         if not np.all(np.isfinite(arr)):
             bad = int(np.count_nonzero(~np.isfinite(arr)))
@@ -241,21 +241,21 @@ def w2_exact(
         the wrong length). Data problems return ``nan`` instead.
     """
     method = "w2_exact"
-    x, y = _pair(x, y)
+    x, y = cloud_pair(x, y)
     n, m = x.shape[0], y.shape[0]
     need = emd_memory_bytes(n, m)
     info: dict[str, Any] = {"n": n, "m": m, "bytes": need}
-    reason = _nonfinite_reason(x, y)
+    reason = nonfinite_reason(x, y)
     if reason:
-        return _fail(method, reason, **info)
+        return failed_distance(method, reason, **info)
     wa, reason = _weights(a, n, "a")
     if reason:
-        return _fail(method, reason, **info)
+        return failed_distance(method, reason, **info)
     wb, reason = _weights(b, m, "b")
     if reason:
-        return _fail(method, reason, **info)
+        return failed_distance(method, reason, **info)
     if need > max_bytes:
-        return _fail(
+        return failed_distance(
             method,
             f"memory: cost matrix + plan need {need} bytes > max_bytes={max_bytes} "
             f"(n={n}, m={m}); use w2_sliced or subsample",
@@ -263,7 +263,7 @@ def w2_exact(
         )
     cost = _sq_cost(x, y)
     if not np.all(np.isfinite(cost)):
-        return _fail(method, "non-finite cost matrix (coordinates overflow when squared)", **info)
+        return failed_distance(method, "non-finite cost matrix (coordinates overflow when squared)", **info)
 
     import ot
 
@@ -274,28 +274,28 @@ def w2_exact(
                 wa, wb, cost, numItermax=int(num_iter_max), log=True, return_matrix=True
             )
         except Exception as exc:  # solver refused the problem
-            return _fail(method, f"solver error: {type(exc).__name__}: {exc}", **info)
+            return failed_distance(method, f"solver error: {type(exc).__name__}: {exc}", **info)
     code = int(log.get("result_code", -1))
     info["result_code"] = code
     warn = log.get("warning")
     if code != 1 or warn:
         msgs = [str(w.message) for w in caught]
-        return _fail(
+        return failed_distance(
             method,
             f"solver did not converge (result_code={code}): {warn or '; '.join(msgs)}",
             **info,
         )
     plan = np.asarray(log["G"], dtype=np.float64)
     if plan.shape != (n, m) or not np.all(np.isfinite(plan)):
-        return _fail(method, "transport plan is malformed or non-finite", **info)
+        return failed_distance(method, "transport plan is malformed or non-finite", **info)
     neg = float(plan.min()) if plan.size else 0.0
     err_a = float(np.max(np.abs(plan.sum(axis=1) - wa)))
     err_b = float(np.max(np.abs(plan.sum(axis=0) - wb)))
     info["marginal_error"] = max(err_a, err_b)
     if neg < -marginal_tol:
-        return _fail(method, f"transport plan has negative mass {neg:.3g}", **info)
+        return failed_distance(method, f"transport plan has negative mass {neg:.3g}", **info)
     if max(err_a, err_b) > marginal_tol:
-        return _fail(
+        return failed_distance(
             method,
             f"transport plan marginals off by {max(err_a, err_b):.3g} > {marginal_tol:.3g}",
             **info,
@@ -303,7 +303,7 @@ def w2_exact(
     w2sq = float(val)
     scale = float(np.max(cost)) if cost.size else 0.0
     if not math.isfinite(w2sq) or w2sq < -1e-12 * max(scale, 1.0):
-        return _fail(method, f"invalid transport cost {w2sq!r}", **info)
+        return failed_distance(method, f"invalid transport cost {w2sq!r}", **info)
     w2sq = max(w2sq, 0.0)
     info["w2_squared"] = w2sq
     return Distance(math.sqrt(w2sq), None, 0.0, method, info)
@@ -362,20 +362,20 @@ def w2_1d(x: Any, y: Any, a: Any = None, b: Any = None) -> Distance:
         ``value = W_2``; ``info['w2_squared']``.
     """
     method = "w2_1d"
-    x, y = _pair(x, y)
+    x, y = cloud_pair(x, y)
     if x.shape[1] != 1:
         raise ValueError(f"w2_1d needs 1-D points, got dimension {x.shape[1]}")
-    reason = _nonfinite_reason(x, y)
+    reason = nonfinite_reason(x, y)
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     xv, yv = x[:, 0], y[:, 0]
     n, m = xv.size, yv.size
     wa, reason = _weights(a, n, "a")
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     wb, reason = _weights(b, m, "b")
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     ox, oy = np.argsort(xv, kind="stable"), np.argsort(yv, kind="stable")
     xs, ys = xv[ox], yv[oy]
     if a is None and b is None and n == m:
@@ -384,7 +384,7 @@ def w2_1d(x: Any, y: Any, a: Any = None, b: Any = None) -> Distance:
         i, j, dt = _quantile_grid(wa[ox], wb[oy])
         w2sq = float(np.dot(dt, (xs[i] - ys[j]) ** 2))
     if not math.isfinite(w2sq):
-        return _fail(method, "non-finite result (overflow)")
+        return failed_distance(method, "non-finite result (overflow)")
     return Distance(math.sqrt(w2sq), None, 0.0, method, {"n": n, "m": m, "w2_squared": w2sq})
 
 
@@ -464,13 +464,13 @@ def w2_sliced(
         holds the :math:`L` values :math:`W_2^2(l)`.
     """
     method = "w2_sliced"
-    x, y = _pair(x, y)
+    x, y = cloud_pair(x, y)
     n, m, p = x.shape[0], y.shape[0], x.shape[1]
     if n_projections < 1:
         raise ValueError("n_projections must be >= 1")
-    reason = _nonfinite_reason(x, y)
+    reason = nonfinite_reason(x, y)
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     if p == 1:
         theta = np.ones((1, 1))  # the only direction up to sign: exact 1-D W2
     else:
@@ -508,7 +508,7 @@ def w2_sliced(
             del diff
         del py
     if not np.all(np.isfinite(out)):
-        return _fail(method, "non-finite projections (overflow)")
+        return failed_distance(method, "non-finite projections (overflow)")
     sw2 = float(out.mean())
     value = math.sqrt(max(sw2, 0.0))
     if L > 1 and value > 0:
@@ -542,16 +542,16 @@ def coupling_distance(x: Any, y: Any, weights: Any = None) -> Distance:
         Non-negative weights (normalised); uniform if omitted.
     """
     method = "coupling"
-    x, y = _pair(x, y)
+    x, y = cloud_pair(x, y)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"coupled clouds need the same size, got {x.shape[0]} and {y.shape[0]}")
-    reason = _nonfinite_reason(x, y)
+    reason = nonfinite_reason(x, y)
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     w, reason = _weights(weights, x.shape[0], "weights")
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     d2 = float(w @ np.sum((x - y) ** 2, axis=1))
     if not math.isfinite(d2):
-        return _fail(method, "non-finite result (overflow)")
+        return failed_distance(method, "non-finite result (overflow)")
     return Distance(math.sqrt(d2), None, 0.0, method, {"n": x.shape[0], "squared": d2})

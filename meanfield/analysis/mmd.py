@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .distances import Distance, _fail, _nonfinite_reason, _pair
+from .distances import Distance, failed_distance, nonfinite_reason, cloud_pair
 
 __all__ = ["mmd2", "median_bandwidth"]
 
@@ -51,7 +51,7 @@ def median_bandwidth(
         z = np.asarray(x, dtype=np.float64)
         z = z[:, None] if z.ndim == 1 else z
     else:
-        xa, ya = _pair(x, y)
+        xa, ya = cloud_pair(x, y)
         z = np.concatenate([xa, ya], axis=0)
     if not np.all(np.isfinite(z)):
         return math.nan
@@ -143,24 +143,24 @@ def mmd2(
         ``info['bandwidth']``.
     """
     method = "mmd2_unbiased" if unbiased else "mmd2_biased"
-    x, y = _pair(x, y)
+    x, y = cloud_pair(x, y)
     n, m = x.shape[0], y.shape[0]
-    reason = _nonfinite_reason(x, y)
+    reason = nonfinite_reason(x, y)
     if reason:
-        return _fail(method, reason)
+        return failed_distance(method, reason)
     min_n = 3 if unbiased else 2
     if n < min_n or m < min_n:
-        return _fail(method, f"need at least {min_n} points per sample, got n={n}, m={m}")
+        return failed_distance(method, f"need at least {min_n} points per sample, got n={n}, m={m}")
     if isinstance(bandwidth, str):
         if bandwidth != "median":
             raise ValueError(f"bandwidth must be a positive float or 'median', got {bandwidth!r}")
         h = median_bandwidth(x, y, seed=seed)
         if not math.isfinite(h):
-            return _fail(method, "median bandwidth is zero (all points coincide)")
+            return failed_distance(method, "median bandwidth is zero (all points coincide)")
     else:
         h = float(bandwidth)
         if not (math.isfinite(h) and h > 0):
-            return _fail(method, f"bandwidth must be positive and finite, got {bandwidth!r}")
+            return failed_distance(method, f"bandwidth must be positive and finite, got {bandwidth!r}")
     gamma = 1.0 / (2.0 * h * h)
     block = max(1, int(block_size))
 
@@ -188,6 +188,6 @@ def mmd2(
     var = (n - 1) / n * np.sum((tx - tx.mean()) ** 2) + (m - 1) / m * np.sum((ty - ty.mean()) ** 2)
     value = float(value)
     if not math.isfinite(value):
-        return _fail(method, "non-finite kernel sums")
+        return failed_distance(method, "non-finite kernel sums")
     return Distance(value, None, float(math.sqrt(max(var, 0.0))), method,
                     {"n": n, "m": m, "bandwidth": h})

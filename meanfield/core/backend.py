@@ -1,7 +1,7 @@
 """The particle backend a run uses (``run.backend``), with the choice of ``auto`` said once."""
 from __future__ import annotations
 
-from solvers.particles.backends import get_backend, resolve_backend
+from meanfield_solvers.particles.backends import get_backend, resolve_backend
 
 __all__ = ["choose_backend"]
 

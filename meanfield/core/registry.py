@@ -98,7 +98,7 @@ class ModelKind(abc.ABC):
 
     @abc.abstractmethod
     def build(self, cfg):
-        """``(model, task)`` for a validated config: a :class:`solvers.models.ParticleModel` and
+        """``(model, task)`` for a validated config: a :class:`meanfield_solvers.models.ParticleModel` and
         a task (see :class:`meanfield.tasks.Task`: ``loss``, ``population``, ``sample``, ...)."""
 
     def analytic_obstacles(self, c: dict) -> list:

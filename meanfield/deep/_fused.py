@@ -9,7 +9,7 @@ core, so batching S seeds bought only 2–5× over a Python loop over seeds (N =
 measured). Here one ``prange`` over seeds does, for each network, exactly the maths of
 :meth:`DeepNet._velocity_into` — the products with BLAS (``np.dot`` inside the kernel, BLAS pinned to
 one thread, so the seeds run on all cores), the activation and its derivative in one fused pass
-with the polynomial approximations of :mod:`solvers.particles.backends._approx` (≤ 1e-14
+with the polynomial approximations of :mod:`meanfield_solvers.particles.backends.approx` (≤ 1e-14
 relative), the scalings folded into those passes.
 
 Each seed is computed start to finish by one thread with single-threaded BLAS, so the result does
@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from solvers.activations import implementation
-from solvers.particles.backends._approx import act_d1, like
+from meanfield_solvers.activations import implementation
+from meanfield_solvers.particles.backends.approx import act_d1, like
 
 __all__ = ["activation_code", "fused_velocity"]
 
@@ -35,7 +35,7 @@ KFLAGS = {"nsz", "contract"}
 def activation_code(activation: str) -> int:
     """The activation's code of ``act_d1`` (the registry's numba ``act_d1`` implementation).
 
-    Raises :class:`solvers.activations.MissingImplementation` for an activation without one.
+    Raises :class:`meanfield_solvers.activations.MissingImplementation` for an activation without one.
     """
     return implementation(activation, "numba", "act_d1")
 
@@ -158,7 +158,7 @@ def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef
     vcoef : (L+1,) velocity prefactors ``scale * c_l * s_l / P``
     parallel : run the seeds in a numba ``prange`` (False: on the calling thread)
     """
-    from solvers.threads import blas_threads
+    from meanfield_solvers.threads import blas_threads
 
     dt = theta.dtype
     S = theta.shape[0]

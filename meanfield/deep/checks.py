@@ -109,7 +109,7 @@ def check_dmft_supported(c) -> list:
     """Whether the sampled DMFT covers this activation at this depth (one problem, or none)."""
     act, L = c["model"]["activation"], c["model"]["depth"]
     try:
-        from solvers.dmft import check_supported
+        from meanfield_solvers.dmft import check_supported
 
         check_supported(act, L)
     except ImportError as e:  # pragma: no cover - solver not installed
@@ -139,7 +139,7 @@ def size_problems(c) -> list:
             p.append(f"limit.dmft_error_batches = {B} leaves too few samples per batch (dmft_samples = {S}, "
                      f"dmft_tangent_samples = {S_tan}); lower it or raise the samples")
         try:
-            from solvers.dmft import estimate_memory
+            from meanfield_solvers.dmft import estimate_memory
 
             est = estimate_memory(T, P + Q, P, model["depth"], S, S_tan)
             total = est.total

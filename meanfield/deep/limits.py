@@ -1,9 +1,9 @@
 r"""The deep limit methods, one small adapter each (registered by name in
 :mod:`meanfield.core.registry`):
 
-* ``dmft`` — the sampled DMFT of deep muP networks (:func:`solvers.dmft.solve_dmft`);
-* ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`solvers.dmft.solve_deep_linear`);
-* ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`solvers.dmft.solve_ntk`).
+* ``dmft`` — the sampled DMFT of deep muP networks (:func:`meanfield_solvers.dmft.solve_dmft`);
+* ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`meanfield_solvers.dmft.solve_deep_linear`);
+* ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`meanfield_solvers.dmft.solve_ntk`).
 
 Each solves on the limit's grid ``dt * arange(T + 1)`` up to the last recording step and returns
 the recorded arrays (see :mod:`meanfield.deep.wing` for the keys). The DMFT family is the exact
@@ -89,7 +89,7 @@ class DMFTMethod(DeepLimitMethod):
         return check_dmft_supported(c) or size_problems(c)
 
     def solve(self, cfg, X, y, Xt, T, log):
-        import solvers.dmft as dm
+        import meanfield_solvers.dmft as dm
 
         lim = cfg.limit
         noise_seed = int(seeding.stream(cfg.run.seed, "mc").integers(2**63 - 1))
@@ -113,7 +113,7 @@ class DMFTLinearMethod(DeepLimitMethod):
         return size_problems(c)
 
     def solve(self, cfg, X, y, Xt, T, log):
-        import solvers.dmft as dm
+        import meanfield_solvers.dmft as dm
 
         r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt))
         return _fixed_point_record(r, log, self.name)
@@ -124,7 +124,7 @@ class NTKMethod(DeepLimitMethod):
     doc = "gamma0 -> 0: NNGP/NTK recursions and kernel gradient flow"
 
     def solve(self, cfg, X, y, Xt, T, log):
-        import solvers.dmft as dm
+        import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]
         r = dm.solve_ntk(X, y, L, cfg.limit.dt, T, activation=cfg.model.activation,

@@ -49,7 +49,7 @@ the NTK formula are unchanged. A branch multiplier (BNLHP23: :math:`1/\sqrt L`) 
 Depth 1 *is* the two-layer model
 --------------------------------
 For :math:`L = 1` nothing here is re-implemented: :class:`DeepNet` dispatches the dynamics to
-:class:`solvers.particles.TwoLayer` (the particle code of the two-layer mean-field flow) with
+:class:`meanfield_solvers.particles.TwoLayer` (the particle code of the two-layer mean-field flow) with
 
 .. math::
     a_i = w^1_i,\qquad w_i = s_0 W^0_i\;(= W^0_i/\sqrt D),\qquad \alpha = s_L N\;(= 1/\gamma_0),
@@ -76,9 +76,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.gaussian import get_activation
-from solvers.particles import TwoLayer, get_backend, mc_risk_velocity
-from solvers.threads import blas_threads
+from meanfield_solvers.gaussian import get_activation
+from meanfield_solvers.particles import TwoLayer, get_backend, mc_risk_velocity
+from meanfield_solvers.threads import blas_threads
 
 __all__ = [
     "LayerScales",
@@ -92,7 +92,7 @@ __all__ = [
 ]
 
 def blas_limit(n):
-    """BLAS limited to ``n`` threads (see :func:`solvers.threads.blas_threads` for why one is the default)."""
+    """BLAS limited to ``n`` threads (see :func:`meanfield_solvers.threads.blas_threads` for why one is the default)."""
     return blas_threads(n)
 
 
@@ -206,10 +206,10 @@ class DeepNet:
 
     Parameters
     ----------
-    activation : str, a registered activation (:mod:`solvers.activations`; erf means erf(z/√2))
+    activation : str, a registered activation (:mod:`meanfield_solvers.activations`; erf means erf(z/√2))
     D : int, input dimension
     N : int, width of every hidden layer
-    L : int, number of hidden layers (≥ 1; L = 1 dispatches to :class:`solvers.particles.TwoLayer`)
+    L : int, number of hidden layers (≥ 1; L = 1 dispatches to :class:`meanfield_solvers.particles.TwoLayer`)
     param : parametrisation object with ``scales(L, D, N) -> LayerScales`` (e.g. :class:`MuP`)
     backend : particle backend name or object
         Depth 1: the TwoLayer particle backend. Depth ≥ 2: ``'numba'`` computes the training

@@ -7,7 +7,7 @@ All trainers discretise the same flow :math:`\dot\theta = v(\theta) = -c\,\nabla
   This is the dynamics whose :math:`N\to\infty` limit the discrete DMFT solves *exactly* at the same
   ``dt`` (DMFT.md §3.1): compare with ``limit.dt == train.lr``.
 * ``flow`` — gradient flow integrated with Heun (order 2) or RK4 (order 4) at fixed step
-  (:mod:`solvers.particles.integrators`); approximates the continuous-time DMFT.
+  (:mod:`meanfield_solvers.particles.integrators`); approximates the continuous-time DMFT.
 * ``sgd`` — multi-pass SGD on the fixed training set: B rows drawn uniformly with replacement,
   independently per seed and step.
 * ``online_sgd`` — a fresh minibatch of B samples from the task per seed and step.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.particles import get_integrator
+from meanfield_solvers.particles import get_integrator
 
 from ..march import march
 

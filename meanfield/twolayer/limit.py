@@ -1,7 +1,7 @@
 r"""The particle limit of a particle model: its mean-field flow, stepped by a registered integrator.
 
 ``particles``: the flow :math:`\dot\theta_i = v(\theta_i;\mu_t)` of M particles, integrated with
-an integrator of :mod:`solvers.integrators` (Euler/Heun/RK4) at fixed dt in mean-field time.
+an integrator of :mod:`meanfield_solvers.integrators` (Euler/Heun/RK4) at fixed dt in mean-field time.
 Expectations over x are
 
 * ``analytic``: exact population expectations (the model's closed forms; for the two-layer model
@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from solvers.integrators import get_integrator
-from solvers.models import Samples
-from solvers.state import ParticleState
-from solvers.terms import Drift
+from meanfield_solvers.integrators import get_integrator
+from meanfield_solvers.models import Samples
+from meanfield_solvers.state import ParticleState
+from meanfield_solvers.terms import Drift
 
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
@@ -46,7 +46,7 @@ def _resident_step(flow):
 def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
     """Return ``(step, residency)`` for the particle flow of a validated config.
 
-    ``step(state, k) -> state`` on :class:`solvers.state.ParticleState`; ``residency`` is None
+    ``step(state, k) -> state`` on :class:`meanfield_solvers.state.ParticleState`; ``residency`` is None
     (host arrays) or the GPU-resident flow whose device positions ``step`` maps (see
     :func:`meanfield.march.march`).
     """

@@ -1,11 +1,11 @@
 r"""The built-in network as a model kind of the particle wing (``model.kind = "network"`` at depth 1):
-the two-layer :class:`solvers.models.TwoLayer` built from ``[model]`` and its task from ``[task]``.
+the two-layer :class:`meanfield_solvers.models.TwoLayer` built from ``[model]`` and its task from ``[task]``.
 
 At depth ≥ 2 the same kind is a deep muP network, run by :mod:`meanfield.deep` instead.
 """
 from __future__ import annotations
 
-from solvers.models import TwoLayer
+from meanfield_solvers.models import TwoLayer
 
 from ..core.registry import ModelKind, register_model
 from ..tasks import make_task
@@ -23,7 +23,7 @@ def two_layer_model(cfg, d: int) -> TwoLayer:
 
 def analytic_obstacles(c: dict) -> list:
     """Why closed-form population expectations are impossible for config data ``c`` ([] if possible)."""
-    from solvers.activations import closed_form_names
+    from meanfield_solvers.activations import closed_form_names
 
     CLOSED_FORM = closed_form_names()
     task, model = c["task"], c["model"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.models import Samples
-from solvers.state import ParticleState
+from meanfield_solvers.models import Samples
+from meanfield_solvers.state import ParticleState
 
 __all__ = ["Observer"]
 
@@ -19,7 +19,7 @@ class Observer:
 
     Parameters
     ----------
-    model : solvers.models.ParticleModel
+    model : meanfield_solvers.models.ParticleModel
     backend : particle backend
     population : GaussianPopulation or None
         Used for the population risk when given and the loss is square.
@@ -40,7 +40,7 @@ class Observer:
     def __call__(self, state) -> dict:
         """A dict of arrays with the leading axes of the positions: risk_pop, risk_test, risk_train, f.
 
-        ``state``: a :class:`solvers.state.ParticleState` (its masses are used) or a positions array.
+        ``state``: a :class:`meanfield_solvers.state.ParticleState` (its masses are used) or a positions array.
         """
         theta, mass = (state.theta, state.mass) if isinstance(state, ParticleState) else (state, None)
         batch = theta.shape[:-2]

@@ -20,7 +20,7 @@ def _gathers_on_rays(activation) -> bool:
     True for positively homogeneous activations that are not odd (relu); an odd one (linear)
     also identifies (a, w) with (-a, -w), so there is no ray to draw.
     """
-    from solvers.activations import get_activation
+    from meanfield_solvers.activations import get_activation
 
     act = get_activation(activation)
     return act.homogeneous and not act.odd

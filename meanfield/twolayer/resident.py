@@ -1,7 +1,7 @@
 """Choose where the particles live during a march: on the GPU when the backend can keep them there.
 
 With ``run.backend = cuda`` the limit and the finite-width ensembles step through
-:class:`solvers.particles.backends.cuda_flow.CudaFlow`: the particles stay in device memory and
+:class:`meanfield_solvers.particles.backends.cuda_flow.CudaFlow`: the particles stay in device memory and
 only the recorded observables (and snapshots) come back. Cases the resident kernels do not cover
 (d > 128, analytic expectations with a linear activation) run the host-driven loop on the same
 backend, with the same results, and say so once.
@@ -17,7 +17,7 @@ __all__ = ["resident_flow"]
 
 def resident_flow(backend, model, integrator, h, dtype, loss, population=None, log=None, what=""):
     """A :class:`CudaFlow` for this case, or None (host-driven loop) with the reason logged."""
-    from solvers.fused import fused_for
+    from meanfield_solvers.fused import fused_for
 
     if getattr(backend, "name", "") != "cuda":
         return None
@@ -26,7 +26,7 @@ def resident_flow(backend, model, integrator, h, dtype, loss, population=None, l
             log(f"run.backend = cuda: no GPU-resident flow is registered for the {model.kind!r} model; {what} "
                 "steps with host-resident particles")
         return None
-    from solvers.particles.backends.cuda_flow import CudaFlow, unsupported
+    from meanfield_solvers.particles.backends.cuda_flow import CudaFlow, unsupported
 
     why = unsupported(model, "analytic" if population is not None else "mc", loss, population)
     if why:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.integrators import get_integrator
-from solvers.models import Samples
+from meanfield_solvers.integrators import get_integrator
+from meanfield_solvers.models import Samples
 
 from .limit import drift
 from .resident import resident_flow

@@ -2,7 +2,7 @@ r"""The particle wing's run: set-up, finite-width ensembles and final metrics of
 
 The orchestrator (:func:`meanfield.run.run`) calls :func:`setup`, the registered limit method
 (``particles``: :class:`meanfield.twolayer.limit.ParticlesMethod`), then :func:`train`, and merges
-what each side recorded. Everything here is generic over :class:`solvers.models.ParticleModel`:
+what each side recorded. Everything here is generic over :class:`meanfield_solvers.models.ParticleModel`:
 the model and its task come from the model kind (``model.kind``; the built-in two-layer network
 is :mod:`meanfield.twolayer.network`).
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from solvers.state import ParticleState
+from meanfield_solvers.state import ParticleState
 
 from .. import seeding
 from ..core.backend import choose_backend

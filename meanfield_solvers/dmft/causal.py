@@ -5,7 +5,7 @@ The discrete DMFT is strictly causal (DMFT.md §3.1, §3.4): every order paramet
 layer below (forward fields) or above (backward fields), and on :math:`f[k]`, which needs only
 layer L's forward quantities at :math:`t_k`. So one sweep that advances **all** layers together in
 time order, using each freshly estimated kernel/response as soon as it exists, solves the fixed-point
-equations of :class:`~solvers.dmft.sampled.SampledMap` exactly for the given white noise:
+equations of :class:`~meanfield_solvers.dmft.sampled.SampledMap` exactly for the given white noise:
 
 for k = 0..T:
 
@@ -23,7 +23,7 @@ for k = 0..T:
 The sources are identical to those of the Jacobi map (incremental Cholesky of the leading blocks =
 leading blocks of the full Cholesky; same fixed white noise), the estimators are identical, so the
 sweep's output is the fixed point :math:`\Sigma^* = F(\Sigma^*)` of the Jacobi map up to rounding —
-which :func:`~solvers.dmft.sampled.solve_dmft` checks by applying the Jacobi map once more and
+which :func:`~meanfield_solvers.dmft.sampled.solve_dmft` checks by applying the Jacobi map once more and
 reporting the residual. The sweep ignores its input state (except the grid and targets).
 
 Cost: one sweep ≈ one Jacobi iteration, but the marching GEMMs are step by step (the memory rows of

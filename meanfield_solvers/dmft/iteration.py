@@ -1,8 +1,8 @@
 r"""Damped fixed-point iteration with horizon continuation (DMFT.md §3.4).
 
 A DMFT solve is the fixed point :math:`\Sigma = F(\Sigma)` of a map from order parameters to order
-parameters (the sampled map of :mod:`solvers.dmft.sampled`, or the closed-form deep-linear map of
-:mod:`solvers.dmft.linear`). This module only iterates such a map:
+parameters (the sampled map of :mod:`meanfield_solvers.dmft.sampled`, or the closed-form deep-linear map of
+:mod:`meanfield_solvers.dmft.linear`). This module only iterates such a map:
 
 * **Continuation**: solve on horizons ``T_1 < T_2 < ... < T``; each stage starts from the previous
   one extended in time (kernels held constant, responses extended by 0, outputs by the Euler NTK

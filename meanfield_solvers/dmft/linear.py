@@ -2,7 +2,7 @@ r"""Deep-linear DMFT (:math:`\phi(h) = h`): closed kernel equations, solved with
 
 With :math:`\phi = \mathrm{id}` every single-site field is Gaussian and linear in the sources
 (DMFT.md §5b). Writing the discrete memory operators of layer :math:`\ell` as the (n, n) matrices
-``H``, ``Z`` of :func:`~solvers.dmft.state.memory_operators`, the single-site equations
+``H``, ``Z`` of :func:`~meanfield_solvers.dmft.state.memory_operators`, the single-site equations
 :math:`h = u + Hz`, :math:`z = r + Zh` give
 
 .. math::
@@ -21,7 +21,7 @@ With :math:`\phi = \mathrm{id}` every single-site field is Gaussian and linear i
 
 since :math:`r^L` is one N(0,1) scalar (:math:`G^{L+1}=\mathbf 1\mathbf 1^\top`). ``I − HZ`` and
 ``I − ZH`` are unit lower triangular (H is strictly causal), so the inverses are triangular solves.
-These maps are iterated with :func:`~solvers.dmft.iteration.iterate` (horizon continuation, damping);
+These maps are iterated with :func:`~meanfield_solvers.dmft.iteration.iterate` (horizon continuation, damping);
 by causality the iteration reaches its fixed point exactly after finitely many sweeps
 (about L × new steps per stage). Cost O(L n³) per sweep, no Monte Carlo error: the exact oracle for the
 sampled solver (same discretisation, same f formula).
@@ -113,7 +113,7 @@ def solve_deep_linear(X, y, L: int, gamma0: float, dt: float, T: int, *, X_test=
     """
     t0 = time.perf_counter()
     if gamma0 == 0:
-        raise ValueError("gamma0 = 0 is the lazy limit: use solvers.dmft.solve_ntk")
+        raise ValueError("gamma0 = 0 is the lazy limit: use meanfield_solvers.dmft.solve_ntk")
     if int(T) != T or T < 1 or not dt > 0 or L < 1:
         raise ValueError(f"need integers L, T >= 1 and dt > 0, got L={L}, T={T}, dt={dt}")
     X = np.asarray(X, dtype=float)

@@ -7,7 +7,7 @@ Discrete single-site process of one layer (DMFT.md §3.1), left-point rule, stri
 
     z[k] = r[k] + \sum_{j\le k} Z[k,j]\,\phi[j],\qquad g[k] = \phi'(h[k])\,z[k],
 
-with ``H``, ``Z`` the (n, n) memory operators of :func:`solvers.dmft.state.memory_operators`.
+with ``H``, ``Z`` the (n, n) memory operators of :func:`meanfield_solvers.dmft.state.memory_operators`.
 Samples are columns: an ``(n, S)`` history per field, so each step is a pair of GEMMs over the whole
 batch; there is no loop over samples.
 

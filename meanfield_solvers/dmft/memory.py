@@ -11,7 +11,7 @@ float64 storage is about
   once (``workers``), plus the running sums ``2 n R`` and each chunk's sums ``2 n R``
 * order parameters: old, new and blended states, memory operators, Cholesky factors: ``(12 L + 6) n²``
 
-The causal sweep (:mod:`solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
+The causal sweep (:mod:`meanfield_solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
 primal ``L (6 n S) + 2 n S``, tangents ``Σ_ℓ 2 n R_ℓ S_tan``; it is followed by one chunked Jacobi
 application, so its peak is the larger of the two.
 

@@ -18,7 +18,7 @@ At :math:`t=0` and :math:`N\to\infty` (DMFT.md §5d)
 
 There is no factor 2 (as in He-initialised NTK conventions): weights are :math:`N(0,1)` and every
 layer divides by :math:`\sqrt{\text{fan-in}}`. The pairwise Gaussian integrals come from
-:mod:`solvers.activations` (an activation's closed forms where it has them, as linear/relu/erf;
+:mod:`meanfield_solvers.activations` (an activation's closed forms where it has them, as linear/relu/erf;
 otherwise tensor Gauss–Hermite quadrature, as for tanh).
 
 As :math:`\gamma_0\to0` the kernels freeze and the outputs follow the kernel flow. On the grid
@@ -105,7 +105,7 @@ def init_kernels(X, L: int, activation: str = "tanh") -> InitKernels:
     L : int
         Number of hidden layers (≥ 1).
     activation : str
-        A registered activation (:mod:`solvers.activations`); ``erf`` means
+        A registered activation (:mod:`meanfield_solvers.activations`); ``erf`` means
         :math:`\mathrm{erf}(z/\sqrt2)`.
 
     Returns

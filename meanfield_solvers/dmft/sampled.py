@@ -29,9 +29,9 @@ term carries one :math:`\gamma_0` and one :math:`1/P`).
 
 One iteration of the map :math:`\Sigma\mapsto F(\Sigma)` (Jacobi over layers, :class:`SampledMap`): for
 every layer build the memory operators from the current state, colour the fixed white noise with the
-Cholesky factors of the current kernels (:mod:`~solvers.dmft.sources`), march all samples as matrix
-columns (:mod:`~solvers.dmft.march`), estimate kernels from all samples and responses from exact
-tangents on the first ``n_tangent`` samples, then the outputs. :mod:`~solvers.dmft.iteration` damps,
+Cholesky factors of the current kernels (:mod:`~meanfield_solvers.dmft.sources`), march all samples as matrix
+columns (:mod:`~meanfield_solvers.dmft.march`), estimate kernels from all samples and responses from exact
+tangents on the first ``n_tangent`` samples, then the outputs. :mod:`~meanfield_solvers.dmft.iteration` damps,
 continues in the horizon and checks convergence.
 
 Two sweep orders (``sweep``):
@@ -40,7 +40,7 @@ Two sweep orders (``sweep``):
   damping and horizon continuation until the relative change is below ``tol`` (typically 8–10
   iterations per stage).
 * ``'causal'`` (default when it fits in memory) — the first iteration is a time-ordered Gauss–Seidel sweep
-  (:mod:`~solvers.dmft.causal`) which, because the discrete system is causal, lands on the fixed
+  (:mod:`~meanfield_solvers.dmft.causal`) which, because the discrete system is causal, lands on the fixed
   point of the same map (same noise, same estimators) in one pass; the following Jacobi iterations
   certify it: their residual is the distance from a fixed point and must reach ``tol`` as before.
   Typically 2 iterations in total; needs all tangents in memory at once. Measured (L = 2 tanh,
@@ -251,7 +251,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
     ----------
     X : (P, D) training inputs;  y : (P,) targets
     L : int, hidden layers;  gamma0 : float, feature-learning strength (≠ 0; use
-        :func:`~solvers.dmft.ntk.solve_ntk` for γ₀ = 0)
+        :func:`~meanfield_solvers.dmft.ntk.solve_ntk` for γ₀ = 0)
     dt : float, GD step (time advanced per step);  T : int, number of steps
     activation : str, a registered activation (one that is not smooth, as relu, only with L = 1)
     X_test : (Q, D), optional extra points that carry no loss
@@ -277,9 +277,9 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
     sweep : 'auto' | 'causal' | 'jacobi', order of the first sweep of each stage (see module doc);
         'auto' takes 'causal' when its memory estimate fits in ``max_bytes``, else 'jacobi' (recorded
         in ``info['sweep']``)
-    max_bytes : float, refuse (:class:`~solvers.dmft.memory.DMFTMemoryError`) above this estimate
+    max_bytes : float, refuse (:class:`~meanfield_solvers.dmft.memory.DMFTMemoryError`) above this estimate
     n_threads : int or None, BLAS threads during the solve (default 1, see
-        :func:`~solvers.threads.blas_threads`;
+        :func:`~meanfield_solvers.threads.blas_threads`;
         None leaves the BLAS setting alone)
     workers : int or None
         Tangent chunks marched at once, in threads (each with one BLAS thread). Default: the
@@ -316,7 +316,7 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     t_start = time.perf_counter()
     f_estimator = check_supported(activation, L, f_estimator)
     if gamma0 == 0:
-        raise ValueError("gamma0 = 0 is the lazy limit: use solvers.dmft.solve_ntk")
+        raise ValueError("gamma0 = 0 is the lazy limit: use meanfield_solvers.dmft.solve_ntk")
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     Xall = X if X_test is None else np.concatenate([X, np.asarray(X_test, dtype=float)], axis=0)

@@ -1,9 +1,9 @@
 r"""The order parameters of the discrete DMFT and the operations on them that do not sample.
 
 State :math:`\Sigma = \{\Phi^\ell, G^\ell\ (\ell=1..L),\ R_A^\ell, R_B^\ell\ (\ell=1..L-1),\ f\}`
-(DMFT.md §3.4) on a :class:`~solvers.dmft.grid.Grid`; the static :math:`\Phi^0 = XX^\top/D` and
+(DMFT.md §3.4) on a :class:`~meanfield_solvers.dmft.grid.Grid`; the static :math:`\Phi^0 = XX^\top/D` and
 :math:`G^{L+1}\equiv 1` are stored alongside. All two-time objects are ``(n, n)`` matrices
-(see :mod:`solvers.dmft.grid`). The responses are the discrete ones,
+(see :mod:`meanfield_solvers.dmft.grid`). The responses are the discrete ones,
 :math:`R_A^\ell[k,j] = \langle\partial\phi(h^\ell[k])/\partial r^\ell[j]\rangle\approx\gamma_0\,dt\,A^\ell(t_k,t_j)`
 and :math:`R_B^\ell[k,j] = \langle\partial g^{\ell+1}[k]/\partial u^{\ell+1}[j]\rangle\approx\gamma_0\,dt\,B^\ell`.
 """

@@ -2,8 +2,8 @@
 
 ``get_integrator(name, **options)`` builds one from the registry :data:`INTEGRATORS`
 (``euler``, ``heun``, ``rk4``, ``euler_maruyama``, ``lie``, ``strang``); ``step(terms, state, dt)``
-advances a :class:`~solvers.state.ParticleState`. The array-level functions :func:`euler`,
-:func:`heun`, :func:`rk4` are the ones :mod:`solvers.particles.integrators` exports.
+advances a :class:`~meanfield_solvers.state.ParticleState`. The array-level functions :func:`euler`,
+:func:`heun`, :func:`rk4` are the ones :mod:`meanfield_solvers.particles.integrators` exports.
 """
 from .base import INTEGRATORS, Integrator, UnsupportedTermError, get_integrator, register_integrator
 from .euler import Euler, euler

@@ -1,7 +1,7 @@
 r"""The integrator contract, and the registry that names integrators.
 
-An integrator advances a :class:`~solvers.state.ParticleState` by one step ``dt`` of the dynamics
-described by a set of terms (:mod:`solvers.terms`):
+An integrator advances a :class:`~meanfield_solvers.state.ParticleState` by one step ``dt`` of the dynamics
+described by a set of terms (:mod:`meanfield_solvers.terms`):
 
 .. math::
     \mathrm d\theta_i = v(\theta_i; \mu)\,\mathrm dt + g(\theta_i)\odot\mathrm dW_i, \qquad
@@ -22,7 +22,7 @@ Each integrator declares, as class attributes,
 * ``accepts`` and ``requires``: the term kinds it can integrate and the ones it needs.
 
 A term of a kind it does not accept is refused with :class:`UnsupportedTermError`, naming the
-term, the integrators that accept it and the fix (:meth:`~solvers.terms.base.Term.remedy`).
+term, the integrators that accept it and the fix (:meth:`~meanfield_solvers.terms.base.Term.remedy`).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 r"""Explicit Euler: :math:`\theta_{n+1} = \theta_n + \Delta t\, v(\theta_n)` (order 1).
 
 With :math:`\Delta t = \eta` this *is* gradient descent, which is why finite-width training uses
-it. :func:`euler` is the array-level step shared with :mod:`solvers.particles.integrators`;
-:class:`Euler` applies it to a :class:`~solvers.state.ParticleState` and a drift term.
+it. :func:`euler` is the array-level step shared with :mod:`meanfield_solvers.particles.integrators`;
+:class:`Euler` applies it to a :class:`~meanfield_solvers.state.ParticleState` and a drift term.
 """
 from __future__ import annotations
 

@@ -3,12 +3,12 @@ r"""Euler–Maruyama for :math:`\mathrm d\theta = v(\theta; m)\,\mathrm dt + g(\
 .. math:: \theta_{n+1} = \theta_n + \Delta t\, v(\theta_n) + g(\theta_n)\odot\Delta W_n,
    \qquad \Delta W_n \sim \mathcal N(0, \Delta t\, I)\ \text{iid per entry},
 
-with :math:`\Delta W_n` drawn from the state's stream (:meth:`solvers.terms.Noise.increment`).
+with :math:`\Delta W_n` drawn from the state's stream (:meth:`meanfield_solvers.terms.Noise.increment`).
 
 Orders
 ------
 * deterministic (no noise, or :math:`g = 0`): order 1; without a Noise term the step is bitwise
-  :func:`~solvers.integrators.euler.euler`.
+  :func:`~meanfield_solvers.integrators.euler.euler`.
 * strong order 1/2 for general multiplicative noise: the neglected Itô–Taylor term
   :math:`\tfrac12 g g'(\Delta W^2 - \Delta t)` has standard deviation :math:`O(\Delta t)` per step,
   and :math:`1/\Delta t` of them add up to :math:`O(\Delta t^{1/2})`.

@@ -9,7 +9,7 @@ frozen masses) and a reaction part :math:`R` (the masses grow at fixed positions
 
 :math:`T` is advanced by a transport integrator (any registered one that takes no reaction:
 ``euler``, ``heun``, ``rk4``, or ``euler_maruyama`` when there is noise) and :math:`R` by
-:meth:`~solvers.terms.Reaction.react` (:math:`m \leftarrow m\,e^{\Delta t\,r}`, exact for a frozen
+:meth:`~meanfield_solvers.terms.Reaction.react` (:math:`m \leftarrow m\,e^{\Delta t\,r}`, exact for a frozen
 rate; second order via a midpoint rate when the rate reads the masses).
 
 * **Lie**: :math:`\Phi_{\Delta t} = R_{\Delta t}\circ T_{\Delta t}` (transport, then reaction):

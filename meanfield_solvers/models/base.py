@@ -46,7 +46,7 @@ class Samples:
     ----------
     x : (..., M, d) array
     y : (..., M) array of targets
-    loss : str, a name in :data:`solvers.losses.LOSSES`
+    loss : str, a name in :data:`meanfield_solvers.losses.LOSSES`
     """
 
     x: np.ndarray

@@ -31,7 +31,7 @@ Expectation modes
   covers the teacher–student task (one component, s = 1, :math:`y_0 = 0`) and the isotropic
   Gaussians classification of Mei–Montanari–Nguyen (two components, :math:`s = 1\pm\Delta`,
   :math:`y_0 = \pm 1`, no teacher). Square loss, no bias, and the student's activation equal to the
-  teacher's (so that every cross term is a closed-form kernel of :mod:`solvers.gaussian`):
+  teacher's (so that every cross term is a closed-form kernel of :mod:`meanfield_solvers.gaussian`):
 
   .. math::
       R = \tfrac12 E[y^2] - \frac{\alpha}{N}\sum_i a_i\,T_i
@@ -78,7 +78,7 @@ class TwoLayer(ParticleModel):
     Attributes
     ----------
     activation : str
-        Name in :data:`solvers.gaussian.ACTIVATIONS`.
+        Name in :data:`meanfield_solvers.gaussian.ACTIVATIONS`.
     d : int
         Input dimension.
     alpha : float
@@ -239,7 +239,7 @@ def mc_risk_velocity(model: TwoLayer, backend, theta, x, y, loss: str = "square"
     both = getattr(backend, "mc_forward_backward", None)
     if velocity and both is not None:
         # optional fused entry of the protocol: the backend may keep the activations between passes,
-        # and a backend registered for this model (see solvers.particles.backends.fused_for) writes the
+        # and a backend registered for this model (see meanfield_solvers.particles.backends.fused_for) writes the
         # velocity rows itself; with masses the rows need the unweighted a, so the model assembles them
         rows = model.velocity_scales() if mass is None and fused_for(backend, model, "velocity_rows") else None
         if loss == "square":

@@ -1,6 +1,6 @@
-"""Moved: the two-layer model lives in :mod:`solvers.models.two_layer`, losses in :mod:`solvers.losses`.
+"""Moved: the two-layer model lives in :mod:`meanfield_solvers.models.two_layer`, losses in :mod:`meanfield_solvers.losses`.
 
-Kept so that ``from solvers.particles.field import ...`` goes on working.
+Kept so that ``from meanfield_solvers.particles.field import ...`` goes on working.
 """
 from ..losses import LOSSES, loss_and_residual
 from ..models.two_layer import GaussianPopulation, TwoLayer, mc_risk_velocity, population_risk_velocity

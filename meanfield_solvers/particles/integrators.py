@@ -12,11 +12,11 @@ problem (fitted slopes of the error against dt).
   :math:`y_{n+1}=y_n+\tfrac h2(k_1+k_2)` (order 2).
 * RK4 (classical): order 4.
 
-For particle states with masses, noise or reactions, see :mod:`solvers.integrators`.
+For particle states with masses, noise or reactions, see :mod:`meanfield_solvers.integrators`.
 """
 from __future__ import annotations
 
-# The step functions live with their integrator classes in solvers.integrators (one module each);
+# The step functions live with their integrator classes in meanfield_solvers.integrators (one module each);
 # this module keeps the array-level interface (name -> function) that the backends and the
 # limit/training code use.
 from ..integrators.euler import euler

@@ -1,6 +1,6 @@
 """Dynamics terms for particle states: :class:`Drift`, :class:`Noise`, :class:`Reaction`.
 
-One module per term; the contract is on :class:`~solvers.terms.base.Term`.
+One module per term; the contract is on :class:`~meanfield_solvers.terms.base.Term`.
 """
 from .base import Term, collect_terms
 from .drift import Drift

@@ -1,15 +1,15 @@
 r"""What a dynamics term is, and how a list of terms is handed to an integrator.
 
-The dynamics of a :class:`~solvers.state.ParticleState` are written as a sum of terms, each a
+The dynamics of a :class:`~meanfield_solvers.state.ParticleState` are written as a sum of terms, each a
 vector field paired with its control (diffrax's idea, numpy-sized):
 
 .. math::
     \mathrm d\theta_i = v(\theta_i; \mu)\,\mathrm dt + g(\theta_i)\,\mathrm dW_i, \qquad
     \mathrm dm_i = r_i(\theta, m)\, m_i\,\mathrm dt,
 
-with :class:`~solvers.terms.drift.Drift` (:math:`v`, control :math:`\mathrm dt`),
-:class:`~solvers.terms.noise.Noise` (:math:`g`, control a Brownian increment drawn from the
-state's stream) and :class:`~solvers.terms.reaction.Reaction` (:math:`r`, acting on the masses).
+with :class:`~meanfield_solvers.terms.drift.Drift` (:math:`v`, control :math:`\mathrm dt`),
+:class:`~meanfield_solvers.terms.noise.Noise` (:math:`g`, control a Brownian increment drawn from the
+state's stream) and :class:`~meanfield_solvers.terms.reaction.Reaction` (:math:`r`, acting on the masses).
 A term only *describes* its part of the dynamics; an integrator decides how to combine them.
 
 Integrators dispatch on a term's ``kind`` (a class attribute), never on its class name, so a new
@@ -61,6 +61,6 @@ def collect_terms(terms: Term | Iterable[Term] | Mapping[str, Term]) -> dict[str
     by_kind: dict[str, list[Term]] = {}
     for term in terms:
         if not isinstance(term, Term):
-            raise TypeError(f"expected dynamics terms (solvers.terms), got {type(term).__name__}")
+            raise TypeError(f"expected dynamics terms (meanfield_solvers.terms), got {type(term).__name__}")
         by_kind.setdefault(term.kind, []).append(term)
     return {kind: ts[0] if len(ts) == 1 else type(ts[0]).combine(ts) for kind, ts in by_kind.items()}

@@ -32,7 +32,7 @@ class Noise(Term):
     Notes
     -----
     :meth:`increment` draws :math:`\Delta W\sim\mathcal N(0, \Delta t)` iid per entry from the
-    state's stream (see :class:`~solvers.state.ParticleState`); with a tuple of generators, one
+    state's stream (see :class:`~meanfield_solvers.state.ParticleState`); with a tuple of generators, one
     draw of shape ``theta.shape[1:]`` per generator, so each seed's increments depend only on its
     own generator.
     """

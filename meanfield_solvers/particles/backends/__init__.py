@@ -2,12 +2,12 @@
 
 A backend is an object with ``name`` and the methods ``pairwise``, ``mc_forward`` and
 ``mc_backward`` defined (and documented) by the numpy reference,
-:class:`~solvers.particles.backends.numpy_backend.NumpyBackend`. Fast backends register a
+:class:`~meanfield_solvers.particles.backends.numpy_backend.NumpyBackend`. Fast backends register a
 factory here and are tested against that reference.
 
 Registered: ``numpy`` (reference), ``numba`` (CPU, :mod:`.numba_backend`), ``cuda``
 (numba-cuda, optional extra ``[cuda]``, :mod:`.cuda_backend`). The fast backends are imported
-lazily (on first use), so ``import solvers`` does not pay for numba's import or compilation.
+lazily (on first use), so ``import meanfield_solvers`` does not pay for numba's import or compilation.
 ``"auto"`` is resolved by :func:`resolve_backend`: CUDA when a GPU and numba-cuda are usable,
 else numba.
 """
@@ -29,7 +29,7 @@ def register_backend(name, factory, probe=lambda: (True, "")):
 
 register_backend("numpy", NumpyBackend)
 
-# fused fast paths that know a model (velocity rows, GPU residency) are registered in solvers.fused
+# fused fast paths that know a model (velocity rows, GPU residency) are registered in meanfield_solvers.fused
 from ...fused import FUSED, fused_for, register_fused  # noqa: E402  (re-exported)
 
 

@@ -329,7 +329,7 @@ ACT_D1_CODES = {IDENTITY: "identity z", 1: "erf(z/sqrt 2)", 2: "relu max(z, 0)",
 
 register_operation(
     "numba", "act_d1",
-    "(sigma, sigma') inside numba kernels: a branch of _approx.act_d1, used by the Monte Carlo "
+    "(sigma, sigma') inside numba kernels: a branch of approx.act_d1, used by the Monte Carlo "
     "kernels and the deep fused step", codes=ACT_D1_CODES)
 for _name, _code in (("linear", IDENTITY), ("erf", 1), ("relu", 2), ("tanh", 3)):
     register_implementation(_name, "numba", "act_d1", _code)

@@ -1,7 +1,7 @@
 r"""numba-cuda backend (optional extra ``[cuda]``): shared-memory tiled N-body kernels.
 
-Implements the protocol of :mod:`solvers.particles.backends.numpy_backend` with the same maths
-as :mod:`solvers.particles.backends.numba_backend` (see there for the formulas).
+Implements the protocol of :mod:`meanfield_solvers.particles.backends.numpy_backend` with the same maths
+as :mod:`meanfield_solvers.particles.backends.numba_backend` (see there for the formulas).
 
 Kernels (all O((n+m)d) memory: no n×m or M×N matrix is ever formed)
 ------------------------------------------------------------------
@@ -28,9 +28,9 @@ backend instance is therefore not safe to share between host threads.
 
 Residency: arrays exposing ``__cuda_array_interface__`` (numba device arrays, CuPy, torch) are
 used in place and the results are returned as numba device arrays; host numpy inputs are copied
-in (O((n+m)d) per call) and results copied back. The shared :mod:`solvers.particles.field` code
+in (O((n+m)d) per call) and results copied back. The shared :mod:`meanfield_solvers.particles.field` code
 (numpy maths on the results) therefore pays O(Nd) transfers per velocity evaluation; the time
-loops of a run instead use :class:`solvers.particles.backends.cuda_flow.CudaFlow`, which keeps the
+loops of a run instead use :class:`meanfield_solvers.particles.backends.cuda_flow.CudaFlow`, which keeps the
 particles and every workspace on the GPU across steps and composes the velocity and the
 integrator from these kernels plus a few elementwise ones.
 
@@ -42,7 +42,7 @@ memory (cached, but slower; not yet measured on a GPU). d > ``MAX_D`` (128) fall
 numba CPU backend (such inputs want cuBLAS products and an elementwise kernel, not written here).
 
 Activations: the kernels are compiled per integer code, which the activation registry
-(:mod:`solvers.activations`) holds for the cuda target: ``act`` (σ, σ' device functions,
+(:mod:`meanfield_solvers.activations`) holds for the cuda target: ``act`` (σ, σ' device functions,
 :data:`ACT_CODES`) and ``pairwise`` (:data:`PAIRWISE_CODES`; ``"host"`` for linear units, whose
 O((n+m)d) sums run on the CPU). An activation without one is refused with an error naming it,
 the target and the operation.

@@ -1,8 +1,8 @@
 r"""A two-layer particle flow that stays in GPU memory from step to step.
 
-:class:`CudaFlow` runs :func:`solvers.particles.field.mc_risk_velocity` /
-:func:`~solvers.particles.field.population_risk_velocity` and the integrators of
-:mod:`solvers.particles.integrators` as a fixed sequence of kernel launches on device arrays:
+:class:`CudaFlow` runs :func:`meanfield_solvers.particles.field.mc_risk_velocity` /
+:func:`~meanfield_solvers.particles.field.population_risk_velocity` and the integrators of
+:mod:`meanfield_solvers.particles.integrators` as a fixed sequence of kernel launches on device arrays:
 
 * the particles ``theta`` (S, N, p) are uploaded once (:meth:`CudaFlow.put`); a step reads one
   device state and writes the next one;
@@ -262,7 +262,7 @@ class CudaFlow:
     ----------
     backend : CudaBackend
         Supplies the tiled pairwise / Monte Carlo kernels and their scratch.
-    model : solvers.particles.TwoLayer
+    model : meanfield_solvers.particles.TwoLayer
     integrator : {"euler", "heun", "rk4"}
     h : float
         Step size (mean-field time; for finite-width gradient descent the learning rate).

@@ -1,6 +1,6 @@
 r"""Numba CPU backend: fused, tiled pairwise kernels and fused Monte Carlo middles.
 
-Implements the protocol of :mod:`solvers.particles.backends.numpy_backend` (same arguments,
+Implements the protocol of :mod:`meanfield_solvers.particles.backends.numpy_backend` (same arguments,
 shapes, batch axis and self-interaction convention) and is tested against it to ≤ 1e-10
 relative in float64.
 
@@ -25,7 +25,7 @@ The kernel is one fused pass, O(N) memory: ``prange`` over tasks of ``R`` = 4 ta
 (and seeds), the sources strip-mined in blocks of ``B`` = 256 with ``W`` stored transposed
 (d × m) so that the three inner loops (dot products for the R rows, the elementwise kernel, the
 gradient reductions Σ_j u_j w_jk) run at unit stride and vectorise. ``asin`` is the
-branch-free polynomial of :mod:`._approx` (libm ``asin`` would not vectorise). Reductions are
+branch-free polynomial of :mod:`.approx` (libm ``asin`` would not vectorise). Reductions are
 written as stores into a per-thread scratch block followed by a small summation helper compiled
 with ``reassoc`` (so it vectorises) while the elementwise code is compiled without
 reassociation (the argument reduction of ``exp`` depends on evaluation order).
@@ -74,8 +74,8 @@ rows (2.5–5 MiB) were best, 8 and 512 rows 10–25 % slower. Linear units use 
 O((N+M)d) identities (:math:`f = \alpha X\sum_i a_iw_i + \ldots`).
 
 Activations: the kernels take the integer code the activation registry
-(:mod:`solvers.activations`) holds for the numba target, ``act_d1`` (Monte Carlo: a branch of
-:func:`._approx.act_d1`) and ``pairwise`` (:data:`PAIRWISE_CODES`), looked up once per call. An
+(:mod:`meanfield_solvers.activations`) holds for the numba target, ``act_d1`` (Monte Carlo: a branch of
+:func:`.approx.act_d1`) and ``pairwise`` (:data:`PAIRWISE_CODES`), looked up once per call. An
 activation without one is refused with an error naming it, the target and the operation (no
 fallback: the numpy backend runs any registered activation).
 
@@ -98,8 +98,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ...activations import implementation, register_implementation, register_operation
-from . import _approx
-from ._approx import IDENTITY, fasin, like, tiny_like
+from . import approx
+from .approx import IDENTITY, fasin, like, tiny_like
 
 __all__ = ["NumbaBackend", "probe"]
 
@@ -123,7 +123,7 @@ register_operation("numba", "pairwise", "closed-form pairwise kernel sums F, G o
 for _name, _code in (("linear", IDENTITY), ("erf", PAIR_ERF), ("relu", PAIR_RELU)):
     register_implementation(_name, "numba", "pairwise", _code)
 del _name, _code
-# Monte Carlo: the codes of _approx.act_d1 (the numba target's ``act_d1`` operation); the fused
+# Monte Carlo: the codes of approx.act_d1 (the numba target's ``act_d1`` operation); the fused
 # kernels have specialised loops for erf, relu and tanh and call act_d1 for any other code.
 _TWO_OVER_PI = 2.0 / math.pi
 _INV_2PI = 1.0 / (2.0 * math.pi)
@@ -438,17 +438,17 @@ def _forward_block(code, Zt, b, a, facc):
         bi = b[i]
         if code == 1:
             for mm in range(M):
-                facc[mm] += ai * _approx.erf_act(row[mm] + bi)
+                facc[mm] += ai * approx.erf_act(row[mm] + bi)
         elif code == 2:
             zero = like(0.0, ai)
             for mm in range(M):
                 facc[mm] += ai * max(row[mm] + bi, zero)
         elif code == 3:
             for mm in range(M):
-                facc[mm] += ai * _approx.ftanh(row[mm] + bi)
+                facc[mm] += ai * approx.ftanh(row[mm] + bi)
         else:
             for mm in range(M):
-                facc[mm] += ai * _approx.act_d1(code, row[mm] + bi)[0]
+                facc[mm] += ai * approx.act_d1(code, row[mm] + bi)[0]
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
@@ -460,7 +460,7 @@ def _backward_block(code, Zt, b, rr, ga, gb, tmp):
         bi = b[i]
         if code == 1:
             for mm in range(M):
-                v, dv = _approx.erf_act_d1(row[mm] + bi)
+                v, dv = approx.erf_act_d1(row[mm] + bi)
                 tmp[mm] = rr[mm] * v
                 row[mm] = rr[mm] * dv
         elif code == 2:
@@ -471,12 +471,12 @@ def _backward_block(code, Zt, b, rr, ga, gb, tmp):
                 row[mm] = rr[mm] if z > zero else zero
         elif code == 3:
             for mm in range(M):
-                v, dv = _approx.tanh_act_d1(row[mm] + bi)
+                v, dv = approx.tanh_act_d1(row[mm] + bi)
                 tmp[mm] = rr[mm] * v
                 row[mm] = rr[mm] * dv
         else:
             for mm in range(M):
-                v, dv = _approx.act_d1(code, row[mm] + bi)
+                v, dv = approx.act_d1(code, row[mm] + bi)
                 tmp[mm] = rr[mm] * v
                 row[mm] = rr[mm] * dv
         ga[i] = _sum(tmp, M)
@@ -558,7 +558,7 @@ def _forward_cache_block(code, Zt, Dt, b, a, facc):
         ai = a[i]
         bi = b[i]
         for mm in range(M):
-            v, dv = _approx.act_d1(code, row[mm] + bi)
+            v, dv = approx.act_d1(code, row[mm] + bi)
             row[mm] = v
             drow[mm] = dv
             facc[mm] += ai * v
@@ -629,7 +629,7 @@ def _mc_square_seed(code, s, x, xT, w, b, a, y, coef, f, ga, gw, gb, v, kv, bias
     Zᵀ = W Xᵀ (BLAS); σ and σ' in one pass with f; r = y - coef·f; the sums g^a, g^b and
     D = r σ'/M in a second pass over the same buffers; g^w = D X (BLAS). With ``v`` of size > 0
     the velocity rows ``[kv0 g^a_i, kv1 a_i g^w_i, kv2 a_i g^b_i]`` are written into ``v[s]``
-    (the layout of :class:`solvers.particles.field.TwoLayer`) and ga, gw, gb are not.
+    (the layout of :class:`meanfield_solvers.particles.field.TwoLayer`) and ga, gw, gb are not.
     """
     N, d = w.shape[1], w.shape[2]
     Sx, M, _ = x.shape
@@ -932,7 +932,7 @@ class NumbaBackend:
         """Forward pass, ``r = residual(f)``, backward pass: ``(f, ga, gw, gb, v)``.
 
         Equal to ``mc_forward`` then ``mc_backward`` (the optional fused entry of the backend
-        protocol, see :func:`solvers.particles.field.mc_risk_velocity`). ``residual`` is a callable
+        protocol, see :func:`meanfield_solvers.particles.field.mc_risk_velocity`). ``residual`` is a callable
         ``f -> r``, or ``'square'`` with targets ``y`` (``r = y - f``). ``velocity = (ka, kw, kb)``
         asks for the velocity rows ``[ka g^a_i, kw a_i g^w_i, kb a_i g^b_i]`` of the TwoLayer
         layout; a path that assembles them in its kernel returns them as ``v`` (and ga, gw, gb as

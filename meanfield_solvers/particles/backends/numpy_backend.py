@@ -1,7 +1,7 @@
 r"""The numpy reference backend: the definition every fast backend is tested against.
 
 A backend supplies the two expensive operations of a two-layer particle flow; everything else
-(assembling velocities, risks, integrators) is shared code in :mod:`solvers.particles.field`.
+(assembling velocities, risks, integrators) is shared code in :mod:`meanfield_solvers.particles.field`.
 
 **Pairwise (analytic expectations).** For particles :math:`w_i` (rows of ``wi``), sources
 :math:`w_j` with weights :math:`c_j` and a Gaussian input scale :math:`s` (``scale2`` = s²)
@@ -10,7 +10,7 @@ A backend supplies the two expensive operations of a two-layer particle flow; ev
     F_i = \sum_j c_j\, K(s^2|w_i|^2, s^2|w_j|^2, s^2 w_i\cdot w_j),\qquad
     G_i = \nabla_{w_i} F_i = \sum_j c_j \big(2 s^2 \partial_{q_1}K\, w_i + s^2 \partial_c K\, w_j\big),
 
-with :math:`K` the closed-form kernel of :mod:`solvers.gaussian`. Cost O(n m d), memory O((n+m) d):
+with :math:`K` the closed-form kernel of :mod:`meanfield_solvers.gaussian`. Cost O(n m d), memory O((n+m) d):
 when ``wi is wj`` (self-interaction) the diagonal covariance is set to :math:`|w_i|^2` exactly.
 rows are processed in blocks so no n×m matrix larger than ``block_bytes`` is held.
 
