@@ -341,10 +341,14 @@ def act_d1(code, z):
     """(phi(z), phi'(z)) for the branch ``code`` of :data:`ACT_D1_CODES`.
 
     Codes come from the activation registry (``implementation(name, "numba", "act_d1")``), which
-    only accepts the codes of :data:`ACT_D1_CODES`; any other code gives NaN, never another
-    activation. ``code`` is loop-invariant in the callers, so the branch is hoisted out of their
-    loops. relu uses selects, and ``z * 0`` keeps a NaN pre-activation NaN (as numpy's maximum
-    does), so that a diverging network is still seen to diverge.
+    only accepts the codes of :data:`ACT_D1_CODES` (``register_implementation`` refuses a code
+    without a branch here), so the last branch is code 0, the identity, and no unknown code can
+    reach it. ``code`` is loop-invariant in the callers, so the branch is hoisted out of their
+    loops; an extra branch for "any other code" (returning NaN) stopped LLVM from hoisting it in
+    the per-seed Monte Carlo kernel and made it 1.6x slower (ensemble step S = 100, N = 256: 22 ms
+    against 13.4 ms, fresh numba caches), so
+    there is none. relu uses selects, and ``z * 0`` keeps a NaN pre-activation NaN (as numpy's
+    maximum does), so that a diverging network is still seen to diverge.
     """
     if code == 1:
         return erf_act_d1(z)
@@ -354,10 +358,7 @@ def act_d1(code, z):
         return (z if pos else zero), (like(1.0, z) if pos else zero)
     if code == 3:
         return tanh_act_d1(z)
-    if code == 0:
-        return z, like(1.0, z)
-    nan = like(math.nan, z)
-    return nan, nan
+    return z, like(1.0, z)  # code 0 (IDENTITY): the registry admits no other code
 
 
 # ------------------------------------------------------------------ array wrappers (tests)
