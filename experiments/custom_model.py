@@ -600,10 +600,10 @@ def study_config(quick: bool = False) -> dict:
     return {
         "run": {"name": "gaussian_units", "seed": 0, "backend": "numpy"},
         "model": {"kind": "gaussian_units", "plugin": os.path.abspath(__file__)},
-        "limit": {"particles": 1024 if quick else 4096, "expectation": "analytic", "integrator": "rk4", "dt": 0.05},
-        "train": {"widths": [8, 32, 128] if quick else [8, 32, 128, 512], "seeds": 16 if quick else 32,
+        "limit": {"particles": 1024 if quick else 2048, "expectation": "analytic", "integrator": "rk4", "dt": 0.05},
+        "train": {"widths": [8, 32, 128] if quick else [8, 32, 128, 512], "seeds": 16 if quick else 64,
                   "algorithm": "population_gd", "lr": 0.05, "coupling": False},
-        "time": {"t_max": 2.0 if quick else 10.0, "records": 20, "spacing": "log", "snapshots": 3},
+        "time": {"t_max": 2.0 if quick else 5.0, "records": 20, "spacing": "log", "snapshots": 3},
         "eval": {"n_points": 64},
     }
 
