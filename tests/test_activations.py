@@ -334,3 +334,31 @@ def test_gaussian_functions_delegate_to_the_registry():
             assert np.array_equal(got, want)
         assert np.array_equal(gaussian.dkernel(name, q1, q2, c), act.dkernel(q1, q2, c))
         assert np.array_equal(gaussian.mean(name, q1), act.mean_and_grad(q1)[0])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("act", ["linear", "erf", "relu", "tanh"])
+def test_backends_declare_what_they_support_and_it_matches_what_runs(backend, act):
+    """``backend.supports(op, act)`` is '' exactly when the operation runs (else it names the reason)."""
+    from meanfield_solvers.particles import get_backend
+
+    be = get_backend(backend)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((5, 3)) / 2
+    a = rng.standard_normal(5)
+    x = rng.standard_normal((7, 3))
+    calls = {"pairwise": lambda: be.pairwise(act, w, w, a, 1.0),
+             "mc_forward": lambda: be.mc_forward(act, x, w, None, a, 0.2),
+             "mc_backward": lambda: be.mc_backward(act, x, w, None, rng.standard_normal(7))}
+    for op, call in calls.items():
+        why = be.supports(op, act)
+        try:
+            call()
+            ran = True
+        except ValueError as e:
+            ran = False
+            assert why and act in why, (op, why, e)
+        assert ran == (why == ""), (backend, op, act, why)
+    assert "unknown" in be.supports("mc_forward", "no_such_act").lower()
+    with pytest.raises(ValueError, match="unknown backend operation"):
+        be.supports("velocity", act)

@@ -384,6 +384,16 @@ class CudaBackend:
 
     name = "cuda"
 
+    #: the protocol's operations -> this backend's operations in the activation registry
+    REGISTRY_OPERATIONS = {"pairwise": "pairwise", "mc_forward": "act", "mc_backward": "act"}
+
+    def supports(self, op: str, activation: str) -> str:
+        """Why operation ``op`` (pairwise, mc_forward, mc_backward) cannot run ``activation`` here
+        ('' when it can); answered by the activation registry."""
+        from .support import supports
+
+        return supports("cuda", self.REGISTRY_OPERATIONS, op, activation)
+
     def __init__(self, tpb=None, min_blocks=None):
         ok, why = probe()
         if not ok:

@@ -743,6 +743,16 @@ class NumbaBackend:
 
     name = "numba"
 
+    #: the protocol's operations -> this backend's operations in the activation registry
+    REGISTRY_OPERATIONS = {"pairwise": "pairwise", "mc_forward": "act_d1", "mc_backward": "act_d1"}
+
+    def supports(self, op: str, activation: str) -> str:
+        """Why operation ``op`` (pairwise, mc_forward, mc_backward) cannot run ``activation`` here
+        ('' when it can); answered by the activation registry."""
+        from .support import supports
+
+        return supports("numba", self.REGISTRY_OPERATIONS, op, activation)
+
     def __init__(self, tile_bytes: int = 4 * 2**20, block_bytes: int = 32 * 2**20,
                  symmetric: bool = True, serial_work: int = 2**15, cache_bytes: int = 256 * 2**20):
         self.serial_work = int(serial_work)

@@ -48,6 +48,16 @@ class NumpyBackend:
 
     name = "numpy"
 
+    #: the protocol's operations -> this backend's operations in the activation registry
+    REGISTRY_OPERATIONS = {}
+
+    def supports(self, op: str, activation: str) -> str:
+        """Why operation ``op`` (pairwise, mc_forward, mc_backward) cannot run ``activation`` here
+        ('' when it can); answered by the activation registry."""
+        from .support import supports
+
+        return supports(None, self.REGISTRY_OPERATIONS, op, activation)
+
     def __init__(self, block_bytes: int = 64 * 2**20):
         self.block_bytes = int(block_bytes)
 
