@@ -493,6 +493,10 @@ class GaussianUnits(meanfield.ParticleModel):
         self.params = params
         self.lr = tuple(float(v) for v in lr)
 
+    @property
+    def lr_multipliers(self):
+        return np.asarray(self.lr, dtype=float)
+
     def output(self, backend, theta, x, mass=None):
         """f(x; mu) at points x of shape (Q, 1): shape (..., Q)."""
         return output(theta, np.asarray(x)[..., 0], mass, self.params)

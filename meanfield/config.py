@@ -78,6 +78,13 @@ def _activations() -> tuple:
     return names()
 
 
+def _flow_integrators() -> tuple:
+    """Registered integrators that step a drift (and noise) alone: the choices of limit.integrator."""
+    from meanfield_solvers.integrators import INTEGRATORS
+
+    return tuple(n for n, c in INTEGRATORS.items() if c.requires <= {"drift"})
+
+
 def _teacher_activations() -> tuple:
     return ("same",) + _activations()
 
@@ -154,7 +161,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mc_samples": Field("int", 10000, "Monte Carlo sample size M (dataset: all rows are used).",
                             check=_ge1, check_doc=">= 1"),
         "mc_resample": Field("bool", False, "Draw a fresh MC sample every step (false: one fixed sample)."),
-        "integrator": Field("str", "rk4", "Time integrator of the particle flow.", choices=("euler", "heun", "rk4")),
+        "integrator": Field("str", "rk4", "Time integrator of the particle flow (the registered integrators that "
+                            "step a drift, with noise when dynamics.temperature > 0: euler_maruyama).",
+                            choices=_flow_integrators),
         "dt": Field("float", 0.01, "Mean-field time step.", check=_pos, check_doc="> 0"),
         "dmft_samples": Field("int", 4000, "dmft: Monte Carlo samples S per layer (MC error of f ~ 1/sqrt(S)).",
                               check=lambda v: v >= 2, check_doc=">= 2"),
@@ -189,6 +198,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
         "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "
                           "mean-field particles (auto: whenever the limit is simulated and widths <= particles)."),
+    },
+    "dynamics": {
+        "temperature": Field("float", 0.0, "Mean-field Langevin temperature tau = 1/beta: every particle and every "
+                             "neuron gets noise sqrt(2 tau) Lambda^(1/2) dB in mean-field time (sqrt(2 tau eta) per "
+                             "step of size eta, the same at every width); needs limit.integrator = "
+                             "'euler_maruyama'. 0: no noise.", check=_nonneg, check_doc=">= 0"),
+        "weight_decay": Field("float", 0.0, "Weight decay lambda: drift -lambda Lambda theta on every trained "
+                              "coordinate (preconditioned like the gradient, so the stationary law is Gibbs, "
+                              "exp(-beta (Psi + lambda |theta|^2 / 2))).", check=_nonneg, check_doc=">= 0"),
     },
     "time": {
         "t_max": Field("float", 10.0, "Final mean-field time.", check=_pos, check_doc="> 0"),
@@ -424,6 +442,7 @@ def _cross_checks(c, base_dir, given=None):
             p.append(f"model.{foreign[0]} is an option of the built-in network, not of model.kind = "
                      f"{model['kind']!r} (its keys: {', '.join(sorted(kind.fields)) or 'none'})")
         p += kind.check(c)
+    p += _dynamics_checks(c)
     analytic_why = kind.analytic_obstacles(c)
     if limit["method"] != "none":
         p += LIMIT_METHODS[limit["method"]].check(c)
@@ -473,6 +492,29 @@ def _cross_checks(c, base_dir, given=None):
 
     for check in CONFIG_CHECKS:  # the wings' own checks (e.g. meanfield.deep.checks.check_deep)
         p += check(c, given or {})
+    return p
+
+
+def _dynamics_checks(c) -> list:
+    """Noise needs a stochastic integrator on the limit side; deep runs have no Langevin dynamics yet."""
+    from meanfield_solvers.integrators import INTEGRATORS
+
+    dyn, limit = c["dynamics"], c["limit"]
+    p = []
+    noisy = dyn["temperature"] > 0
+    if noisy and limit["method"] == "particles":
+        integ = INTEGRATORS.get(limit["integrator"])
+        if integ is not None and "noise" not in integ.accepts:
+            takers = sorted(n for n, k in INTEGRATORS.items() if "noise" in k.accepts and k.requires <= {"drift"})
+            p.append(f"dynamics.temperature = {dyn['temperature']} adds noise, which limit.integrator = "
+                     f"{limit['integrator']!r} cannot integrate: use limit.integrator = {takers[0]!r}")
+    from .core.registry import LIMIT_METHODS
+
+    method = LIMIT_METHODS.get(limit["method"])
+    deep = c["model"]["depth"] >= 2 or (method is not None and method.family == "deep")
+    if (noisy or dyn["weight_decay"] > 0) and deep:
+        p.append("dynamics.temperature and dynamics.weight_decay are implemented for particle models (two-layer "
+                 "networks and registered model kinds), not for deep runs: set them to 0")
     return p
 
 

@@ -21,6 +21,8 @@ PURPOSES = {
     "eval_points": 5,  # points where f is recorded
     "nn_init": 6,      # finite-width initial neurons / subsample choice, per (width, seed)
     "nn_data": 7,      # finite-width SGD sample/minibatch stream, per (width, seed) (deep runs: per width)
+    "noise": 8,        # the limit's Brownian increments (dynamics.temperature > 0)
+    "nn_noise": 9,     # finite-width Langevin noise, per (width, seed)
 }
 
 

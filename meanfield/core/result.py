@@ -50,6 +50,8 @@ _DECL = {
     "risk_nn_train": (("width", "seed", "time"), "each network's training-set risk (NaN without one)"),
     "risk_nn_test": (("width", "seed", "time"), "each network's test risk"),
     "f_nn": (("width", "seed", "time", "point"), "each network's output at the recorded points"),
+    "energy_mf": (("time",), "the limit's regularised energy R/alpha^2 + (lambda/2) E|theta|^2 (with [dynamics])"),
+    "energy_nn": (("width", "seed", "time"), "each network's regularised energy (with [dynamics])"),
     "snap_t": (("snapshot",), "snapshot times"),
     "particles_mf": (("snapshot", "particle", "column"), "the limit's particles at snap_t"),
     "particles_mf_final": (("particle", "column"), "the limit's last (finite) state"),

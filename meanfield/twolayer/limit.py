@@ -26,6 +26,7 @@ from meanfield_solvers.terms import Drift
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
 from ..march import march
+from .dynamics import active, langevin_terms, noisy
 from .resident import resident_flow
 
 __all__ = ["particle_step", "drift", "ParticlesMethod"]
@@ -53,12 +54,21 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
     integ = get_integrator(cfg.limit.integrator)
     dt = cfg.limit.dt
     loss = task.loss
-    flow = resident_flow(backend, model, cfg.limit.integrator, dt, dtype, loss,
-                         task.population if expectation == "analytic" else None, log, "the limit")
+    flow = None
+    if not active(cfg):  # the resident GPU flow steps the noiseless drift only
+        flow = resident_flow(backend, model, cfg.limit.integrator, dt, dtype, loss,
+                             task.population if expectation == "analytic" else None, log, "the limit")
+    elif getattr(backend, "name", "") == "cuda" and log is not None:
+        log("run.backend = cuda: the limit steps with host-resident particles (the resident GPU flow has no "
+            "noise or weight-decay term); the results are the same")
+
+    def terms_over(data):
+        return langevin_terms(cfg, model, drift(model, backend, data))
+
     if expectation == "analytic":
         if flow is not None:
             return _resident_step(flow), flow
-        terms = drift(model, backend, task.population)
+        terms = terms_over(task.population)
         return (lambda st, k: integ.step(terms, st, dt)), None
 
     rng = seeding.stream(cfg.run.seed, "mc")
@@ -74,13 +84,13 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
             if flow is not None:
                 flow.set_samples(xs, ys)
                 return _resident_step(flow)(st, k)
-            return integ.step(drift(model, backend, Samples(xs, ys, loss)), st, dt)
+            return integ.step(terms_over(Samples(xs, ys, loss)), st, dt)
 
         return step, flow
     if flow is not None:
         flow.set_samples(x, y)  # uploaded once
         return _resident_step(flow), flow
-    terms = drift(model, backend, Samples(x, y, loss))
+    terms = terms_over(Samples(x, y, loss))
     return (lambda st, k: integ.step(terms, st, dt)), None
 
 
@@ -115,14 +125,17 @@ class ParticlesMethod(LimitMethod):
         snap_idx = snapshot_indices(cfg, len(t))
         particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
         step, residency = particle_step(cfg, model, st.backend, st.task, st.expectation, st.dtype, log)
+        rng = seeding.stream(cfg.run.seed, "noise") if noisy(cfg) else None
         t0 = time.perf_counter()
-        res = march(step, ParticleState(particles0.astype(st.dtype)), grid.steps, cfg.limit.dt, st.observer,
+        res = march(step, ParticleState(particles0.astype(st.dtype), rng=rng), grid.steps, cfg.limit.dt, st.observer,
                     snap_idx, desc="limit", progress=progress, residency=residency)
         side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
         rec = stack_records(res.records)
         primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
         a = side.arrays
         a.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
+        if "energy" in rec:
+            a["energy_mf"] = rec["energy"]
         ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
         a["snap_t"] = t[snap_idx]
         a["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \

@@ -27,15 +27,23 @@ class Observer:
     points : (Q, d) array where f is recorded
     train : (x, y) or None, the fixed training set
     loss : str
+    weight_decay : float or None
+        With a value (``[dynamics]`` active), also record ``energy``: the regularised energy
+        ``energy_scale * R + (λ/2) Σᵢ mᵢ |θᵢ|²`` (trained coordinates), R the primary risk
+        (population, else training, else test).
     """
 
-    def __init__(self, model, backend, population, test, points, train=None, loss="square"):
+    def __init__(self, model, backend, population, test, points, train=None, loss="square", weight_decay=None):
         self.model, self.backend, self.loss = model, backend, loss
         self.population = (population if population is not None and loss == "square" and not model.supports(population)
                            else None)
         self.test = Samples(*test, loss) if test is not None else None
         self.train = Samples(*train, loss) if train is not None else None
         self.points = points
+        # with [dynamics]: the regularised energy E = energy_scale * R + (lambda/2) sum_i m_i |theta_i|^2
+        # over the trained coordinates (those the decay acts on)
+        self.weight_decay = weight_decay
+        self._trained = np.asarray(model.lr_multipliers) > 0
 
     def __call__(self, state) -> dict:
         """A dict of arrays with the leading axes of the positions: risk_pop, risk_test, risk_train, f.
@@ -59,4 +67,10 @@ class Observer:
         else:
             out["risk_train"] = nan
         out["f"] = self.model.output(self.backend, theta, self.points, mass=mass)
+        if self.weight_decay is not None:
+            primary = out["risk_pop"] if self.population is not None else (
+                out["risk_train"] if self.train is not None else out["risk_test"])
+            sq = np.sum(theta[..., self._trained] ** 2, axis=-1)
+            mean_sq = sq.mean(axis=-1) if mass is None else np.sum(mass * sq, axis=-1)
+            out["energy"] = self.model.energy_scale * primary + 0.5 * self.weight_decay * mean_sq
         return out

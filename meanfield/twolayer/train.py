@@ -20,7 +20,8 @@ import numpy as np
 from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.models import Samples
 
-from .limit import drift
+from .dynamics import active, langevin_terms, noisy
+from .limit import drift as _drift
 from .resident import resident_flow
 
 __all__ = ["sgd_step"]
@@ -35,8 +36,17 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
     """
     lr, B, loss, alg = cfg.train.lr, cfg.train.batch, task.loss, cfg.train.algorithm
     pop = task.population if alg == "population_gd" else None
-    flow = resident_flow(backend, model, "euler", lr, dtype, loss, pop, log, "the networks")
-    euler = get_integrator("euler")
+    flow = None
+    if not active(cfg):  # the resident GPU flow steps the noiseless drift only
+        flow = resident_flow(backend, model, "euler", lr, dtype, loss, pop, log, "the networks")
+    elif getattr(backend, "name", "") == "cuda" and log is not None:
+        log("run.backend = cuda: the networks step with host-resident neurons (the resident GPU flow has no "
+            "noise or weight-decay term); the results are the same")
+    # noisy GD/SGD is the Euler-Maruyama step of the Langevin flow (plain Euler without noise)
+    euler = get_integrator("euler_maruyama" if noisy(cfg) else "euler")
+
+    def drift(model, backend, data):
+        return langevin_terms(cfg, model, _drift(model, backend, data))
 
     def on_device(st):
         return st.replace(theta=flow.step(st.theta), step=st.step + 1)

@@ -19,6 +19,7 @@ from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_model_kind
 from ..march import march
+from .dynamics import active, noisy
 from .observe import Observer
 from .train import sgd_step
 
@@ -70,7 +71,8 @@ def setup(cfg, log) -> ParticleSetup:
         train_set = tuple(a.astype(dtype) for a in train_set)
     # the population risk only exists where every expectation has a closed form
     population = task.population if not obstacles else None
-    observer = Observer(model, backend, population, test, points, train_set, task.loss)
+    observer = Observer(model, backend, population, test, points, train_set, task.loss,
+                        weight_decay=cfg.dynamics.weight_decay if active(cfg) else None)
     arrays = {"x_eval": points}
     arrays.update(task.arrays())
     summary = {"expectation": expectation, "backend": backend_name, "columns": list(model.columns),
@@ -124,13 +126,18 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         t0 = time.perf_counter()
         # np.unique keeps the steps increasing; repeated steps map back through `inv`
         uniq, inv = np.unique(grid.steps_nn, return_inverse=True)
-        res = march(step, ParticleState(theta0.astype(dtype)), uniq, cfg.train.lr, st.observer,
+        rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if noisy(cfg) else None
+        res = march(step, ParticleState(theta0.astype(dtype), rng=rng), uniq, cfg.train.lr, st.observer,
                     sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
         rec = stack_records(res.records)
         for k in nn:
             nn[k][wi] = rec[k].T[:, inv]
         f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
+        if "energy" in rec:
+            if "energy_nn" not in arrays:
+                arrays["energy_nn"] = np.full((len(widths), S, T), np.nan)
+            arrays["energy_nn"][wi] = rec["energy"].T[:, inv]
         if len(snap_idx):
             arrays[f"neurons_nn_N{N}"] = np.stack([res.snapshots.get(int(inv[i]), np.full_like(theta0, np.nan))
                                                    for i in snap_idx])
@@ -141,6 +148,8 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
     if widths:
         arrays["widths"] = np.asarray(widths, dtype=np.int64)
         arrays["t_nn"] = grid.t_nn
+        if limit is None and len(snap_idx):  # the snapshot times (the limit records them when it runs)
+            arrays["snap_t"] = grid.t[snap_idx]
         primary = nn["risk_pop"] if np.any(np.isfinite(nn["risk_pop"])) else nn["risk_test"]
         arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
                       risk_nn_train=nn["risk_train"], f_nn=f_nn)

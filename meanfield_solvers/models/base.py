@@ -80,6 +80,19 @@ class ParticleModel(abc.ABC):
         return {c: slice(i, i + 1) for i, c in enumerate(self.columns)}
 
     @property
+    def energy_scale(self) -> float:
+        r"""The factor that makes the risk the energy whose first variation is Ψ (the two-layer network:
+        :math:`1/\alpha^2`); the regularised energy is ``energy_scale * R + (λ/2) ∫|θ|² dμ``."""
+        return 1.0
+
+    @property
+    def lr_multipliers(self) -> np.ndarray:
+        r"""Λ, the per-column learning-rate multipliers (p,): the flow is :math:`-\Lambda\nabla\Psi`, and
+        weight decay and Langevin noise are preconditioned by the same Λ (decay :math:`-\lambda\Lambda\theta`,
+        noise :math:`\sqrt{2\tau}\Lambda^{1/2}dB`) so that the stationary law stays Gibbs. Default: ones."""
+        return np.ones(self.p)
+
+    @property
     def plot_columns(self) -> tuple:
         """The two columns a generic particle scatter plot puts on its x and y axes (default: the
         first two)."""

@@ -129,6 +129,16 @@ class TwoLayer(ParticleModel):
         """Number of columns of a neuron row."""
         return 1 + self.d + int(self.bias)
 
+    @property
+    def energy_scale(self) -> float:
+        """1/α²: Ψ is the first variation of R/α²."""
+        return 1.0 / (self.alpha * self.alpha)
+
+    @property
+    def lr_multipliers(self) -> np.ndarray:
+        """Λ = (λ_a, λ_w (d times), λ_b with bias)."""
+        return np.array([self.lr_a] + [self.lr_w] * self.d + ([self.lr_b] if self.bias else []), dtype=float)
+
     def split(self, theta):
         """Views ``(a, w, b)`` of shapes (..., N), (..., N, d), (..., N) or None."""
         a = theta[..., 0]

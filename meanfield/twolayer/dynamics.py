@@ -1,0 +1,56 @@
+r"""Mean-field Langevin dynamics of a particle model: the terms each side steps (``[dynamics]``).
+
+With temperature τ = 1/β and weight decay λ, every particle (and every neuron of a finite network)
+follows
+
+.. math:: d\theta_i = -\Lambda\big[\nabla_\theta\Psi(\theta_i;\mu) + \lambda\theta_i\big]\,dt
+          + \sqrt{2\tau}\,\Lambda^{1/2}\,dB_i,
+
+Λ the model's learning-rate multipliers (:attr:`ParticleModel.lr_multipliers`). Preconditioning
+the decay and the noise by the same Λ as the gradient keeps the stationary law Gibbs,
+:math:`\mu^\ast\propto\exp(-\beta[\Psi(\theta;\mu^\ast)+\lambda|\theta|^2/2])` on the trained
+coordinates, whatever Λ (frozen coordinates, Λ = 0, get neither drift, decay nor noise).
+
+The noise does not scale with the width: a network step of size η adds √(2τη) Λ^{1/2} ξ per
+neuron at every N, so one step is still η of mean-field time. Increments come from the state's
+random streams: the limit's from the ``noise`` stream, each network's from its own
+``nn_noise`` (width, seed) stream, so a seed's path does not depend on the other seeds.
+
+With τ = λ = 0 the terms are the model's drift alone and every result is bit for bit the
+noiseless one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from meanfield_solvers.terms import Drift, Noise
+
+__all__ = ["langevin_terms", "active", "noisy"]
+
+
+def active(cfg) -> bool:
+    """Whether the config asks for noise or weight decay."""
+    return cfg.dynamics.temperature > 0 or cfg.dynamics.weight_decay > 0
+
+
+def noisy(cfg) -> bool:
+    return cfg.dynamics.temperature > 0
+
+
+def langevin_terms(cfg, model, drift_term):
+    """``drift_term`` (the model's −Λ∇Ψ over the side's data), plus the decay and noise terms asked for."""
+    lam, tau = cfg.dynamics.weight_decay, cfg.dynamics.temperature
+    if lam == 0 and tau == 0:
+        return drift_term
+    terms = [drift_term]
+    Lam = np.asarray(model.lr_multipliers, dtype=float)
+    if lam > 0:
+        coef = -lam * Lam
+
+        def decay(theta, mass):
+            return theta * coef.astype(theta.dtype, copy=False)
+
+        terms.append(Drift(decay))
+    if tau > 0:
+        terms.append(Noise(np.sqrt(2.0 * tau * Lam)))
+    return terms
