@@ -207,6 +207,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "weight_decay": Field("float", 0.0, "Weight decay lambda: drift -lambda Lambda theta on every trained "
                               "coordinate (preconditioned like the gradient, so the stationary law is Gibbs, "
                               "exp(-beta (Psi + lambda |theta|^2 / 2))).", check=_nonneg, check_doc=">= 0"),
+        "reaction_rate": Field("float", 0.0, "Wasserstein-Fisher-Rao reaction rate kappa: particle masses follow "
+                               "dm_i/dt = -kappa (Psi_i - <Psi>) m_i (balanced) or -kappa Psi_i m_i (unbalanced), "
+                               "beside the transport; 0: fixed masses.", check=_nonneg, check_doc=">= 0"),
+        "reaction": Field("str", "balanced", "balanced (the mean of Psi subtracted: total mass conserved) or "
+                          "unbalanced (conic: the mass is free).", choices=("balanced", "unbalanced")),
+        "splitting": Field("str", "strang", "How transport and reaction are combined in a step: lie (order 1) or "
+                           "strang (order min(2, transport order)).", choices=("lie", "strang")),
     },
     "time": {
         "t_max": Field("float", 10.0, "Final mean-field time.", check=_pos, check_doc="> 0"),
@@ -512,9 +519,9 @@ def _dynamics_checks(c) -> list:
 
     method = LIMIT_METHODS.get(limit["method"])
     deep = c["model"]["depth"] >= 2 or (method is not None and method.family == "deep")
-    if (noisy or dyn["weight_decay"] > 0) and deep:
-        p.append("dynamics.temperature and dynamics.weight_decay are implemented for particle models (two-layer "
-                 "networks and registered model kinds), not for deep runs: set them to 0")
+    if (noisy or dyn["weight_decay"] > 0 or dyn["reaction_rate"] > 0) and deep:
+        p.append("dynamics.temperature, weight_decay and reaction_rate are implemented for particle models "
+                 "(two-layer networks and registered model kinds), not for deep runs: set them to 0")
     return p
 
 

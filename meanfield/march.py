@@ -35,6 +35,7 @@ class MarchResult:
     steps_done: int = 0
     message: str = ""
     state: object = None     # the last finite state itself (a host ParticleState, or the array)
+    snapshot_masses: dict = field(default_factory=dict)  # record index -> copy of the masses (if any)
 
 
 def progress_bar(total, desc, enabled):
@@ -138,6 +139,8 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                 res.records[ri] = obs
                 if ri in snaps:
                     res.snapshots[ri] = np.array(_positions(where, host), copy=True)
+                    if getattr(host, "mass", None) is not None:
+                        res.snapshot_masses[ri] = np.array(host.mass, copy=True)
                 ri += 1
             if k >= n_total:
                 break

@@ -53,6 +53,8 @@ _DECL = {
     "energy_mf": (("time",), "the limit's regularised energy R/alpha^2 + (lambda/2) E|theta|^2 (with [dynamics])"),
     "energy_nn": (("width", "seed", "time"), "each network's regularised energy (with [dynamics])"),
     "snap_t": (("snapshot",), "snapshot times"),
+    "masses_mf": (("snapshot", "particle"), "the limit's particle masses at snap_t (Wasserstein-Fisher-Rao)"),
+    "masses_mf_final": (("particle",), "the limit's particle masses at the end"),
     "particles_mf": (("snapshot", "particle", "column"), "the limit's particles at snap_t"),
     "particles_mf_final": (("particle", "column"), "the limit's last (finite) state"),
     "teacher_w": (("teacher", "input"), "teacher neurons"),
@@ -82,6 +84,8 @@ MEANING = {k: v[1] for k, v in _DECL.items()}
 _PATTERNS = (
     (re.compile(r"neurons_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}", "column"),
      "the width-N networks' neurons at snap_t, every seed"),
+    (re.compile(r"masses_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}"),
+     "the width-N networks' neuron masses at snap_t (Wasserstein-Fisher-Rao)"),
     (re.compile(r"coupling_index_N(\d+)$"), ("seed", "neuron_N{N}"),
      "the limit particle each neuron of each width-N network started from"),
 )

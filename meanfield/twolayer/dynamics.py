@@ -23,14 +23,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from meanfield_solvers.terms import Drift, Noise
+from meanfield_solvers.integrators import get_integrator
+from meanfield_solvers.terms import Drift, Noise, Reaction
 
-__all__ = ["langevin_terms", "active", "noisy"]
+__all__ = ["langevin_terms", "active", "noisy", "reacting", "reaction_term", "side_integrator"]
 
 
 def active(cfg) -> bool:
-    """Whether the config asks for noise or weight decay."""
-    return cfg.dynamics.temperature > 0 or cfg.dynamics.weight_decay > 0
+    """Whether the config asks for noise, weight decay or a reaction."""
+    return cfg.dynamics.temperature > 0 or cfg.dynamics.weight_decay > 0 or reacting(cfg)
+
+
+def reacting(cfg) -> bool:
+    """Whether particle masses change (Wasserstein-Fisher-Rao)."""
+    return cfg.dynamics.reaction_rate > 0
 
 
 def noisy(cfg) -> bool:
@@ -54,3 +60,33 @@ def langevin_terms(cfg, model, drift_term):
     if tau > 0:
         terms.append(Noise(np.sqrt(2.0 * tau * Lam)))
     return terms
+
+
+def reaction_term(cfg, model, backend, data):
+    r"""The Wasserstein–Fisher–Rao reaction on the masses, from the model's first variation:
+
+    .. math:: \dot m_i = -\kappa\,(\Psi_i - \bar\Psi)\,m_i,\quad
+              \bar\Psi = \textstyle\sum_j m_j\Psi_j / \sum_j m_j \quad\text{(balanced)},
+              \qquad \dot m_i = -\kappa\,\Psi_i\,m_i \quad\text{(unbalanced)}.
+
+    Balanced keeps the total mass: the exact reaction step for frozen rates is renormalised to the
+    previous total (``conserve_mass``), so it holds to rounding. The transport velocity is not
+    scaled by the masses (every bit of a particle's mass moves at −Λ∇Ψ).
+    """
+    kappa = cfg.dynamics.reaction_rate
+    balanced = cfg.dynamics.reaction == "balanced"
+
+    def rate(theta, mass):
+        psi = model.first_variation(backend, theta, data, mass=mass)
+        if balanced:
+            psi = psi - (np.sum(mass * psi, axis=-1) / np.sum(mass, axis=-1))[..., None]
+        return -kappa * psi
+
+    return Reaction(rate, conserve_mass=balanced)
+
+
+def side_integrator(cfg, transport: str):
+    """The integrator of a side: ``transport`` alone, or transport and reaction split (Lie/Strang)."""
+    if reacting(cfg):
+        return get_integrator(cfg.dynamics.splitting, transport=transport)
+    return get_integrator(transport)

@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 
-from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.models import Samples
 from meanfield_solvers.state import ParticleState
 from meanfield_solvers.terms import Drift
@@ -26,7 +25,7 @@ from meanfield_solvers.terms import Drift
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
 from ..march import march
-from .dynamics import active, langevin_terms, noisy
+from .dynamics import active, langevin_terms, noisy, reacting, reaction_term, side_integrator
 from .resident import resident_flow
 
 __all__ = ["particle_step", "drift", "ParticlesMethod"]
@@ -51,7 +50,7 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
     (host arrays) or the GPU-resident flow whose device positions ``step`` maps (see
     :func:`meanfield.march.march`).
     """
-    integ = get_integrator(cfg.limit.integrator)
+    integ = side_integrator(cfg, cfg.limit.integrator)
     dt = cfg.limit.dt
     loss = task.loss
     flow = None
@@ -63,7 +62,10 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
             "noise or weight-decay term); the results are the same")
 
     def terms_over(data):
-        return langevin_terms(cfg, model, drift(model, backend, data))
+        terms = langevin_terms(cfg, model, drift(model, backend, data))
+        if reacting(cfg):
+            terms = (terms if isinstance(terms, list) else [terms]) + [reaction_term(cfg, model, backend, data)]
+        return terms
 
     if expectation == "analytic":
         if flow is not None:
@@ -127,7 +129,10 @@ class ParticlesMethod(LimitMethod):
         step, residency = particle_step(cfg, model, st.backend, st.task, st.expectation, st.dtype, log)
         rng = seeding.stream(cfg.run.seed, "noise") if noisy(cfg) else None
         t0 = time.perf_counter()
-        res = march(step, ParticleState(particles0.astype(st.dtype), rng=rng), grid.steps, cfg.limit.dt, st.observer,
+        # masses only when they move (Wasserstein-Fisher-Rao): otherwise the uniform 1/N code path
+        mass = np.full(particles0.shape[0], 1.0 / particles0.shape[0], dtype=st.dtype) if reacting(cfg) else None
+        res = march(step, ParticleState(particles0.astype(st.dtype), mass=mass, rng=rng), grid.steps, cfg.limit.dt,
+                    st.observer,
                     snap_idx, desc="limit", progress=progress, residency=residency)
         side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
         rec = stack_records(res.records)
@@ -141,6 +146,10 @@ class ParticlesMethod(LimitMethod):
         a["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \
             if len(snap_idx) else np.zeros((0, ns, model.p))
         a["particles_mf_final"] = res.theta[:ns]
+        if mass is not None:  # the masses at the snapshot times and at the end
+            a["masses_mf"] = np.stack([res.snapshot_masses.get(i, np.full(particles0.shape[0], np.nan))[:ns]
+                                       for i in snap_idx]) if len(snap_idx) else np.zeros((0, ns))
+            a["masses_mf_final"] = res.state.mass[:ns]
         if res.status != "completed":
             side.diverged.append({"side": "limit", "step": res.diverged_step, "time": res.diverged_time,
                                   "message": res.message})

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.models import Samples
 
-from .dynamics import active, langevin_terms, noisy
+from .dynamics import active, langevin_terms, noisy, reacting, reaction_term, side_integrator
 from .limit import drift as _drift
 from .resident import resident_flow
 
@@ -43,10 +42,13 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
         log("run.backend = cuda: the networks step with host-resident neurons (the resident GPU flow has no "
             "noise or weight-decay term); the results are the same")
     # noisy GD/SGD is the Euler-Maruyama step of the Langevin flow (plain Euler without noise)
-    euler = get_integrator("euler_maruyama" if noisy(cfg) else "euler")
+    euler = side_integrator(cfg, "euler_maruyama" if noisy(cfg) else "euler")
 
     def drift(model, backend, data):
-        return langevin_terms(cfg, model, _drift(model, backend, data))
+        terms = langevin_terms(cfg, model, _drift(model, backend, data))
+        if reacting(cfg):  # weighted networks: the finite-N counterpart of Wasserstein-Fisher-Rao
+            terms = (terms if isinstance(terms, list) else [terms]) + [reaction_term(cfg, model, backend, data)]
+        return terms
 
     def on_device(st):
         return st.replace(theta=flow.step(st.theta), step=st.step + 1)

@@ -19,7 +19,7 @@ from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_model_kind
 from ..march import march
-from .dynamics import active, noisy
+from .dynamics import active, noisy, reacting
 from .observe import Observer
 from .train import sgd_step
 
@@ -127,7 +127,8 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         # np.unique keeps the steps increasing; repeated steps map back through `inv`
         uniq, inv = np.unique(grid.steps_nn, return_inverse=True)
         rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if noisy(cfg) else None
-        res = march(step, ParticleState(theta0.astype(dtype), rng=rng), uniq, cfg.train.lr, st.observer,
+        mass = np.full((S, N), 1.0 / N, dtype=dtype) if reacting(cfg) else None
+        res = march(step, ParticleState(theta0.astype(dtype), mass=mass, rng=rng), uniq, cfg.train.lr, st.observer,
                     sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
         rec = stack_records(res.records)
@@ -141,6 +142,9 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         if len(snap_idx):
             arrays[f"neurons_nn_N{N}"] = np.stack([res.snapshots.get(int(inv[i]), np.full_like(theta0, np.nan))
                                                    for i in snap_idx])
+            if mass is not None:
+                arrays[f"masses_nn_N{N}"] = np.stack([res.snapshot_masses.get(int(inv[i]), np.full((S, N), np.nan))
+                                                      for i in snap_idx])
         if res.status != "completed":
             side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
                                   "message": res.message})
