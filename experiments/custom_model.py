@@ -106,6 +106,9 @@ class UnitsParams:
     init_y : {"uniform", "normal"}
         Law of the centres at initialisation: U[-y_scale, y_scale] (the authors' choice,
         y_scale = 2) or N(0, y_scale^2) (then y_scale is sigma_y).
+    y_centre : float
+        Centre of the initial law of the centres (0: the authors' symmetric start; a narrow law
+        away from the target's bumps is the "bad initialisation" where transport stalls).
     y_scale : float
         Half-width of the uniform law, or sigma_y of the normal law.
     init_c : {"rademacher", "normal"}
@@ -119,6 +122,7 @@ class UnitsParams:
     target_charges: tuple = (1.0 / 3.0, -2.0 / 3.0, 1.0 / 3.0)
     init_y: str = "uniform"
     y_scale: float = 2.0
+    y_centre: float = 0.0
     init_c: str = "rademacher"
 
     def __post_init__(self):
@@ -441,9 +445,9 @@ def draw_initial(rng: np.random.Generator, n: int, params: UnitsParams = DEFAULT
     else:
         c = rng.standard_normal(shape)
     if params.init_y == "uniform":
-        y = rng.uniform(-params.y_scale, params.y_scale, size=shape)
+        y = params.y_centre + rng.uniform(-params.y_scale, params.y_scale, size=shape)
     else:
-        y = params.y_scale * rng.standard_normal(shape)
+        y = params.y_centre + params.y_scale * rng.standard_normal(shape)
     return np.stack([c, y], axis=-1)
 
 
@@ -568,6 +572,7 @@ class GaussianUnitsKind(meanfield.ModelKind):
         "init_y": F("str", DEFAULT.init_y, "Law of the centres at t = 0.", choices=("uniform", "normal")),
         "y_scale": F("float", DEFAULT.y_scale, "Half-width of the uniform law of the centres (or their std).",
                      check=lambda v: v > 0, check_doc="> 0"),
+        "y_centre": F("float", DEFAULT.y_centre, "Centre of the initial law of the centres."),
         "init_c": F("str", DEFAULT.init_c, "Law of the charges at t = 0 (both have mean 0 and variance 1).",
                     choices=("rademacher", "normal")),
         "lr_c": F("float", 1.0, "Learning-rate multiplier of the charges.", check=lambda v: v >= 0, check_doc=">= 0"),
@@ -589,7 +594,7 @@ class GaussianUnitsKind(meanfield.ModelKind):
 
     def build(self, cfg):
         m = cfg.model
-        params = UnitsParams(s=m.s, init_y=m.init_y, y_scale=m.y_scale, init_c=m.init_c)
+        params = UnitsParams(s=m.s, init_y=m.init_y, y_scale=m.y_scale, y_centre=m.y_centre, init_c=m.init_c)
         return GaussianUnits(params, (m.lr_c, m.lr_y)), UnitsTask(params)
 
 

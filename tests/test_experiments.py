@@ -58,3 +58,14 @@ def test_decomposition(tmp_path):
     d = rep["final"]
     assert np.isclose(d.contributions.sum(), d.total)
     assert len(d.links) == 3
+
+
+def test_wfr_units(tmp_path):
+    rep, out = _run("wfr_units", tmp_path)
+    f = rep["final"]  # (start, kappa) -> (limit, network seed mean, its s.e.)
+    good_w, good_wfr = f[("good", 0.0)], f[("good", 5.0)]
+    assert good_wfr[0] < 0.5 * good_w[0]  # the limit: WFR well below pure transport at equal time
+    assert good_wfr[1] + 3 * np.hypot(good_w[2], good_wfr[2]) < good_w[1]  # and the networks
+    # from the bad start both stay near the initial energy C_f (~0.069): reweighting cannot escape
+    assert min(f[("bad", 0.0)][0], f[("bad", 5.0)][0]) > 0.8 * 0.0689
+    assert os.path.isfile(os.path.join(out, "mass_histograms.png"))
