@@ -1,0 +1,43 @@
+r"""Exact oracles for mean-field Langevin dynamics (noise + weight decay) and its Gibbs fixed point.
+
+* :mod:`.linear_gaussian` — linear units, d = 1, linear teacher: the law stays a centred Gaussian;
+  its covariance ODE, the Gibbs fixed point (one scalar equation), the free energy and its
+  dissipation, the Euler–Maruyama covariance map, and the exact finite-N stationary risk.
+
+Numerics only: arrays and floats in, arrays and floats out (never imports ``meanfield``).
+"""
+from .linear_gaussian import (
+    FiniteN,
+    FiniteNExpansion,
+    LinearGibbs,
+    RelaxationRates,
+    covariance_flow,
+    covariance_velocity,
+    dissipation,
+    euler_maruyama_covariance,
+    finite_n_expansion,
+    finite_n_risk,
+    free_energy,
+    free_energy_gradient,
+    gibbs_covariance,
+    relaxation_rates,
+    stationary,
+)
+
+__all__ = [
+    "FiniteN",
+    "FiniteNExpansion",
+    "LinearGibbs",
+    "RelaxationRates",
+    "covariance_flow",
+    "covariance_velocity",
+    "dissipation",
+    "euler_maruyama_covariance",
+    "finite_n_expansion",
+    "finite_n_risk",
+    "free_energy",
+    "free_energy_gradient",
+    "gibbs_covariance",
+    "relaxation_rates",
+    "stationary",
+]
