@@ -69,3 +69,17 @@ def test_wfr_units(tmp_path):
     # from the bad start both stay near the initial energy C_f (~0.069): reweighting cannot escape
     assert min(f[("bad", 0.0)][0], f[("bad", 5.0)][0]) > 0.8 * 0.0689
     assert os.path.isfile(os.path.join(out, "mass_histograms.png"))
+
+
+def test_langevin_linear(tmp_path):
+    rep, _ = _run("langevin_linear", tmp_path)
+    for tau, r in rep.items():
+        star = r["star"]
+        # the particle limit reaches the Gibbs fixed point (2048 particles, Euler-Maruyama dt = 0.02)
+        assert abs(r["limit_late"] - star.risk) < 0.06 * star.risk, (tau, r["limit_late"], star.risk)
+        assert np.max(np.abs(r["S_emp"] - star.S)) < 0.1
+        # noisy networks at every width: their stationary risk is the exact finite-N Gibbs value
+        z = (r["nn_mean"] - r["exact"]) / r["nn_se"]
+        assert np.all(np.abs(z) < 3.5), (tau, z)
+        # and the O(1/N) bias constant matches the exact one
+        assert abs(r["C_fit"] - r["C_exact"]) < 0.25 * r["C_exact"], (tau, r["C_fit"], r["C_exact"])
