@@ -210,6 +210,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "reaction_rate": Field("float", 0.0, "Wasserstein-Fisher-Rao reaction rate kappa: particle masses follow "
                                "dm_i/dt = -kappa (Psi_i - <Psi>) m_i (balanced) or -kappa Psi_i m_i (unbalanced), "
                                "beside the transport; 0: fixed masses.", check=_nonneg, check_doc=">= 0"),
+        "transport_rate": Field("float", 1.0, "Transport rate: the Wasserstein velocity -Lambda grad Psi is scaled by "
+                                "it (with reaction_rate, the (alpha, beta) of Wasserstein-Fisher-Rao; 0 with a "
+                                "reaction: pure Fisher-Rao reweighting).", check=_nonneg, check_doc=">= 0"),
         "reaction": Field("str", "balanced", "balanced (the mean of Psi subtracted: total mass conserved) or "
                           "unbalanced (conic: the mass is free).", choices=("balanced", "unbalanced")),
         "splitting": Field("str", "strang", "How transport and reaction are combined in a step: lie (order 1) or "
@@ -519,8 +522,8 @@ def _dynamics_checks(c) -> list:
 
     method = LIMIT_METHODS.get(limit["method"])
     deep = c["model"]["depth"] >= 2 or (method is not None and method.family == "deep")
-    if (noisy or dyn["weight_decay"] > 0 or dyn["reaction_rate"] > 0) and deep:
-        p.append("dynamics.temperature, weight_decay and reaction_rate are implemented for particle models "
+    if (noisy or dyn["weight_decay"] > 0 or dyn["reaction_rate"] > 0 or dyn["transport_rate"] != 1.0) and deep:
+        p.append("dynamics.temperature, weight_decay, reaction_rate and transport_rate are implemented for particle models "
                  "(two-layer networks and registered model kinds), not for deep runs: set them to 0")
     return p
 

@@ -16,8 +16,11 @@ neuron at every N, so one step is still η of mean-field time. Increments come f
 random streams: the limit's from the ``noise`` stream, each network's from its own
 ``nn_noise`` (width, seed) stream, so a seed's path does not depend on the other seeds.
 
-With τ = λ = 0 the terms are the model's drift alone and every result is bit for bit the
-noiseless one.
+With τ = λ = 0 (and ``transport_rate`` 1) the terms are the model's drift alone and every result is
+bit for bit the noiseless one. ``transport_rate`` scales the transport velocity (the α of
+Wasserstein–Fisher–Rao beside the reaction rate κ; α = 0 with κ > 0 is pure Fisher–Rao
+reweighting; the conic particle gradient descent of Chizat (2022) for 2-homogeneous units is the
+unbalanced reaction with the ratio κ/α of its radial and tangential step sizes).
 """
 from __future__ import annotations
 
@@ -30,8 +33,9 @@ __all__ = ["langevin_terms", "active", "noisy", "reacting", "reaction_term", "si
 
 
 def active(cfg) -> bool:
-    """Whether the config asks for noise, weight decay or a reaction."""
-    return cfg.dynamics.temperature > 0 or cfg.dynamics.weight_decay > 0 or reacting(cfg)
+    """Whether the config asks for noise, weight decay, a reaction or a transport rate other than 1."""
+    d = cfg.dynamics
+    return d.temperature > 0 or d.weight_decay > 0 or reacting(cfg) or d.transport_rate != 1.0
 
 
 def reacting(cfg) -> bool:
@@ -45,7 +49,16 @@ def noisy(cfg) -> bool:
 
 def langevin_terms(cfg, model, drift_term):
     """``drift_term`` (the model's −Λ∇Ψ over the side's data), plus the decay and noise terms asked for."""
-    lam, tau = cfg.dynamics.weight_decay, cfg.dynamics.temperature
+    lam, tau, rate = cfg.dynamics.weight_decay, cfg.dynamics.temperature, cfg.dynamics.transport_rate
+    if rate != 1.0:  # the (alpha, beta) of Wasserstein-Fisher-Rao: the transport's own rate
+        velocity = drift_term.velocity
+
+        def scaled(theta, mass):
+            v = velocity(theta, mass)
+            v *= rate
+            return v
+
+        drift_term = Drift(scaled)
     if lam == 0 and tau == 0:
         return drift_term
     terms = [drift_term]
