@@ -1,4 +1,5 @@
-r"""The state an integrator advances: particle positions, masses, random stream(s) and step count.
+r"""The state an integrator advances: particle positions, masses, random stream(s), step count, and
+(for birth–death jumps) each particle's lineage and the jump counters.
 
 A :class:`ParticleState` represents one or several independent empirical measures
 
@@ -29,6 +30,14 @@ rng : None, numpy.random.Generator, or tuple of Generator
     generators first (``copy.deepcopy``).
 step : int
     Number of steps taken; every integrator step returns ``step + 1``.
+parent : None or int64 ndarray, shape (..., N)
+    Lineage under birth–death jumps (:class:`~meanfield_solvers.terms.birth_death.BirthDeath`), which
+    kill and clone particles and so break particle identity: ``parent[..., i]`` is the row of the
+    *initial* population particle i descends from (a clone inherits its source's entry), ``-1`` for
+    a particle born from a prior. ``None`` means the identity ``arange(N)`` (no jump yet). Coupling
+    analyses read it through :meth:`ParticleState.lineage`. Other integrators carry it unchanged.
+jumps : None or :class:`JumpCounts`
+    Counters of the jumps taken so far, per system (None: no jump step yet).
 """
 from __future__ import annotations
 
@@ -38,7 +47,7 @@ from typing import Tuple, Union
 
 import numpy as np
 
-__all__ = ["ParticleState", "RandomStream"]
+__all__ = ["ParticleState", "RandomStream", "JumpCounts"]
 
 RandomStream = Union[None, np.random.Generator, Tuple[np.random.Generator, ...]]
 
@@ -55,6 +64,8 @@ class ParticleState:
     mass: np.ndarray | None = None
     rng: RandomStream = None
     step: int = 0
+    parent: np.ndarray | None = None
+    jumps: "JumpCounts | None" = None
 
     def __post_init__(self):
         theta = self.theta
@@ -74,6 +85,9 @@ class ParticleState:
         elif rng is not None and not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be None, a numpy.random.Generator or a tuple of them, "
                             f"got {type(rng).__name__}")
+        if self.parent is not None and np.shape(self.parent) != theta.shape[:-1]:
+            raise ValueError(f"parent must have shape theta.shape[:-1] = {theta.shape[:-1]} (one "
+                             f"ancestor per particle), got {np.shape(self.parent)}")
 
     @property
     def n_particles(self) -> int:
@@ -86,6 +100,58 @@ class ParticleState:
             return self.mass
         return np.full(self.theta.shape[:-1], 1.0 / self.n_particles, dtype=self.theta.dtype)
 
+    def lineage(self) -> np.ndarray:
+        """The ancestor rows (..., N) in the initial population (``-1``: born from a prior); the
+        identity ``arange(N)`` when ``parent`` is None."""
+        if self.parent is not None:
+            return self.parent
+        return np.broadcast_to(np.arange(self.n_particles), self.theta.shape[:-1])
+
     def replace(self, **changes) -> "ParticleState":
         """A copy with the given fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class JumpCounts:
+    """Cumulative birth–death event counts, each an int64 array of the systems' shape
+    ``theta.shape[:-2]`` (``max_prob`` float64).
+
+    Attributes
+    ----------
+    killed, cloned : reaction events (a particle killed with probability κh(Ψᵢ − c)₊, cloned with
+        κh(c − Ψᵢ)₊; c = Ψ̄ when centred).
+    control_killed, control_cloned : uniform kills and clones of the population control that
+        restores N (scheme 1; scheme 2 removes one uniformly chosen particle per clone).
+    born : particles drawn from the prior (scheme 2: one per killed particle).
+    clipped : particles whose probability κh|Ψᵢ − c| exceeded 1 and was clipped to 1 (the step
+        then under-represents the reaction; reduce κh).
+    clipped_steps : steps in which at least one probability was clipped.
+    max_prob : the largest κh|Ψᵢ − c| seen (before clipping).
+    """
+
+    killed: np.ndarray
+    cloned: np.ndarray
+    control_killed: np.ndarray
+    control_cloned: np.ndarray
+    born: np.ndarray
+    clipped: np.ndarray
+    clipped_steps: np.ndarray
+    max_prob: np.ndarray
+
+    @classmethod
+    def zeros(cls, shape) -> "JumpCounts":
+        """All counters zero for systems of the given shape."""
+        z = lambda: np.zeros(shape, dtype=np.int64)  # noqa: E731
+        return cls(z(), z(), z(), z(), z(), z(), z(), np.zeros(shape, dtype=np.float64))
+
+    def report(self) -> str:
+        """One line: the totals over all systems (and how many steps clipped probabilities)."""
+        t = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        line = (f"birth-death: killed {t['killed'].sum()}, cloned {t['cloned'].sum()}, born {t['born'].sum()}, "
+                f"control killed {t['control_killed'].sum()} / cloned {t['control_cloned'].sum()}; "
+                f"max kappa*h*|Psi - c| = {float(np.max(t['max_prob'], initial=0.0)):.3g}")
+        if t["clipped"].sum():
+            line += (f"; CLIPPED {t['clipped'].sum()} probabilities in {t['clipped_steps'].sum()} "
+                     f"system-steps (reduce kappa*h)")
+        return line

@@ -30,8 +30,9 @@ class Term(ABC):
     ----------
     kind : str (class attribute)
         What the term contributes: ``"drift"`` (a velocity of the positions), ``"noise"`` (a
-        diffusion of the positions) or ``"reaction"`` (a growth rate of the masses). Integrators
-        declare the kinds they accept.
+        diffusion of the positions), ``"reaction"`` (a growth rate of the masses) or ``"jump"``
+        (birth–death: particles killed and cloned at fixed N). Integrators declare the kinds they
+        accept.
     """
 
     kind: ClassVar[str]
