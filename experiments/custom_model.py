@@ -490,6 +490,7 @@ class GaussianUnits(meanfield.ParticleModel):
     """
 
     kind = "gaussian_units"
+    output_group = "c"
     columns = ("c", "y")
     plot_columns = ("y", "c")  # centres on the x axis, charges on the y axis
 
@@ -524,6 +525,13 @@ class GaussianUnits(meanfield.ParticleModel):
 
     def draw(self, rng, n):
         return draw_initial(rng, n, self.params)
+
+    def draw_prior(self, rng, n):
+        """Births' law: centres N(0, 3^2), of full support over the target's bumps whatever the
+        initial law (a concentrated start is what births from a prior must escape); charges +-1."""
+        theta = draw_initial(rng, n, self.params)
+        theta[..., 1] = 3.0 * rng.standard_normal(n)
+        return theta
 
 
 class UnitsTask(meanfield.Task):

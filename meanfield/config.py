@@ -215,6 +215,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                 "reaction: pure Fisher-Rao reweighting).", check=_nonneg, check_doc=">= 0"),
         "reaction": Field("str", "balanced", "balanced (the mean of Psi subtracted: total mass conserved) or "
                           "unbalanced (conic: the mass is free).", choices=("balanced", "unbalanced")),
+        "reaction_scheme": Field("str", "weights", "How the reaction acts: weights (particle masses, "
+                                 "Wasserstein-Fisher-Rao), birth_death (equal-weight particles killed and cloned "
+                                 "at rates from Psi, population kept by uniform clones/kills: balanced WFR in the "
+                                 "limit), birth_death_prior (kills replaced by births from the initial law with "
+                                 "zero output weight).", choices=("weights", "birth_death", "birth_death_prior")),
         "splitting": Field("str", "strang", "How transport and reaction are combined in a step: lie (order 1) or "
                            "strang (order min(2, transport order)).", choices=("lie", "strang")),
     },

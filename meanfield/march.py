@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meanfield_solvers.state import ParticleState
+from meanfield_solvers.state import DynamicsFailure, ParticleState
 
 __all__ = ["MarchResult", "march", "progress_bar"]
 
@@ -144,7 +144,13 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                 ri += 1
             if k >= n_total:
                 break
-            new = step(theta, k)
+            try:
+                new = step(theta, k)
+            except DynamicsFailure as e:  # e.g. a birth-death population died out
+                res.status, res.diverged_step, res.diverged_time = "diverged", k + 1, (k + 1) * h
+                res.message = (f"{desc}: step {k + 1} (t = {(k + 1) * h:g}) failed: {e}; the last good state "
+                               f"(step {k}) is kept")
+                return res
             k += 1
             if not where.all_finite(new):
                 res.status, res.diverged_step, res.diverged_time = "diverged", k, k * h

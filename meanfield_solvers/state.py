@@ -47,9 +47,16 @@ from typing import Tuple, Union
 
 import numpy as np
 
-__all__ = ["ParticleState", "RandomStream", "JumpCounts"]
+__all__ = ["DynamicsFailure", "ParticleState", "RandomStream", "JumpCounts"]
 
 RandomStream = Union[None, np.random.Generator, Tuple[np.random.Generator, ...]]
+
+
+class DynamicsFailure(RuntimeError):
+    """A step cannot go on (e.g. a birth-death population died out); ``step`` says where. The time
+    loop reports it like a divergence, keeping the last good state."""
+
+    step: int | None = None
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: '==' on arrays is elementwise, not a truth value

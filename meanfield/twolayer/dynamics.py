@@ -29,18 +29,29 @@ import numpy as np
 from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.terms import Drift, Noise, Reaction
 
-__all__ = ["langevin_terms", "active", "noisy", "reacting", "reaction_term", "side_integrator"]
+__all__ = ["langevin_terms", "active", "noisy", "reacting", "jumping", "needs_stream", "reaction_term",
+           "jump_term", "extra_terms", "side_integrator"]
 
 
 def active(cfg) -> bool:
     """Whether the config asks for noise, weight decay, a reaction or a transport rate other than 1."""
     d = cfg.dynamics
-    return d.temperature > 0 or d.weight_decay > 0 or reacting(cfg) or d.transport_rate != 1.0
+    return d.temperature > 0 or d.weight_decay > 0 or d.reaction_rate > 0 or d.transport_rate != 1.0
 
 
 def reacting(cfg) -> bool:
-    """Whether particle masses change (Wasserstein-Fisher-Rao)."""
-    return cfg.dynamics.reaction_rate > 0
+    """Whether particle masses change (Wasserstein-Fisher-Rao on weights)."""
+    return cfg.dynamics.reaction_rate > 0 and cfg.dynamics.reaction_scheme == "weights"
+
+
+def jumping(cfg) -> bool:
+    """Whether equal-weight particles are killed and cloned (stochastic birth-death)."""
+    return cfg.dynamics.reaction_rate > 0 and cfg.dynamics.reaction_scheme != "weights"
+
+
+def needs_stream(cfg) -> bool:
+    """Whether a side's state needs a random stream (noise or birth-death jumps)."""
+    return noisy(cfg) or jumping(cfg)
 
 
 def noisy(cfg) -> bool:
@@ -99,7 +110,38 @@ def reaction_term(cfg, model, backend, data):
 
 
 def side_integrator(cfg, transport: str):
-    """The integrator of a side: ``transport`` alone, or transport and reaction split (Lie/Strang)."""
+    """The integrator of a side: ``transport`` alone, transport and reaction split (Lie/Strang), or
+    transport then birth-death jumps."""
     if reacting(cfg):
         return get_integrator(cfg.dynamics.splitting, transport=transport)
+    if jumping(cfg):
+        return get_integrator("birth_death", transport=transport)
     return get_integrator(transport)
+
+
+def jump_term(cfg, model, backend, data):
+    """Stochastic birth-death (Rotskoff-Jelassi-Bruna-Vanden-Eijnden 2019) at rate kappa from the model's Psi.
+
+    ``birth_death``: kills and clones, the population restored by uniform clones/kills (its limit is
+    balanced WFR). ``birth_death_prior``: kills replaced by draws from the model's full-support prior
+    (``model.draw_prior``) with the output weight (``model.output_group``) set to zero, so a birth
+    leaves f unchanged.
+    ``reaction = "unbalanced"`` uses the uncentred rates of RJBV.
+    """
+    from meanfield_solvers.terms import BirthDeath
+
+    opts = {"centred": cfg.dynamics.reaction == "balanced"}
+    if cfg.dynamics.reaction_scheme == "birth_death_prior":
+        opts.update(scheme=2, prior=model.draw_prior)
+        if model.output_group is not None:
+            opts["zero_on_birth"] = model.groups[model.output_group]
+    return BirthDeath.from_model(model, backend, data, cfg.dynamics.reaction_rate, **opts)
+
+
+def extra_terms(cfg, model, backend, data) -> list:
+    """The reaction-side terms of a side: the WFR reaction on weights or the birth-death jumps."""
+    if reacting(cfg):
+        return [reaction_term(cfg, model, backend, data)]
+    if jumping(cfg):
+        return [jump_term(cfg, model, backend, data)]
+    return []

@@ -25,7 +25,7 @@ from meanfield_solvers.terms import Drift
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
 from ..march import march
-from .dynamics import active, langevin_terms, noisy, reacting, reaction_term, side_integrator
+from .dynamics import active, extra_terms, langevin_terms, needs_stream, reacting, side_integrator
 from .resident import resident_flow
 
 __all__ = ["particle_step", "drift", "ParticlesMethod"]
@@ -63,9 +63,8 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
 
     def terms_over(data):
         terms = langevin_terms(cfg, model, drift(model, backend, data))
-        if reacting(cfg):
-            terms = (terms if isinstance(terms, list) else [terms]) + [reaction_term(cfg, model, backend, data)]
-        return terms
+        more = extra_terms(cfg, model, backend, data)
+        return (terms if isinstance(terms, list) else [terms]) + more if more else terms
 
     if expectation == "analytic":
         if flow is not None:
@@ -127,7 +126,7 @@ class ParticlesMethod(LimitMethod):
         snap_idx = snapshot_indices(cfg, len(t))
         particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
         step, residency = particle_step(cfg, model, st.backend, st.task, st.expectation, st.dtype, log)
-        rng = seeding.stream(cfg.run.seed, "noise") if noisy(cfg) else None
+        rng = seeding.stream(cfg.run.seed, "noise") if needs_stream(cfg) else None
         t0 = time.perf_counter()
         # masses only when they move (Wasserstein-Fisher-Rao): otherwise the uniform 1/N code path
         mass = np.full(particles0.shape[0], 1.0 / particles0.shape[0], dtype=st.dtype) if reacting(cfg) else None

@@ -19,7 +19,7 @@ import numpy as np
 
 from meanfield_solvers.models import Samples
 
-from .dynamics import active, langevin_terms, noisy, reacting, reaction_term, side_integrator
+from .dynamics import active, extra_terms, langevin_terms, noisy, side_integrator
 from .limit import drift as _drift
 from .resident import resident_flow
 
@@ -46,9 +46,9 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
 
     def drift(model, backend, data):
         terms = langevin_terms(cfg, model, _drift(model, backend, data))
-        if reacting(cfg):  # weighted networks: the finite-N counterpart of Wasserstein-Fisher-Rao
-            terms = (terms if isinstance(terms, list) else [terms]) + [reaction_term(cfg, model, backend, data)]
-        return terms
+        # weighted networks (WFR) or birth-death on the neurons: the finite-N counterparts of the reaction
+        more = extra_terms(cfg, model, backend, data)
+        return (terms if isinstance(terms, list) else [terms]) + more if more else terms
 
     def on_device(st):
         return st.replace(theta=flow.step(st.theta), step=st.step + 1)

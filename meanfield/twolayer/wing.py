@@ -19,7 +19,7 @@ from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_model_kind
 from ..march import march
-from .dynamics import active, noisy, reacting
+from .dynamics import active, needs_stream, reacting
 from .observe import Observer
 from .train import sgd_step
 
@@ -126,7 +126,7 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         t0 = time.perf_counter()
         # np.unique keeps the steps increasing; repeated steps map back through `inv`
         uniq, inv = np.unique(grid.steps_nn, return_inverse=True)
-        rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if noisy(cfg) else None
+        rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if needs_stream(cfg) else None
         mass = np.full((S, N), 1.0 / N, dtype=dtype) if reacting(cfg) else None
         res = march(step, ParticleState(theta0.astype(dtype), mass=mass, rng=rng), uniq, cfg.train.lr, st.observer,
                     sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)

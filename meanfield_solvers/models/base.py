@@ -64,6 +64,9 @@ class ParticleModel(abc.ABC):
 
     #: short name of the model family (stored in results)
     kind: str = ""
+    #: the column group that carries a particle's output weight (its contribution to f is linear in
+    #: it), or None: births from a prior can set it to zero so that a birth leaves f unchanged
+    output_group = None
     #: :meth:`draw` returns antithetic pairs: rows i and i + n/2 belong together (so subsamples
     #: must keep both, see :meth:`subsample`)
     paired: bool = False
@@ -138,6 +141,12 @@ class ParticleModel(abc.ABC):
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         r"""``n`` iid particles from the initial law :math:`\rho_0` (float64, (n, p)); with
         :attr:`paired`, rows i and i + n/2 are an antithetic pair."""
+
+    def draw_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        r"""``n`` iid particles from the model's full-support *prior* (births of the birth–death
+        dynamics with births from a prior); default: the initial law ρ₀ (pairs dropped if paired).
+        A model whose initial law can be concentrated overrides it with a law of full support."""
+        return self.draw(rng, 2 * n)[:n] if self.paired else self.draw(rng, n)
 
     def subsample(self, particles, n, rng):
         """``n`` rows of ``particles`` without replacement (whole pairs when :attr:`paired`).

@@ -108,6 +108,7 @@ class TwoLayer(ParticleModel):
     antithetic: bool = False
 
     kind = "two_layer"
+    output_group = "a"
 
     @property
     def paired(self) -> bool:  # type: ignore[override]

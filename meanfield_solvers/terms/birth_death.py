@@ -97,13 +97,13 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..state import JumpCounts
+from ..state import DynamicsFailure, JumpCounts
 from .base import Term
 
 __all__ = ["BirthDeath", "PopulationDiedOut"]
 
 
-class PopulationDiedOut(RuntimeError):
+class PopulationDiedOut(DynamicsFailure):
     """Every particle of a system was killed in one birth–death step (attributes ``step``, ``system``)."""
 
     def __init__(self, message, step, system):
