@@ -62,3 +62,35 @@ def test_remote_divergence_keeps_last_finite_state():
     assert res.status == "diverged" and res.diverged_step == 4
     assert np.array_equal(res.theta, 8.0 * th0) and res.steps_done == 3
     assert "step 4" in res.message and "last finite state (step 3)" in res.message
+
+
+def test_a_failing_step_ends_the_side_like_a_divergence():
+    """A step that cannot go on (e.g. a birth-death population that died out) is reported with its
+    step, and the last good state is kept."""
+    from meanfield_solvers.state import DynamicsFailure, ParticleState
+
+    def step(st, k):
+        if k == 4:
+            raise DynamicsFailure("every particle of system 0 was killed")
+        return st.replace(theta=st.theta + 1.0, step=st.step + 1)
+
+    res = march(step, ParticleState(np.zeros((3, 2))), [0, 2, 8], 0.5, lambda st: observe(st.theta))
+    assert res.status == "diverged" and res.diverged_step == 5 and res.steps_done == 4
+    assert "step 5" in res.message and "killed" in res.message
+    assert np.array_equal(res.theta, np.full((3, 2), 4.0)) and res.records[2] is None
+
+
+def test_birth_death_runs_are_reproducible_per_seed():
+    import meanfield
+
+    from helpers import tiny
+
+    cfg = {"dynamics.reaction_rate": 2.0, "dynamics.reaction_scheme": "birth_death_prior",
+           "train.algorithm": "population_gd", "time.snapshots": 2}
+    a, b = meanfield.run(tiny(**cfg)), meanfield.run(tiny(**cfg))
+    for k in a.keys():
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    three = meanfield.run(tiny(**cfg, **{"train.seeds": 3}))
+    assert np.array_equal(three["risk_nn"][:, :2], a["risk_nn"])  # a seed's jumps are its own
+    quiet = meanfield.run(tiny(**{"train.algorithm": "population_gd", "time.snapshots": 2}))
+    assert not np.array_equal(a["risk_mf"], quiet["risk_mf"])
