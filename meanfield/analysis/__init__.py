@@ -7,6 +7,9 @@ distances
     sliced, along a known coupling).
 mmd
     Gaussian-kernel MMD with jackknife errors.
+entropy
+    Kozachenko-Leonenko k-nearest-neighbour entropy of a particle cloud (for the free energy of
+    mean-field Langevin dynamics), its measured bias and the rule for when to trust it.
 function
     Function-space distance and risk gap to the mean-field limit.
 fluctuations
@@ -33,6 +36,7 @@ from .fluctuations import (
     variance_stderr,
 )
 from .function import BiasVariance, bias_variance, function_distance, risk_gap
+from .entropy import Entropy, EntropyBatch, entropy_reliable, knn_entropy
 from .mmd import median_bandwidth, mmd2
 from .runs import (
     Fluctuations,
@@ -57,6 +61,11 @@ __all__ = [
     # mmd
     "mmd2",
     "median_bandwidth",
+    # entropy
+    "Entropy",
+    "EntropyBatch",
+    "knn_entropy",
+    "entropy_reliable",
     # function
     "function_distance",
     "BiasVariance",
