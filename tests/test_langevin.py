@@ -100,3 +100,20 @@ def test_bad_dynamics_input_is_refused_naming_the_key(tmp_path):
     out = tmp_path / "out"
     assert main(["run", str(p), "--out", str(out), "--set", "dynamics.temperature=0.2", "-q"]) == 2
     assert not out.exists()
+
+
+def test_free_energy_is_recorded_where_the_entropy_is_reliable():
+    noisy = {"dynamics.temperature": 0.05, "dynamics.weight_decay": 0.5, "limit.integrator": "euler_maruyama",
+             "task.d": 2, "time.t_max": 3.0}
+    res = meanfield.run(tiny(**noisy, **{"limit.particles": 2048}))
+    H, F = res["entropy_mf"], res["free_energy_mf"]
+    # at t = 0 the particles are exactly Gaussian: a ~ N(0, 1), w ~ N(0, I/2): H = 1/2 log det(2 pi e Sigma)
+    exact0 = 0.5 * np.log((2 * np.pi * np.e) ** 3 * 1.0 * 0.5 * 0.5)
+    assert abs(H[0] - exact0) < 0.08, (H[0], exact0)
+    # F = E - tau H falls along the flow (up to the estimator's error, ~0.02 nats times tau)
+    assert np.all(np.diff(F) < 0.05 * 0.03) and F[-1] < F[0] - 0.1
+    assert np.allclose(F, res["energy_mf"] - 0.05 * H)
+    # too few particles for the dimension: NaN, and the summary says why
+    small = meanfield.run(tiny(**noisy))
+    assert np.all(np.isnan(small["free_energy_mf"]))
+    assert any("entropy and free energy of the limit not reported" in m for m in small.summary["messages"])

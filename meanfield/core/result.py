@@ -52,6 +52,9 @@ _DECL = {
     "f_nn": (("width", "seed", "time", "point"), "each network's output at the recorded points"),
     "energy_mf": (("time",), "the limit's regularised energy R/alpha^2 + (lambda/2) E|theta|^2 (with [dynamics])"),
     "energy_nn": (("width", "seed", "time"), "each network's regularised energy (with [dynamics])"),
+    "entropy_mf": (("time",), "k-nearest-neighbour estimate of the limit particles' entropy H (temperature > 0; "
+                              "NaN where unreliable)"),
+    "free_energy_mf": (("time",), "the limit's free energy E - tau H (temperature > 0; NaN where H is unreliable)"),
     "snap_t": (("snapshot",), "snapshot times"),
     "masses_mf": (("snapshot", "particle"), "the limit's particle masses at snap_t (Wasserstein-Fisher-Rao)"),
     "masses_mf_final": (("particle",), "the limit's particle masses at the end"),

@@ -127,11 +127,15 @@ class ParticlesMethod(LimitMethod):
         particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
         step, residency = particle_step(cfg, model, st.backend, st.task, st.expectation, st.dtype, log)
         rng = seeding.stream(cfg.run.seed, "noise") if needs_stream(cfg) else None
+        observe = st.observer
+        entropy_note = []
+        if cfg.dynamics.temperature > 0:
+            observe = _with_free_energy(st.observer, model, cfg.dynamics.temperature, entropy_note)
         t0 = time.perf_counter()
         # masses only when they move (Wasserstein-Fisher-Rao): otherwise the uniform 1/N code path
         mass = np.full(particles0.shape[0], 1.0 / particles0.shape[0], dtype=st.dtype) if reacting(cfg) else None
         res = march(step, ParticleState(particles0.astype(st.dtype), mass=mass, rng=rng), grid.steps, cfg.limit.dt,
-                    st.observer,
+                    observe,
                     snap_idx, desc="limit", progress=progress, residency=residency)
         side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
         rec = stack_records(res.records)
@@ -140,6 +144,9 @@ class ParticlesMethod(LimitMethod):
         a.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
         if "energy" in rec:
             a["energy_mf"] = rec["energy"]
+        if "entropy" in rec:
+            a["entropy_mf"], a["free_energy_mf"] = rec["entropy"], rec["free_energy"]
+            side.messages += entropy_note[:1]
         ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
         a["snap_t"] = t[snap_idx]
         a["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \
@@ -154,6 +161,35 @@ class ParticlesMethod(LimitMethod):
                                   "message": res.message})
             log(res.message)
         return side
+
+
+def _with_free_energy(observer, model, tau, notes):
+    r"""``observer`` plus the entropy H(μ) of the particles over the trained coordinates (k-nearest-
+    neighbour estimate, :func:`meanfield.analysis.entropy.knn_entropy`, masses as weights) and the free
+    energy F = E − τH. Where the estimator cannot vouch for the number (too few particles for the
+    dimension, coincident particles, ...), both are NaN and the reason is kept once in ``notes``."""
+    from ..analysis.entropy import entropy_reliable, knn_entropy
+
+    trained = np.asarray(model.lr_multipliers) > 0
+
+    def observe(state):
+        out = observer(state)
+        x = np.asarray(state.theta)[..., trained]
+        n_eff = x.shape[-2] if state.mass is None else 1.0 / np.sum((state.mass / state.mass.sum()) ** 2)
+        ok, why = entropy_reliable(int(n_eff), x.shape[-1])
+        est = knn_entropy(x, weights=state.mass) if ok else None
+        if est is not None and est.reason:
+            ok, why = False, est.reason
+        if not ok:
+            if not notes:
+                notes.append(f"entropy and free energy of the limit not reported: {why}")
+            out["entropy"] = out["free_energy"] = np.nan
+        else:
+            out["entropy"] = est.value
+            out["free_energy"] = out["energy"] - tau * est.value
+        return out
+
+    return observe
 
 
 register_limit_method(ParticlesMethod())
