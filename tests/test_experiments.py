@@ -87,3 +87,18 @@ def test_langevin_linear(tmp_path):
         assert np.all(np.abs(z) < 3.5), (tau, z)
         # and the O(1/N) bias constant matches the exact one
         assert abs(r["C_fit"] - r["C_exact"]) < 0.25 * r["C_exact"], (tau, r["C_fit"], r["C_exact"])
+
+
+def test_langevin_erf_1d(tmp_path):
+    rep, _ = _run("langevin_erf_1d", tmp_path)
+    for tau, r in rep.items():
+        sol = r["sol"]
+        assert sol.converged
+        # the erf particle limit reaches the Gibbs fixed point of the 1-D solver (2048 particles,
+        # Euler-Maruyama dt = 0.05: an O(dt) bias of a few per cent on the moments)
+        assert abs(r["limit_risk"] - sol.risk) < 0.03 * sol.risk, (tau, r["limit_risk"], sol.risk)
+        assert abs(r["F_late"] - sol.free_energy) < 0.01, (tau, r["F_late"], sol.free_energy)
+        for name, (got, want) in r["moments"].items():
+            assert abs(got - want) < 0.06 * abs(want), (tau, name, got, want)
+        # the widest noisy networks sit at R* up to their seed error and an O(1/N) bias
+        assert abs(r["nn_mean"][-1] - sol.risk) < 3 * r["nn_se"][-1] + 0.02 * sol.risk
