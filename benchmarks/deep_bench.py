@@ -36,7 +36,7 @@ Workloads
    ``n = (T+1)P`` rows and M columns; the Gram matrices, n(n+1)M each, BLAS ``syrk``; the Cholesky
    colouring of the sources, 2n²M each; the unit-seed tangent marches, whose active columns grow
    with time, ``(k+1)(P_r + P_u)S_tan`` at step k; the all-ones output tangent). Asymptotically
-   this is the model of DMFT.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
+   this is the model of docs/dmft.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
    constant reduced by the time ordering of the seeds. Elementwise work is not counted.
    ``roofline_fraction`` = counted FLOPs / time / calibration GEMM rate.
 """

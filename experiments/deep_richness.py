@@ -11,7 +11,7 @@ Measured:
 * training-loss curves L(t) per gamma0 (feature learning speeds up training at large gamma0);
 * kernel-target alignment A(K) = y^T K y / (|K|_F |y|^2) of the DMFT's NTK over time and at the end;
 * the DMFT -> NTK deviation dev(gamma0) = RMS over (t, mu) of f_DMFT - f_NTK with a power-law fit
-  (theory, DMFT.md §5c: O(gamma0^2)). The sampled DMFT has a Monte Carlo error of f
+  (theory, docs/dmft.md §5c: O(gamma0^2)). The sampled DMFT has a Monte Carlo error of f
   (~ 3e-3 here) that does not vanish with gamma0 and floors the raw deviation; the fit therefore uses
   common random numbers: every solve uses the same white noise and antithetic pairs (which make each
   finite-sample solve exactly even in gamma0), and the reference is the same-noise solve at

@@ -4,7 +4,7 @@
 
 Setup: L = 2 hidden layers, tanh, teacher-student task (d = D inputs, tanh teacher with 2 units), a fixed
 training set of P points and Q test points, full-batch GD with step dt = limit.dt (so the discrete DMFT is
-the exact N -> infinity limit of the networks, DMFT.md §3.1), richness gamma0 in {0.5, 1, 2}, widths
+the exact N -> infinity limit of the networks, docs/dmft.md §3.1), richness gamma0 in {0.5, 1, 2}, widths
 N = 64 ... 2048 (quick: 64 ... 512), independent seeds per width. Each gamma0 is one product run
 (``meanfield.run`` with ``limit.method = 'dmft'``).
 

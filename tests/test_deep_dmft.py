@@ -1,7 +1,7 @@
 """Finite-width deep muP networks against the infinite-width solvers of meanfield_solvers.dmft.
 
 Full-batch GD with step dt is compared with the discrete DMFT at the same dt (its exact N -> infinity
-limit, DMFT.md §3.1), so every deviation is a finite-width effect (or the DMFT's Monte Carlo error).
+limit, docs/dmft.md §3.1), so every deviation is a finite-width effect (or the DMFT's Monte Carlo error).
 """
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def _problem(P=4, D=4, Q=2, seed=5, scale=2.0):
 
 
 def test_depth_one_network_is_the_L1_dmft_fed_its_own_weights():
-    """DMFT.md §4.1: an L = 1 DMFT whose samples are a width-N network's own initial weights (u1 = W0 x/√D,
+    """docs/dmft.md §4.1: an L = 1 DMFT whose samples are a width-N network's own initial weights (u1 = W0 x/√D,
     rL = w) with the empirical output f = <z φ(h)>/γ0 *is* that network (the TwoLayer code) under GD."""
     X, y, Xt = _problem()
     Xall = np.concatenate([X, Xt])

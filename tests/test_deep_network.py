@@ -160,7 +160,7 @@ def test_ntk_kernels_and_function_velocity(L, act):
 
 
 def test_ntk_from_kernels_linear_init_limit():
-    """Deep linear at init, wide: K -> (L+1) Phi0 (DMFT.md §5d)."""
+    """Deep linear at init, wide: K -> (L+1) Phi0 (docs/dmft.md §5d)."""
     D, N, L = 3, 4000, 3
     X, y = _data(P=3, D=D)
     net = DeepNet("linear", D, N, L, MuP(1.0))

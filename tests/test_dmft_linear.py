@@ -25,7 +25,7 @@ def test_exact_solver_terminates_at_rounding_level():
 def test_field_formula_equals_gaussian_covariance():
     """At the fixed point f_mu[k] (forward-substituted field formula) equals the closed-form
     gamma0^{-1} <h^L_mu[k] z^L[k]> = [M_hu Phi^{L-1} M_zu^T + M_hr G^{L+1} M_zr^T]_{(k,mu),(k,mu)}
-    (DMFT.md §5b) — two different routes to the outputs."""
+    (docs/dmft.md §5b) — two different routes to the outputs."""
     X, y, Xq = _data(seed=3)
     gamma0, L = 0.8, 2
     res = solve_deep_linear(X, y, L, gamma0, 0.2, 20, X_test=Xq)
@@ -65,7 +65,7 @@ def test_not_converged_when_sweeps_are_capped():
 # ----------------------------------------------------------------------------------------------
 def _deep_linear_gd(rng, X, y, L, N, gamma0, dt, T, Xall):
     """Width-N deep linear muP network, full-batch GD theta <- theta - dt gamma0^2 N grad L, with the
-    hand-written backward pass of DMFT.md §1.1 (g^L = w, g^l = W^l^T g^{l+1}/sqrt N)."""
+    hand-written backward pass of docs/dmft.md §1.1 (g^L = w, g^l = W^l^T g^{l+1}/sqrt N)."""
     P, D = X.shape
     W = [rng.standard_normal((N, D))] + [rng.standard_normal((N, N)) for _ in range(L - 1)]
     w = rng.standard_normal(N)

@@ -12,7 +12,7 @@ def _data(P=4, D=6, seed=0):
 
 
 def test_linear_recursion_is_input_kernel():
-    """phi = id: Phi^l = Phi^0, Phidot = 1, G^l = 1 and K0 = (L+1) Phi^0 exactly (DMFT.md §5d)."""
+    """phi = id: Phi^l = Phi^0, Phidot = 1, G^l = 1 and K0 = (L+1) Phi^0 exactly (docs/dmft.md §5d)."""
     X, _ = _data()
     ker = init_kernels(X, 3, "linear")
     Phi0 = X @ X.T / X.shape[1]

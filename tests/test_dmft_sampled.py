@@ -1,6 +1,6 @@
 """Sample-and-solve DMFT: exactness at L = 1, t = 0 kernels, deep linear oracle, lazy limit, failure paths.
 
-Scientific claims under test (DMFT.md §4):
+Scientific claims under test (docs/dmft.md §4):
 * at t = 0 the sampled kernels are the NNGP/NTK recursions (within MC error);
 * L = 1 fed a width-N network's own initial weights *is* that network's gradient descent at the same dt;
   with independent draws it is the mean of finite-width networks within error bars;
@@ -75,7 +75,7 @@ def _two_layer_gd(w, a, X, y, act, alpha, dt, T, Xall):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("sweep", ["causal", "jacobi"])
 def test_L1_with_network_weights_is_that_network(activation, sweep):
-    """DMFT.md §4.1 / §5a: with the network's own initial weights as samples and f = <z phi(h)>/gamma0,
+    """docs/dmft.md §4.1 / §5a: with the network's own initial weights as samples and f = <z phi(h)>/gamma0,
     the discrete DMFT reproduces full-batch GD at the same dt to <= 1e-12 (train and test points)."""
     X, y, Xq = _data(P=3, D=5, Q=2, seed=1)
     Xall = np.concatenate([X, Xq])
@@ -253,7 +253,7 @@ def test_stein_and_pathwise_output_terms_agree():
 # ----------------------------------------------------------------------------------------------
 def _deep_gd(rng, X, y, L, N, act, gamma0, dt, T, Xall):
     """Width-N L-hidden-layer muP network, GD theta <- theta - dt gamma0^2 N grad L, backward pass of
-    DMFT.md §1.1 written by hand (g^L = phi'(h^L) w, g^l = phi'(h^l) W^l^T g^{l+1}/sqrt N)."""
+    docs/dmft.md §1.1 written by hand (g^L = phi'(h^L) w, g^l = phi'(h^l) W^l^T g^{l+1}/sqrt N)."""
     P, D = X.shape
     W = [rng.standard_normal((N, D))] + [rng.standard_normal((N, N)) for _ in range(L - 1)]
     w = rng.standard_normal(N)

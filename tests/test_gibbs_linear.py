@@ -331,7 +331,7 @@ def test_free_energy_is_minimised_at_the_stationary_covariance():
 
 # ----------------------------------------------------------------------------- Gibbs conditional
 def test_fixed_point_has_the_gibbs_conditional_law_of_a_given_w(long_run):
-    r"""DYNAMICS.md 1.4 as N -> infinity, derived for this case: h(w) = E[r sigma(w x)] = (c - q) w =
+    r"""The Gibbs conditional of a given w (README, mean-field Langevin) as N -> infinity, derived for this case: h(w) = E[r sigma(w x)] = (c - q) w =
     m w, so a | w ~ N(m w / lam, tau / lam) (and w | a ~ N(m a / lam, tau / lam) by symmetry). For a
     centred Gaussian: E[a | w] = (S12/S22) w, Var[a | w] = S11 - S12^2/S22.
 
@@ -469,7 +469,7 @@ def _finite_n_coupled(seed):
             for j, st in enumerate(states):
                 a, w = st.theta[..., 0], st.theta[..., 1]
                 q = np.mean(a * w, axis=-1)
-                # DYNAMICS 1.4 at finite N, derived here: U is quadratic in a_i with precision
+                # the finite-N Gibbs conditional, derived here: U is quadratic in a_i with precision
                 # beta (lam + w_i^2/N) and linear coefficient beta (c - q_{-i}) w_i
                 q_minus = q[:, None] - a * w / n
                 prec = LAM + w * w / n
@@ -486,7 +486,7 @@ def test_finite_n_particles_match_the_exact_stationary_risk(finite_n_run):
     O(dt) bias) time-averaged risk is within 4 replica SE of finite_n_risk (SE ~ 0.4 % of it). The
     same numbers reject the mean-field R* and the first-order R* + b/N (by > 10 SE): the exact
     finite-N integral is needed at this N. The conditional residual of a_i | rest is standard
-    normal (mean 0, variance 1 within 4 SE), the finite-N Gibbs conditional of DYNAMICS 1.4."""
+    normal (mean 0, variance 1 within 4 SE), the finite-N Gibbs conditional (derived above)."""
     coarse, fine = finite_n_run
     extrap = 2 * fine - coarse
     exact = finite_n_risk(C, LAM, TAU, 2).risk

@@ -1,6 +1,6 @@
 r"""Finite-width deep networks, batched over seeds, with hand-written backpropagation.
 
-Network (DMFT.md §1)
+Network (docs/dmft.md §1)
 --------------------
 Inputs :math:`x_\mu\in\mathbb R^D`, :math:`L` hidden layers of width :math:`N`, activation
 :math:`\phi`, all weights iid :math:`N(0,1)` at initialisation. A *parametrisation* fixes one forward
@@ -29,7 +29,7 @@ With :math:`a^0 = x`, :math:`a^\ell = \phi(h^\ell)`, :math:`e^\ell = \partial f/
     \partial f/\partial W^\ell = s_\ell\,e^{\ell+1}a^{\ell\top},\qquad \partial f/\partial w = s_L\,a^L,
 
 so the velocity is :math:`\dot W^\ell = \frac{c_\ell s_\ell}{P}\sum_\mu \Delta_\mu e^{\ell+1}_\mu
-a^{\ell\top}_\mu` with :math:`\Delta = y - f`. The O(1) backward fields of DMFT.md §1.1 are
+a^{\ell\top}_\mu` with :math:`\Delta = y - f`. The O(1) backward fields of docs/dmft.md §1.1 are
 :math:`g^\ell = \gamma_0 N\,e^\ell` (``g_scale`` of the parametrisation), i.e. :math:`g^L = \phi'(h^L)\odot w`,
 :math:`g^\ell = \phi'(h^\ell)\odot W^{\ell\top} g^{\ell+1}/\sqrt N`. The NTK of the flow
 (:math:`\dot f_\mu = \frac1P\sum_\nu K_{\mu\nu}\Delta_\nu`) is, for any parametrisation,
@@ -38,7 +38,7 @@ a^{\ell\top}_\mu` with :math:`\Delta = y - f`. The O(1) backward fields of DMFT.
           \qquad E^{L+1}\equiv 1,
 
 which in muP is exactly :math:`\sum_\ell G^{\ell+1}\odot\Phi^\ell` with :math:`\Phi^\ell = A^\ell A^{\ell\top}/N`,
-:math:`G^\ell = g^\ell g^{\ell\top}/N`, :math:`\Phi^0 = XX^\top/D`, :math:`G^{L+1}\equiv1` (DMFT.md §1.1).
+:math:`G^\ell = g^\ell g^{\ell\top}/N`, :math:`\Phi^0 = XX^\top/D`, :math:`G^{L+1}\equiv1` (docs/dmft.md §1.1).
 
 Residual variant (slot, not yet exposed in configs): a parametrisation with ``residual = True``
 gives :math:`h^{\ell+1} = h^\ell + s_\ell W^\ell\phi(h^\ell)` (ℓ = 1..L-1) and
@@ -134,7 +134,7 @@ class LayerScales:
 
 @dataclass(frozen=True)
 class MuP:
-    r"""muP / mean-field parametrisation with richness :math:`\gamma_0` (DMFT.md §1).
+    r"""muP / mean-field parametrisation with richness :math:`\gamma_0` (docs/dmft.md §1).
 
     :math:`s_0 = 1/\sqrt D`, :math:`s_\ell = 1/\sqrt N`, :math:`s_L = 1/(\gamma_0 N)`,
     :math:`c_\ell = \gamma_0^2 N`, :math:`g^\ell = \gamma_0 N\,\partial f/\partial h^\ell`.
@@ -193,7 +193,7 @@ def init_weights(rngs, L: int, D: int, N: int, dtype=np.float64) -> list:
     r"""Draw iid :math:`N(0,1)` weights ``[W^0 (S,N,D), W^1..W^{L-1} (S,N,N), w (S,N)]``.
 
     ``rngs[s][l]`` is the generator of seed ``s`` and weight group ``l`` (independent streams per
-    (seed, layer), DMFT.md §8.9), so networks of different depths/widths/seeds are independent and any
+    (seed, layer), docs/dmft.md §8), so networks of different depths/widths/seeds are independent and any
     single seed can be reproduced alone.
     """
     shapes = [(N, D)] + [(N, N)] * (L - 1) + [(N,)]

@@ -7,7 +7,7 @@ At a recording time, on the ``n = P + Q`` points (P training points first, then 
 * outputs :math:`f_\mu`, μ = 1..n;
 * feature kernels :math:`\Phi^\ell = \phi(h^\ell)^\top\phi(h^\ell)/N` and gradient kernels
   :math:`G^\ell = g^{\ell\top}g^\ell/N` (:math:`g^\ell = \gamma_0N\,\partial f/\partial h^\ell`,
-  DMFT.md §1.1), ℓ = 1..L, each (n, n);
+  docs/dmft.md §1.1), ℓ = 1..L, each (n, n);
 * the NTK :math:`K = \sum_{\ell=0}^{L}G^{\ell+1}\odot\Phi^\ell` (:math:`\Phi^0 = XX^\top/D`,
   :math:`G^{L+1}\equiv1`), (n, n) — :func:`ntk_from_kernels`;
 * kernel–target alignment of the training block,

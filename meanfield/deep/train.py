@@ -5,7 +5,7 @@ All trainers discretise the same flow :math:`\dot\theta = v(\theta) = -c\,\nabla
 
 * ``gd`` — full-batch gradient descent, :math:`\theta\leftarrow\theta+\eta\,v(\theta)` (forward Euler).
   This is the dynamics whose :math:`N\to\infty` limit the discrete DMFT solves *exactly* at the same
-  ``dt`` (DMFT.md §3.1): compare with ``limit.dt == train.lr``.
+  ``dt`` (docs/dmft.md §3.1): compare with ``limit.dt == train.lr``.
 * ``flow`` — gradient flow integrated with Heun (order 2) or RK4 (order 4) at fixed step
   (:mod:`meanfield_solvers.particles.integrators`); approximates the continuous-time DMFT.
 * ``sgd`` — multi-pass SGD on the fixed training set: B rows drawn uniformly with replacement,

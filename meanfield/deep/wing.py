@@ -22,7 +22,7 @@ The limit is solved on the grid ``t_k = k·limit.dt``; the networks take steps `
 times ``t`` come from ``time.records``/``time.spacing`` snapped to the limit's grid (to ``train.lr``
 when there is no limit); the networks record at the nearest step, ``t_nn``. With ``train.algorithm =
 'gd'`` and ``train.lr == limit.dt`` the discrete DMFT is the exact N → ∞ limit of the networks
-(DMFT.md §3.1): no time-discretisation error in the comparison.
+(docs/dmft.md §3.1): no time-discretisation error in the comparison.
 
 Result arrays (``result.npz``)
 ------------------------------

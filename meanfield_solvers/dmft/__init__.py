@@ -2,12 +2,12 @@ r"""Infinite-width (DMFT) solvers for deep muP networks: arrays in, arrays out.
 
 * :func:`solve_dmft` — sample-and-solve DMFT by alternating Monte Carlo (any L; tanh, erf, linear;
   relu only at L = 1): a causal (time-ordered) sweep that solves the fixed point in one pass, certified
-  by the Jacobi iteration of DMFT.md §3.4 (or that iteration alone, ``sweep='jacobi'``).
+  by the Jacobi iteration of docs/dmft.md §3.4 (or that iteration alone, ``sweep='jacobi'``).
 * :func:`solve_deep_linear` — the deep-linear DMFT (φ = id), closed kernel equations, no sampling.
 * :func:`solve_ntk`, :func:`init_kernels`, :func:`kernel_flow` — the γ₀ → 0 limit (NNGP/NTK
   recursions at initialisation and Euler kernel flow on the same grid).
 
-Equations and conventions: /work/shared/DMFT.md; Bordelon & Pehlevan (2022), arXiv:2205.09653.
+Equations and conventions: docs/dmft.md (in this repository); Bordelon & Pehlevan (2022), arXiv:2205.09653.
 """
 from .iteration import IterationLog
 from .linear import solve_deep_linear

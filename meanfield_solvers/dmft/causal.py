@@ -1,6 +1,6 @@
 r"""Causal (time-ordered Gauss–Seidel) sweep of the sampled DMFT map.
 
-The discrete DMFT is strictly causal (DMFT.md §3.1, §3.4): every order parameter at time
+The discrete DMFT is strictly causal (docs/dmft.md §3.1, §3.4): every order parameter at time
 :math:`t_k` depends only on order parameters at earlier times, on the same time's kernels of the
 layer below (forward fields) or above (backward fields), and on :math:`f[k]`, which needs only
 layer L's forward quantities at :math:`t_k`. So one sweep that advances **all** layers together in

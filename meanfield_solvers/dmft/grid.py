@@ -3,7 +3,7 @@ r"""Time-grid bookkeeping for two-time objects of the discrete DMFT.
 Grid :math:`t_k = k\,dt`, :math:`k = 0..T` (``n_t = T+1`` times) and ``n_pts`` points (train first,
 then test). A two-time object (kernel :math:`\Phi^\ell(t_k,t_j)`, response, memory operator) is
 stored as one ``(n, n)`` matrix with ``n = n_t * n_pts`` and the vectorised index
-``(k, mu) -> k * n_pts + mu`` (DMFT.md §3.1), i.e. ``(n_pts, n_pts)`` blocks indexed by times.
+``(k, mu) -> k * n_pts + mu`` (docs/dmft.md §3.1), i.e. ``(n_pts, n_pts)`` blocks indexed by times.
 Sample-indexed fields are ``(n, S)`` arrays (rows = (time, point), columns = samples).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Grid:
         r"""Strictly causal :math:`\text{coef}\cdot K[k,j]\,\mathrm{diag}(\Delta[j])` for ``j < k``.
 
         This is the :math:`\gamma_0\,dt/P\;\Phi^{\ell-1}\Delta` part of the memory operator ``H``
-        (or the :math:`G^{\ell+1}\Delta` part of ``Z``), DMFT.md §3.1.
+        (or the :math:`G^{\ell+1}\Delta` part of ``Z``), docs/dmft.md §3.1.
         """
         return kernel * (coef * delta_row)[None, :] * self.strict_mask()
 

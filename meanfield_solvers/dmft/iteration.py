@@ -1,4 +1,4 @@
-r"""Damped fixed-point iteration with horizon continuation (DMFT.md §3.4).
+r"""Damped fixed-point iteration with horizon continuation (docs/dmft.md §3.4).
 
 A DMFT solve is the fixed point :math:`\Sigma = F(\Sigma)` of a map from order parameters to order
 parameters (the sampled map of :mod:`meanfield_solvers.dmft.sampled`, or the closed-form deep-linear map of
@@ -20,7 +20,7 @@ parameters (the sampled map of :mod:`meanfield_solvers.dmft.sampled`, or the clo
   a source covariance that is not positive definite gives ``'not_positive_definite'``.
 
 A small residual certifies a fixed point of the *discrete map*, not correctness of the estimator
-inside it (DMFT.md §3.3(b)).
+inside it (docs/dmft.md §3.3(b)).
 """
 from __future__ import annotations
 

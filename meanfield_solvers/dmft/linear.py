@@ -1,7 +1,7 @@
 r"""Deep-linear DMFT (:math:`\phi(h) = h`): closed kernel equations, solved without sampling.
 
 With :math:`\phi = \mathrm{id}` every single-site field is Gaussian and linear in the sources
-(DMFT.md §5b). Writing the discrete memory operators of layer :math:`\ell` as the (n, n) matrices
+(docs/dmft.md §5b). Writing the discrete memory operators of layer :math:`\ell` as the (n, n) matrices
 ``H``, ``Z`` of :func:`~meanfield_solvers.dmft.state.memory_operators`, the single-site equations
 :math:`h = u + Hz`, :math:`z = r + Zh` give
 

@@ -1,6 +1,6 @@
 r"""Forward march of the single-site processes for a whole batch of samples, and their tangents.
 
-Discrete single-site process of one layer (DMFT.md §3.1), left-point rule, strict causality:
+Discrete single-site process of one layer (docs/dmft.md §3.1), left-point rule, strict causality:
 
 .. math::
     h[k] = u[k] + \sum_{j<k} H[k,j]\,g[j],\qquad \phi[k] = \phi(h[k]),
@@ -16,7 +16,7 @@ steps the contribution of all earlier times is one GEMM ``H[block, :past] @ g[:p
 intensity ∝ block size, so it runs near peak BLAS speed instead of being limited by memory bandwidth),
 and only the couplings inside the block are done step by step.
 
-Tangents (exact forward-mode derivatives with unit seeds, DMFT.md §3.3(a)) obey the linearised march
+Tangents (exact forward-mode derivatives with unit seeds, docs/dmft.md §3.3(a)) obey the linearised march
 
 .. math::
     dh[k] = du[k] + \sum_{j<k}H[k,j]\,dg[j],\quad d\phi[k] = \phi'(h[k])\,dh[k],
@@ -35,7 +35,7 @@ its diagonal time blocks contain the instantaneous :math:`\langle\phi''(h)z\rang
 only the columns of seeds at times ≤ k are active (a seed's tangent vanishes before its time).
 
 This estimator needs :math:`\phi''` as a function; for relu it is a Dirac delta and the pathwise
-derivative silently drops the :math:`\delta(h)z` terms (DMFT.md §3.3) — the caller refuses that case.
+derivative silently drops the :math:`\delta(h)z` terms (docs/dmft.md §3.3) — the caller refuses that case.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Conventions (project-wide): inputs :math:`x_\mu \in \mathbb R^D`, :math:`L` hidd
 :math:`f = w\cdot\phi(h^L)/(\gamma_0 N)`, loss :math:`\frac1P\sum_\mu \frac12 (y_\mu-f_\mu)^2`,
 :math:`d\theta/dt = -\gamma_0^2 N\nabla\hat L`.
 
-At :math:`t=0` and :math:`N\to\infty` (DMFT.md §5d)
+At :math:`t=0` and :math:`N\to\infty` (docs/dmft.md §5d)
 
 .. math::
 

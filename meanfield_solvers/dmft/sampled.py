@@ -1,4 +1,4 @@
-r"""Sample-and-solve DMFT of deep muP networks by alternating Monte Carlo (DMFT.md §3).
+r"""Sample-and-solve DMFT of deep muP networks by alternating Monte Carlo (docs/dmft.md §3).
 
 Each neuron of hidden layer :math:`\ell=1..L` is an independent copy of the discrete single-site
 process (left-point rule, strict causality — the exact :math:`N\to\infty` limit of full-batch gradient
@@ -36,7 +36,7 @@ continues in the horizon and checks convergence.
 
 Two sweep orders (``sweep``):
 
-* ``'jacobi'`` — DMFT.md §3.4 as written: start from the lazy solution, iterate the Jacobi map with
+* ``'jacobi'`` — docs/dmft.md §3.4 as written: start from the lazy solution, iterate the Jacobi map with
   damping and horizon continuation until the relative change is below ``tol`` (typically 8–10
   iterations per stage).
 * ``'causal'`` (default when it fits in memory) — the first iteration is a time-ordered Gauss–Seidel sweep
@@ -52,10 +52,10 @@ Estimators
 ----------
 * Kernels: sample second moments over all ``n_samples`` samples.
 * Responses :math:`R_A, R_B`: exact forward-mode tangents with unit seeds on ``n_tangent`` samples
-  (DMFT.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
+  (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
   low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
   :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
-  answer with a tiny residual (the 12% trap of DMFT.md §3.3(b)). Pathwise derivatives need
+  answer with a tiny residual (the 12% trap of docs/dmft.md §3.3(b)). Pathwise derivatives need
   :math:`\phi''` as a function, so relu with :math:`L\ge2` (where :math:`\phi''` is a Dirac delta and
   the pathwise estimator drops the :math:`\delta(h)z` terms) is refused.
 * Output term :math:`\gamma_0^{-1}\langle\partial\phi(h^L)/\partial r^L\rangle` (``f_estimator``):
@@ -64,7 +64,7 @@ Estimators
   exact zero-mean control variate :math:`\phi(u^L)r^L`; exact for :math:`r^L\sim N(0,1)`, default for
   relu, valid for relu at L = 1); ``'empirical'`` — :math:`\gamma_0^{-1}\langle r^L\phi(h^L)\rangle`,
   i.e. :math:`f = \gamma_0^{-1}\langle z^L\phi(h^L)\rangle` over the samples, which makes an L = 1 solve
-  fed a width-N network's own initial weights *literally* that network (DMFT.md §5a); its noise is
+  fed a width-N network's own initial weights *literally* that network (docs/dmft.md §5a); its noise is
   :math:`O(1/(\gamma_0\sqrt S))`, so do not use it otherwise.
 
 Monte Carlo error
@@ -116,7 +116,7 @@ def check_supported(activation: str, L: int, f_estimator: str = "auto") -> str:
             f"{activation} with L >= 2 hidden layers is not supported: the response functions are estimated "
             f"by pathwise (tangent) derivatives, and {activation}'s second derivative is a Dirac delta (it has a "
             "kink), so the pathwise estimator silently drops the delta(h)*z terms of B and of dh/dr (a biased "
-            "answer, DMFT.md §3.3). No causal, well-conditioned Stein estimator is implemented and validated. "
+            "answer, docs/dmft.md §3.3). No causal, well-conditioned Stein estimator is implemented and validated. "
             "Use L = 1 (exact Stein output term), or a smooth activation (tanh, erf)."
         )
     if f_estimator == "auto":

@@ -4,7 +4,7 @@ Layer :math:`\ell` is driven by :math:`u^\ell\sim GP(0,\Phi^{\ell-1})` and
 :math:`r^\ell\sim GP(0,G^{\ell+1})`, independent of each other and across layers. Each is sampled as
 :math:`C\varepsilon` with a white noise :math:`\varepsilon` that is drawn once and kept fixed across
 fixed-point iterations (so the fixed-point map is deterministic and its residual can be driven to
-zero) and :math:`C` the lower Cholesky factor of :math:`K + \text{jitter}\cdot I` (DMFT.md §3.2):
+zero) and :math:`C` the lower Cholesky factor of :math:`K + \text{jitter}\cdot I` (docs/dmft.md §3.2):
 
 * Cholesky is causal (rows up to time ``k`` depend only on the kernel up to time ``k``) and smooth in
   the kernel; an eigen-factor is neither (sign flips stall the iteration at the MC noise level).

@@ -1,7 +1,7 @@
 r"""The order parameters of the discrete DMFT and the operations on them that do not sample.
 
 State :math:`\Sigma = \{\Phi^\ell, G^\ell\ (\ell=1..L),\ R_A^\ell, R_B^\ell\ (\ell=1..L-1),\ f\}`
-(DMFT.md §3.4) on a :class:`~meanfield_solvers.dmft.grid.Grid`; the static :math:`\Phi^0 = XX^\top/D` and
+(docs/dmft.md §3.4) on a :class:`~meanfield_solvers.dmft.grid.Grid`; the static :math:`\Phi^0 = XX^\top/D` and
 :math:`G^{L+1}\equiv 1` are stored alongside. All two-time objects are ``(n, n)`` matrices
 (see :mod:`meanfield_solvers.dmft.grid`). The responses are the discrete ones,
 :math:`R_A^\ell[k,j] = \langle\partial\phi(h^\ell[k])/\partial r^\ell[j]\rangle\approx\gamma_0\,dt\,A^\ell(t_k,t_j)`
@@ -26,7 +26,7 @@ def outputs_from_field_term(c, Phi_L, grid: Grid, y):
                (y_\nu - f_\nu[j])
 
     with :math:`c_\mu[k] = \gamma_0^{-1}\langle\partial\phi(h^L_\mu[k])/\partial r^L\rangle`
-    (DMFT.md §3.1; equivalently :math:`\gamma_0^{-1}\langle z^L\phi(h^L)\rangle`). This is the exact
+    (docs/dmft.md §3.1; equivalently :math:`\gamma_0^{-1}\langle z^L\phi(h^L)\rangle`). This is the exact
     :math:`N\to\infty` limit of Euler gradient descent, not an Euler step of the kernel ODE.
 
     Parameters
@@ -58,7 +58,7 @@ def memory_operators(state: "DMFTState", l: int, gamma0: float):
         H = R_A^{\ell-1} + \frac{\gamma_0 dt}{P}\Phi^{\ell-1}[k,j]\,\mathrm{diag}(\Delta[j])\ (j<k),\qquad
         Z = R_B^{\ell} + \frac{\gamma_0 dt}{P}G^{\ell+1}[k,j]\,\mathrm{diag}(\Delta[j])\ (j<k)
 
-    with :math:`R_A^0 = 0`, :math:`R_B^L = 0` (DMFT.md §3.1). ``H`` is strictly block-lower
+    with :math:`R_A^0 = 0`, :math:`R_B^L = 0` (docs/dmft.md §3.1). ``H`` is strictly block-lower
     triangular; ``Z`` is block-lower triangular with the instantaneous diagonal blocks of
     :math:`R_B^\ell`.
     """
@@ -99,7 +99,7 @@ class DMFTState:
     @classmethod
     def lazy(cls, init: InitKernels, grid: Grid, y) -> "DMFTState":
         r"""The :math:`\gamma_0\to0` solution: t = 0 kernels held constant in time, responses 0,
-        outputs from the Euler NTK flow (DMFT.md §3.4, §5c)."""
+        outputs from the Euler NTK flow (docs/dmft.md §3.4, §5c)."""
         L = init.depth
         Phi = [grid.constant_in_time(init.Phi[l]) for l in range(L + 1)]
         G = [None] + [grid.constant_in_time(init.G[l]) for l in range(1, L + 2)]

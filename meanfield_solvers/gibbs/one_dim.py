@@ -31,7 +31,7 @@ Derivation
    .. math:: h(w) = \tfrac1\alpha\big[T(w) - E[f\sigma(wx)]\big]
              = \frac{T(w)}{\alpha} - \frac1\lambda\int K(w, w')\,h(w')\rho^*(w')\,\mathrm dw'.
 
-   This is DYNAMICS.md §1.5's :math:`h = T/\alpha - \lambda^{-1}\mathcal K[\rho^*h]` (correct). Written
+   That is :math:`h = T/\alpha - \lambda^{-1}\mathcal K[\rho^*h]`. Written
    as :math:`\tfrac1\alpha[T - \tfrac{\alpha^2}\lambda\mathcal K[\rho h]]` the factor is α, not α²:
    :math:`E[f\sigma] = \tfrac\alpha\lambda\mathcal K[\rho h]`.
 4. *Stationary quantities.* :math:`E[a^2] = E_\rho[h^2/\lambda^2 + \tau/\lambda]`,
