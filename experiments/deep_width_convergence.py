@@ -62,8 +62,8 @@ def analyse(res):
     widths = a["widths"].astype(float)
     pos = a["t"] > 0
     f_nn = a["f_nn"][:, :, pos]            # (W, S, T', n)
-    f_inf = a["f_inf"][pos]                # (T', n)
-    err2 = float(np.nanmean(a["f_inf_err"][pos] ** 2)) if np.all(np.isfinite(a["f_inf_err"][pos])) else 0.0
+    f_inf = a["f_mf"][pos]                # (T', n)
+    err2 = float(np.nanmean(a["f_mf_err"][pos] ** 2)) if np.all(np.isfinite(a["f_mf_err"][pos])) else 0.0
     ms = np.mean((f_nn - f_inf) ** 2, axis=(2, 3))            # (W, S) per network
     rms = np.sqrt(ms.mean(axis=1))
     rms_corr = np.sqrt(np.maximum(ms.mean(axis=1) - err2, 1e-300))
@@ -145,7 +145,7 @@ def figures(results, out, fmt):
             c = vir(k / max(1, W - 1) * 0.9)
             ax.plot(a["t_nn"], m, color=c, label=f"N = {int(N)}")
             ax.fill_between(a["t_nn"], m - s, m + s, color=c, alpha=0.15, lw=0)
-        ax.plot(a["t"], a["f_inf"][:, 0], "k", lw=2, label="DMFT")
+        ax.plot(a["t"], a["f_mf"][:, 0], "k", lw=2, label="DMFT")
         ax.axhline(a["y_train"][0], color="0.5", ls=":", lw=0.8)
         ax.set_title(f"γ₀ = {g:g}: f at training point 0", fontsize=9)
         ax.set_xlabel("t")

@@ -97,7 +97,7 @@ def test_langevin_erf_1d(tmp_path):
         # the erf particle limit reaches the Gibbs fixed point of the 1-D solver (2048 particles,
         # Euler-Maruyama dt = 0.05: an O(dt) bias of a few per cent on the moments)
         assert abs(r["limit_risk"] - sol.risk) < 0.03 * sol.risk, (tau, r["limit_risk"], sol.risk)
-        assert abs(r["F_late"] - sol.free_energy) < 0.01, (tau, r["F_late"], sol.free_energy)
+        assert abs(r["F_late"] - sol.free_energy) < 0.004, (tau, r["F_late"], sol.free_energy)
         for name, (got, want) in r["moments"].items():
             assert abs(got - want) < 0.06 * abs(want), (tau, name, got, want)
         # the widest noisy networks sit at R* up to their seed error and an O(1/N) bias

@@ -1,6 +1,7 @@
 """Provenance of a result: package and library versions, git commit, command line, threads."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -20,6 +21,7 @@ def versions() -> dict:
             "numba": numba.__version__, "platform": platform.platform()}
 
 
+@functools.lru_cache(maxsize=1)  # once per process: a scan runs many runs
 def _git_commit():
     """The commit of the source tree this package runs from, with '+dirty' if modified (None outside git)."""
     here = os.path.dirname(os.path.abspath(__file__))

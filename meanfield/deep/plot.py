@@ -48,19 +48,19 @@ def plot_loss(res, ax=None):
     pos = t > 0
     widths = _widths(res)
     for i, N in enumerate(widths):
-        _band(ax, a["t_nn"], a["loss_nn"][i], _colour(plt, i, len(widths)),
-              f"N = {N} ({a['loss_nn'].shape[1]} seeds)", pos, log=True)
-    if "loss_inf" in a:
+        _band(ax, a["t_nn"], a["risk_nn_train"][i], _colour(plt, i, len(widths)),
+              f"N = {N} ({a['risk_nn_train'].shape[1]} seeds)", pos, log=True)
+    if "risk_mf_train" in a:
         method = res.summary.get("limit", {}).get("method", "limit")
-        ax.plot(t[pos], a["loss_inf"][pos], color="k", lw=2.2, label=f"{method} (N = ∞)")
-        err = a.get("loss_inf_err")
+        ax.plot(t[pos], a["risk_mf_train"][pos], color="k", lw=2.2, label=f"{method} (N = ∞)")
+        err = a.get("risk_mf_err")
         if err is not None and np.any(err > 0):
-            ax.fill_between(t[pos], (a["loss_inf"] - 2 * err)[pos], (a["loss_inf"] + 2 * err)[pos], color="k",
+            ax.fill_between(t[pos], (a["risk_mf_train"] - 2 * err)[pos], (a["risk_mf_train"] + 2 * err)[pos], color="k",
                             alpha=0.15, lw=0)
-        if np.any(np.isfinite(a.get("loss_inf_test", np.nan))):
-            ax.plot(t[pos], a["loss_inf_test"][pos], color="k", lw=1.2, ls="--", label="limit, test points")
+        if np.any(np.isfinite(a.get("risk_mf_test", np.nan))):
+            ax.plot(t[pos], a["risk_mf_test"][pos], color="k", lw=1.2, ls="--", label="limit, test points")
     ax.set_xscale("log")
-    vals = np.concatenate([np.ravel(a.get("loss_inf", [1.0])), np.ravel(a.get("loss_nn", [1.0]))])
+    vals = np.concatenate([np.ravel(a.get("risk_mf_train", [1.0])), np.ravel(a.get("risk_nn_train", [1.0]))])
     if np.nanmin(vals) > 0:
         ax.set_yscale("log")
     ax.set_xlabel("time t")
@@ -89,11 +89,11 @@ def plot_outputs(res, fig=None, max_points=6):
     for ax, mu in zip(axes, pts):
         for i, N in enumerate(widths):
             _band(ax, a["t_nn"], a["f_nn"][i][:, :, mu], _colour(plt, i, len(widths)), f"N = {N}", pos)
-        if "f_inf" in a:
-            ax.plot(t, a["f_inf"][:, mu], color="k", lw=2.0, label="N = ∞")
-            err = a.get("f_inf_err")
+        if "f_mf" in a:
+            ax.plot(t, a["f_mf"][:, mu], color="k", lw=2.0, label="N = ∞")
+            err = a.get("f_mf_err")
             if err is not None and np.any(err[:, mu] > 0):
-                ax.fill_between(t, a["f_inf"][:, mu] - 2 * err[:, mu], a["f_inf"][:, mu] + 2 * err[:, mu],
+                ax.fill_between(t, a["f_mf"][:, mu] - 2 * err[:, mu], a["f_mf"][:, mu] + 2 * err[:, mu],
                                 color="k", alpha=0.15, lw=0)
         ax.axhline(y[mu], color="0.5", lw=0.8, ls=":")
         ax.set_title(("train" if mu < P else "test") + f" point {mu if mu < P else mu - P}", fontsize=9)
@@ -149,8 +149,8 @@ def plot_alignment(res, ax=None):
     pos = np.ones_like(a["t"], dtype=bool)
     for i, N in enumerate(widths):
         _band(ax, a["t_nn"], a["align_nn"][i], _colour(plt, i, len(widths)), f"N = {N}", pos)
-    if "align_inf" in a:
-        ax.plot(a["t"], a["align_inf"], color="k", lw=2.2, label="N = ∞")
+    if "align_mf" in a:
+        ax.plot(a["t"], a["align_mf"], color="k", lw=2.2, label="N = ∞")
     ax.set_xlabel("time t")
     ax.set_ylabel("alignment A(K)")
     ax.legend(fontsize=7)
@@ -172,7 +172,7 @@ def plot_deep_dir(path, res, fmt="png"):
     plot_loss(res, ax)
     save(fig, "loss")
     save(plot_outputs(res), "outputs")
-    if "K_inf" in res.arrays or "K_nn" in res.arrays:
+    if "K_mf" in res.arrays or "K_nn" in res.arrays:
         save(plot_kernels(res), "kernels")
         fig, ax = plt.subplots(figsize=(5.2, 3.8))
         plot_alignment(res, ax)

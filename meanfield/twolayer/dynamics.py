@@ -29,8 +29,25 @@ import numpy as np
 from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.terms import Drift, Noise, Reaction
 
-__all__ = ["langevin_terms", "active", "noisy", "reacting", "jumping", "needs_stream", "reaction_term",
+__all__ = ["drift", "side_terms", "langevin_terms", "active", "noisy", "reacting", "jumping", "needs_stream", "reaction_term",
            "jump_term", "extra_terms", "side_integrator"]
+
+
+def drift(model, backend, data):
+    r"""The model's Wasserstein drift :math:`-\Lambda\nabla\Psi` over ``data`` as a :class:`Drift` term."""
+    def velocity(theta, mass):
+        return model.risk_velocity(backend, theta, data, mass=mass)[1]
+
+    return Drift(velocity)
+
+
+def side_terms(cfg, model, backend, data):
+    """Everything one side steps over ``data``: the drift, with the decay and noise of ``[dynamics]``,
+    and the reaction on weights or the birth-death jumps; the drift alone when nothing is asked
+    (then every step is bit for bit the noiseless one)."""
+    terms = langevin_terms(cfg, model, drift(model, backend, data))
+    more = extra_terms(cfg, model, backend, data)
+    return (terms if isinstance(terms, list) else [terms]) + more if more else terms
 
 
 def active(cfg) -> bool:

@@ -20,23 +20,14 @@ import numpy as np
 
 from meanfield_solvers.models import Samples
 from meanfield_solvers.state import ParticleState
-from meanfield_solvers.terms import Drift
 
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
 from ..march import march
-from .dynamics import active, extra_terms, langevin_terms, needs_stream, reacting, side_integrator
+from .dynamics import active, needs_stream, reacting, side_integrator, side_terms
 from .resident import resident_flow
 
-__all__ = ["particle_step", "drift", "ParticlesMethod"]
-
-
-def drift(model, backend, data):
-    r"""The model's Wasserstein drift :math:`-\Lambda\nabla\Psi` over ``data`` as a :class:`Drift` term."""
-    def velocity(theta, mass):
-        return model.risk_velocity(backend, theta, data, mass=mass)[1]
-
-    return Drift(velocity)
+__all__ = ["particle_step", "ParticlesMethod"]
 
 
 def _resident_step(flow):
@@ -62,9 +53,7 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
             "noise or weight-decay term); the results are the same")
 
     def terms_over(data):
-        terms = langevin_terms(cfg, model, drift(model, backend, data))
-        more = extra_terms(cfg, model, backend, data)
-        return (terms if isinstance(terms, list) else [terms]) + more if more else terms
+        return side_terms(cfg, model, backend, data)
 
     if expectation == "analytic":
         if flow is not None:

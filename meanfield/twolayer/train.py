@@ -19,8 +19,7 @@ import numpy as np
 
 from meanfield_solvers.models import Samples
 
-from .dynamics import active, extra_terms, langevin_terms, noisy, side_integrator
-from .limit import drift as _drift
+from .dynamics import active, noisy, side_integrator, side_terms
 from .resident import resident_flow
 
 __all__ = ["sgd_step"]
@@ -44,11 +43,8 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
     # noisy GD/SGD is the Euler-Maruyama step of the Langevin flow (plain Euler without noise)
     euler = side_integrator(cfg, "euler_maruyama" if noisy(cfg) else "euler")
 
-    def drift(model, backend, data):
-        terms = langevin_terms(cfg, model, _drift(model, backend, data))
-        # weighted networks (WFR) or birth-death on the neurons: the finite-N counterparts of the reaction
-        more = extra_terms(cfg, model, backend, data)
-        return (terms if isinstance(terms, list) else [terms]) + more if more else terms
+    def terms_over(data):  # the side's terms (weighted networks / birth-death on the neurons included)
+        return side_terms(cfg, model, backend, data)
 
     def on_device(st):
         return st.replace(theta=flow.step(st.theta), step=st.step + 1)
@@ -56,14 +52,14 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
     if alg == "population_gd":
         if flow is not None:
             return (lambda st, k: on_device(st)), flow
-        terms = drift(model, backend, pop)
+        terms = terms_over(pop)
         return (lambda st, k: euler.step(terms, st, lr)), None
     if alg == "gd":
         x, y = train_set
         if flow is not None:
             flow.set_samples(x, y)  # uploaded once
             return (lambda st, k: on_device(st)), flow
-        terms = drift(model, backend, Samples(x, y, loss))
+        terms = terms_over(Samples(x, y, loss))
         return (lambda st, k: euler.step(terms, st, lr)), None
     if alg == "sgd":
         x, y = train_set
@@ -76,7 +72,7 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
             if flow is not None:
                 flow.set_batch_indices(idx)
                 return on_device(st)
-            return euler.step(drift(model, backend, Samples(x[idx], y[idx], loss)), st, lr)
+            return euler.step(terms_over(Samples(x[idx], y[idx], loss)), st, lr)
 
         return step, flow
 
@@ -87,6 +83,6 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
         if flow is not None:
             flow.set_samples(xb, yb)
             return on_device(st)
-        return euler.step(drift(model, backend, Samples(xb, yb, loss)), st, lr)
+        return euler.step(terms_over(Samples(xb, yb, loss)), st, lr)
 
     return step, flow
