@@ -220,6 +220,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                  "at rates from Psi, population kept by uniform clones/kills: balanced WFR in the "
                                  "limit), birth_death_prior (kills replaced by births from the initial law with "
                                  "zero output weight).", choices=("weights", "birth_death", "birth_death_prior")),
+        "population": Field("str", "fixed", "With reaction_scheme = birth_death: fixed (the population restored to N "
+                            "every step) or float (no population control: particles of mass 1/N0 in slots, the "
+                            "total mass floats; with reaction = unbalanced its limit is unbalanced WFR).",
+                            choices=("fixed", "float")),
+        "capacity": Field("float", 4.0, "Slots per initial particle of a floating birth-death population (the "
+                          "largest total mass it can reach); outgrowing them stops the run as diverged at that "
+                          "step.", check=lambda v: v >= 1, check_doc=">= 1"),
         "splitting": Field("str", "strang", "How transport and reaction are combined in a step: lie (order 1) or "
                            "strang (order min(2, transport order)).", choices=("lie", "strang")),
     },
@@ -523,6 +530,14 @@ def _dynamics_checks(c) -> list:
             takers = sorted(n for n, k in INTEGRATORS.items() if "noise" in k.accepts and k.requires <= {"drift"})
             p.append(f"dynamics.temperature = {dyn['temperature']} adds noise, which limit.integrator = "
                      f"{limit['integrator']!r} cannot integrate: use limit.integrator = {takers[0]!r}")
+    if dyn["population"] == "float" and not (dyn["reaction_rate"] > 0 and dyn["reaction_scheme"] == "birth_death"):
+        p.append(f"dynamics.population = 'float' lets a birth-death population change size: it needs "
+                 f"dynamics.reaction_scheme = 'birth_death' and reaction_rate > 0 (got reaction_scheme = "
+                 f"{dyn['reaction_scheme']!r}, reaction_rate = {dyn['reaction_rate']}); births from a prior keep N "
+                 f"fixed, and weights already float with reaction = 'unbalanced'")
+    if dyn["population"] == "float" and c["train"]["coupling"] is True:
+        p.append("train.coupling = true cannot follow a floating birth-death population (its rows are slots, not "
+                 "the initial particles): set train.coupling = 'auto' or false")
     from .core.registry import LIMIT_METHODS
 
     method = LIMIT_METHODS.get(limit["method"])

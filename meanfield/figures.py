@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from .analysis.fitting import fit_power_law
-from .twolayer.plot import cloud_axes
+from .twolayer.plot import cloud_axes, occupied
 from .viz import colors as _viz_colors
 from .viz import style
 
@@ -212,10 +212,10 @@ def plot_clouds(res, fig=None, max_points=3000, seed_index=0):
     fig = fig or plt.figure(figsize=(3.2 * K, 3.3))
     axes = fig.subplots(1, K, sharex=True, sharey=True, squeeze=False)[0]
     for k, ax in enumerate(axes):
-        x, y = ca.xy(a["particles_mf"][k][:max_points])
+        x, y = ca.xy(occupied(a, "particles_mf", k)[:max_points])
         ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit")
         for i, N in enumerate(widths):
-            x, y = ca.xy(a[f"neurons_nn_N{N}"][k, seed_index])
+            x, y = ca.xy(occupied(a, f"neurons_nn_N{N}", k, seed_index))
             ax.scatter(x, y, s=9, facecolors="none", edgecolors=[cols[i]], lw=0.6, label=f"N = {N}")
         if planar and "teacher_w" in a:
             tw = a["teacher_w"]
@@ -240,10 +240,8 @@ def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
     planar = ca.planar
     K = a["snap_t"].size
     widths = [int(n) for n in a.get("widths", [])]
-    P = a["particles_mf"][:, :max_points]
-    nn = a[f"neurons_nn_N{widths[-1]}"][:, seed_index] if widths else None
-    xy = [ca.xy(P[k]) for k in range(K)]
-    xy_nn = [ca.xy(nn[k]) for k in range(K)] if nn is not None else None
+    xy = [ca.xy(occupied(a, "particles_mf", k)[:max_points]) for k in range(K)]
+    xy_nn = [ca.xy(occupied(a, f"neurons_nn_N{widths[-1]}", k, seed_index)) for k in range(K)] if widths else None
     allx = np.concatenate([u for u, _ in xy] + ([u for u, _ in xy_nn] if xy_nn else []))
     ally = np.concatenate([v for _, v in xy] + ([v for _, v in xy_nn] if xy_nn else []))
     fig, ax = plt.subplots(figsize=(4.2, 4.0))

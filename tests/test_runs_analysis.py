@@ -94,3 +94,41 @@ def test_figures_and_gif(tmp_path):
         assert n in names, names
     with Image.open(tmp_path / "clouds.gif") as im:
         assert im.format == "GIF" and im.n_frames == 3
+
+
+def test_distances_of_weighted_particles_use_their_masses():
+    """WFR run: the network-to-limit W2 is the optimal transport between the two *weighted* clouds,
+    checked against POT's emd2 on the masses (normalised), and it differs from the mass-blind value;
+    row-wise quantities (coupled distance, displacement) are refused with the reason."""
+    import ot
+
+    res = meanfield.run(tiny(**{"dynamics.reaction_rate": 3.0, "train.algorithm": "population_gd",
+                                "train.coupling": True, "time.snapshots": 2}))
+    d = runs.neuron_distances(res, mmd=False)
+    k, s, N = 1, 0, 16
+    X, wx = res[f"neurons_nn_N{N}"][k, s], res[f"masses_nn_N{N}"][k, s]
+    Y, wy = res["particles_mf"][k], res["masses_mf"][k]
+    want = np.sqrt(ot.emd2(wx / wx.sum(), wy / wy.sum(), ot.dist(X, Y)))
+    assert abs(d.w2[1, k, s] - want) < 1e-10 * want
+    blind = np.sqrt(ot.emd2(np.full(N, 1 / N), np.full(len(Y), 1 / len(Y)), ot.dist(X, Y)))
+    assert abs(blind - want) > 1e-4
+    assert np.all(np.isnan(d.coupled)) and "identity coupling" in d.reasons[("coupled", N)]
+    with pytest.raises(ValueError, match="keep their identity"):
+        runs.movement(res)
+
+
+def test_distances_of_a_floating_population_drop_its_empty_slots():
+    """Floating birth-death: the occupied slots (equal masses) are the cloud; empty slots count for
+    nothing. W2 equals the exact W2 between the occupied rows alone."""
+    import ot
+
+    res = meanfield.run(tiny(**{"dynamics.reaction_rate": 2.0, "dynamics.reaction_scheme": "birth_death",
+                                "dynamics.reaction": "unbalanced", "dynamics.population": "float",
+                                "train.algorithm": "population_gd", "time.snapshots": 2}))
+    d = runs.neuron_distances(res, mmd=False)
+    k, s, N = 1, 1, 8
+    occ_x, occ_y = res[f"masses_nn_N{N}"][k, s] > 0, res["masses_mf"][k] > 0
+    X, Y = res[f"neurons_nn_N{N}"][k, s][occ_x], res["particles_mf"][k][occ_y]
+    want = np.sqrt(ot.emd2(np.full(len(X), 1 / len(X)), np.full(len(Y), 1 / len(Y)), ot.dist(X, Y)))
+    assert abs(d.w2[0, k, s] - want) < 1e-10 * want
+    assert occ_y.sum() != occ_y.size  # there were empty slots to drop

@@ -166,27 +166,46 @@ def neuron_distances(
     shape = (len(widths), K, S)
     out = {k: np.full(shape, np.nan) for k in ("w2", "coupled", "w2_sub", "mmd2", "mmd2_se")}
     methods, reasons = [], {}
+    Pm = a.get("masses_mf")  # (K, M'): particles with masses (WFR, a floating population)
+    jumps = _had_jumps(res)
     for wi, N in enumerate(widths):
         nn = a[f"neurons_nn_N{N}"]
+        nm = a.get(f"masses_nn_N{N}")
         idx = a.get(f"coupling_index_N{N}")
-        if idx is not None and idx.max() >= P.shape[1]:
+        if (Pm is not None or nm is not None or jumps) and idx is not None:
+            reasons[("coupled", N)] = ("the identity coupling does not survive reweighting or birth-death jumps "
+                                       "(the rows no longer carry the initial particles' mass)")
+            idx = None
+        elif idx is not None and idx.max() >= P.shape[1]:
             reasons[("coupled", N)] = (f"coupling index up to {idx.max()} but only {P.shape[1]} limit "
                                        "particles were stored (raise eval.max_snapshot_particles)")
             idx = None
         elif idx is None:
             reasons[("coupled", N)] = "the networks were not coupled to the limit (train.coupling = false)"
-        exact = max(N, P.shape[1]) <= exact_max
+        exact = max(nn.shape[-2], P.shape[1]) <= exact_max
         methods.append("exact" if exact else "sliced")
         for k in range(K):
-            Y = P[k]
-            Y = Y[np.all(np.isfinite(Y), axis=1)]
+            Y, b = _cloud(P[k], None if Pm is None else Pm[k])
             for s in range(S):
-                X = nn[k, s]
+                X, wx = _cloud(nn[k, s], None if nm is None else nm[k, s])
+                weighted = wx is not None or b is not None
                 if w2 and Y.shape[0]:
-                    d = w2_exact(X, Y) if exact else w2_sliced(X, Y, n_projections=n_projections, seed=seed)
-                    out["w2"][wi, k, s] = d.value
-                    if not d.ok:
-                        reasons.setdefault(("w2", N), d.reason)
+                    if exact:
+                        d = w2_exact(X, Y, wx, b)
+                    elif weighted:
+                        d = None
+                        reasons.setdefault(("w2", N), "sliced W2 is for equal-weight clouds and these particles "
+                                                      "carry unequal masses: raise exact_max for the exact solver")
+                    else:
+                        d = w2_sliced(X, Y, n_projections=n_projections, seed=seed)
+                    if d is not None:
+                        out["w2"][wi, k, s] = d.value
+                        if not d.ok:
+                            reasons.setdefault(("w2", N), d.reason)
+                if mmd and weighted:
+                    reasons.setdefault(("mmd2", N), "the MMD estimator is for equal-weight clouds and these "
+                                                    "particles carry unequal masses")
+                    continue
                 if idx is not None:
                     Z = P[k][idx[s]]
                     d = coupling_distance(X, Z)
@@ -194,12 +213,32 @@ def neuron_distances(
                     # exact W2 to the coupled subsample: N x N, cheap for the widths we train
                     d2 = w2_exact(X, Z) if N <= exact_max else w2_sliced(X, Z, n_projections=n_projections, seed=seed)
                     out["w2_sub"][wi, k, s] = d2.value
-                if mmd and Y.shape[0] >= 3 and N >= 3:
+                if mmd and Y.shape[0] >= 3 and X.shape[0] >= 3:
                     d = mmd2(X, Y[:mmd_max])
                     out["mmd2"][wi, k, s] = d.value
                     out["mmd2_se"][wi, k, s] = d.stderr
     return NeuronDistances(np.asarray(widths), np.asarray(a["snap_t"]), out["w2"], tuple(methods),
                            out["coupled"], out["w2_sub"], out["mmd2"], out["mmd2_se"], reasons)
+
+
+def _cloud(x, m):
+    """The finite rows of a snapshot and their masses: ``(x, None)`` for equal weights (no masses, or
+    equal masses on the occupied rows, as in a floating birth-death population, whose empty slots
+    of mass 0 are dropped), else ``(x, m)`` restricted to the rows with positive mass."""
+    ok = np.all(np.isfinite(x), axis=1)
+    if m is None:
+        return x[ok], None
+    ok &= np.isfinite(m) & (m > 0)
+    x, m = x[ok], m[ok]
+    return (x, None) if m.size == 0 or np.all(m == m[0]) else (x, m)
+
+
+def _had_jumps(res) -> bool:
+    """Whether the run's particles were killed and cloned (birth-death): rows then lose their
+    identity, so row-wise (coupled, displacement) quantities are meaningless."""
+    cfg = getattr(res, "config", None)
+    dyn = getattr(cfg, "dynamics", None)
+    return dyn is not None and dyn.reaction_rate > 0 and dyn.reaction_scheme != "weights"
 
 
 # ------------------------------------------------------------------------------- function gaps
@@ -427,6 +466,10 @@ def movement(res) -> Movement:
         snap_t = np.zeros(0)
     if snap_t.size == 0 or snap_t[0] != 0:
         raise ValueError("needs snapshots starting at t = 0")
+    if _had_jumps(res) or any(k.startswith("masses_") for k in a):
+        raise ValueError("row-wise displacement needs particles that keep their identity and mass: this run "
+                         "reweighted (Wasserstein-Fisher-Rao) or killed and cloned (birth-death) them; compare "
+                         "the measures instead (neuron_distances)")
     nn = np.stack([np.sqrt(np.mean(np.sum((a[f"neurons_nn_N{N}"] - a[f"neurons_nn_N{N}"][:1]) ** 2, axis=-1),
                                    axis=-1)) for N in widths]) if widths else np.zeros((0, snap_t.size, 0))
     if "particles_mf" in a:

@@ -29,7 +29,8 @@ import numpy as np
 from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.terms import Drift, Noise, Reaction
 
-__all__ = ["drift", "side_terms", "langevin_terms", "active", "noisy", "reacting", "jumping", "needs_stream", "reaction_term",
+__all__ = ["drift", "side_terms", "langevin_terms", "active", "noisy", "reacting", "jumping", "floating",
+           "initial_masses", "needs_stream", "reaction_term",
            "jump_term", "extra_terms", "side_integrator"]
 
 
@@ -64,6 +65,32 @@ def reacting(cfg) -> bool:
 def jumping(cfg) -> bool:
     """Whether equal-weight particles are killed and cloned (stochastic birth-death)."""
     return cfg.dynamics.reaction_rate > 0 and cfg.dynamics.reaction_scheme != "weights"
+
+
+def floating(cfg) -> bool:
+    """Whether a birth-death population changes size (slots with masses 1/N0 or 0)."""
+    return jumping(cfg) and cfg.dynamics.population == "float"
+
+
+def initial_masses(cfg, theta0):
+    """``(theta, mass)`` of a side's first state from its initial particles ``theta0`` (..., N, p).
+
+    Masses only where they move, so every other run keeps the uniform 1/N code path bit for bit:
+    Wasserstein-Fisher-Rao on weights (1/N each), and a floating birth-death population
+    (``ceil(capacity N)`` slots, the first N holding the particles at mass 1/N, the rest empty copies
+    of them at mass 0: zero-mass probes that change nothing until a clone lands there).
+    """
+    N = theta0.shape[-2]
+    if floating(cfg):
+        K = int(np.ceil(cfg.dynamics.capacity * N))
+        reps = -(-K // N)
+        theta = np.concatenate([theta0] * reps, axis=-2)[..., :K, :]
+        mass = np.zeros(theta.shape[:-1], dtype=theta0.dtype)
+        mass[..., :N] = 1.0 / N
+        return np.ascontiguousarray(theta), mass
+    if reacting(cfg):
+        return theta0, np.full(theta0.shape[:-1], 1.0 / N, dtype=theta0.dtype)
+    return theta0, None
 
 
 def needs_stream(cfg) -> bool:
@@ -143,11 +170,13 @@ def jump_term(cfg, model, backend, data):
     balanced WFR). ``birth_death_prior``: kills replaced by draws from the model's full-support prior
     (``model.draw_prior``) with the output weight (``model.output_group``) set to zero, so a birth
     leaves f unchanged.
-    ``reaction = "unbalanced"`` uses the uncentred rates of RJBV.
+    ``reaction = "unbalanced"`` uses the uncentred rates of RJBV (with a fixed population the control
+    re-centres them: the limit is still balanced WFR). ``population = "float"``: no control, the
+    population of unit masses 1/N0 changes size; uncentred, its limit is unbalanced WFR.
     """
     from meanfield_solvers.terms import BirthDeath
 
-    opts = {"centred": cfg.dynamics.reaction == "balanced"}
+    opts = {"centred": cfg.dynamics.reaction == "balanced", "population": cfg.dynamics.population}
     if cfg.dynamics.reaction_scheme == "birth_death_prior":
         opts.update(scheme=2, prior=model.draw_prior)
         if model.output_group is not None:

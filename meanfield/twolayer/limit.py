@@ -24,7 +24,7 @@ from meanfield_solvers.state import ParticleState
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
 from ..march import march
-from .dynamics import active, needs_stream, reacting, side_integrator, side_terms
+from .dynamics import active, initial_masses, needs_stream, side_integrator, side_terms
 from .resident import resident_flow
 
 __all__ = ["particle_step", "ParticlesMethod"]
@@ -121,9 +121,9 @@ class ParticlesMethod(LimitMethod):
         if cfg.dynamics.temperature > 0:
             observe = _with_free_energy(st.observer, model, cfg.dynamics.temperature, entropy_note)
         t0 = time.perf_counter()
-        # masses only when they move (Wasserstein-Fisher-Rao): otherwise the uniform 1/N code path
-        mass = np.full(particles0.shape[0], 1.0 / particles0.shape[0], dtype=st.dtype) if reacting(cfg) else None
-        res = march(step, ParticleState(particles0.astype(st.dtype), mass=mass, rng=rng), grid.steps, cfg.limit.dt,
+        # masses only when they move (WFR, a floating population): otherwise the uniform 1/N code path
+        theta0, mass = initial_masses(cfg, particles0.astype(st.dtype))
+        res = march(step, ParticleState(theta0, mass=mass, rng=rng), grid.steps, cfg.limit.dt,
                     observe,
                     snap_idx, desc="limit", progress=progress, residency=residency)
         side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
@@ -136,13 +136,13 @@ class ParticlesMethod(LimitMethod):
         if "entropy" in rec:
             a["entropy_mf"], a["free_energy_mf"] = rec["entropy"], rec["free_energy"]
             side.messages += entropy_note[:1]
-        ns = min(cfg.limit.particles, cfg.eval.max_snapshot_particles)
+        ns = min(theta0.shape[0], cfg.eval.max_snapshot_particles)  # (slots, for a floating population)
         a["snap_t"] = t[snap_idx]
-        a["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(particles0, np.nan))[:ns] for i in snap_idx]) \
+        a["particles_mf"] = np.stack([res.snapshots.get(i, np.full_like(theta0, np.nan))[:ns] for i in snap_idx]) \
             if len(snap_idx) else np.zeros((0, ns, model.p))
         a["particles_mf_final"] = res.theta[:ns]
         if mass is not None:  # the masses at the snapshot times and at the end
-            a["masses_mf"] = np.stack([res.snapshot_masses.get(i, np.full(particles0.shape[0], np.nan))[:ns]
+            a["masses_mf"] = np.stack([res.snapshot_masses.get(i, np.full(theta0.shape[0], np.nan))[:ns]
                                        for i in snap_idx]) if len(snap_idx) else np.zeros((0, ns))
             a["masses_mf_final"] = res.state.mass[:ns]
         if res.status != "completed":
@@ -163,10 +163,12 @@ def _with_free_energy(observer, model, tau, notes):
 
     def observe(state):
         out = observer(state)
-        x = np.asarray(state.theta)[..., trained]
-        n_eff = x.shape[-2] if state.mass is None else 1.0 / np.sum((state.mass / state.mass.sum()) ** 2)
+        x, w = np.asarray(state.theta)[..., trained], state.mass
+        if w is not None:  # empty slots of a floating population are not particles of the measure
+            x, w = x[w > 0], w[w > 0]
+        n_eff = x.shape[-2] if w is None else 1.0 / np.sum((w / w.sum()) ** 2)
         ok, why = entropy_reliable(int(n_eff), x.shape[-1])
-        est = knn_entropy(x, weights=state.mass) if ok else None
+        est = knn_entropy(x, weights=w) if ok else None
         if est is not None and est.reason:
             ok, why = False, est.reason
         if not ok:

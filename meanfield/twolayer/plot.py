@@ -11,7 +11,18 @@ import numpy as np
 
 from ..viz import style
 
-__all__ = ["plot_risk", "plot_particles", "CloudAxes", "cloud_axes", "columns_of"]
+__all__ = ["plot_risk", "plot_particles", "CloudAxes", "cloud_axes", "columns_of", "occupied"]
+
+
+def occupied(a, key, *index):
+    """The rows of snapshot array ``a[key][index]`` that hold mass: all of them, or, where the run
+    recorded masses (``masses_mf`` for ``particles_mf``, ``masses_nn_N{N}`` for ``neurons_nn_N{N}``),
+    those of positive mass (the empty slots of a floating birth-death population hold none)."""
+    x = a[key][index]
+    mkey = "masses_mf" if key == "particles_mf" else key.replace("neurons_", "masses_")
+    if mkey in a:
+        x = x[np.asarray(a[mkey][index]) > 0]
+    return x
 
 
 def _gathers_on_rays(activation) -> bool:
@@ -134,7 +145,7 @@ def plot_particles(res, fig=None, max_points=4000):
     widths = _widths(res)
     nn = a.get(f"neurons_nn_N{widths[-1]}") if widths else None
     for k, ax in enumerate(axes):
-        P = a["particles_mf"][k][:max_points]
+        P = occupied(a, "particles_mf", k)[:max_points]
         x, y = ca.xy(P)
         if planar:
             s = P[:, ca.sign]
@@ -143,7 +154,7 @@ def plot_particles(res, fig=None, max_points=4000):
         else:
             ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit particles")
         if nn is not None:
-            x2, y2 = ca.xy(nn[k][0])
+            x2, y2 = ca.xy(occupied(a, f"neurons_nn_N{widths[-1]}", k, 0))
             ax.scatter(x2, y2, s=10, facecolors="none", edgecolors="k", lw=0.6, label=f"N = {widths[-1]}, seed 0")
         if planar and "teacher_w" in a:
             tw = a["teacher_w"]
@@ -156,7 +167,8 @@ def plot_particles(res, fig=None, max_points=4000):
             ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="teacher")
         ax.set_title(f"t = {a['snap_t'][k]:.3g}")
         if planar:
-            allp = np.stack([np.column_stack(ca.xy(p[:max_points])) for p in a["particles_mf"]])
+            allp = np.concatenate([np.column_stack(ca.xy(occupied(a, "particles_mf", j)[:max_points]))
+                                   for j in range(K)])
             lim = np.nanpercentile(np.abs(allp), 99.5) * 1.1
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)

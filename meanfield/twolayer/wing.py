@@ -19,7 +19,7 @@ from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_model_kind
 from ..march import march
-from .dynamics import active, needs_stream, reacting
+from .dynamics import active, floating, initial_masses, needs_stream
 from .observe import Observer
 from .train import sgd_step
 
@@ -105,8 +105,9 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
     widths = list(cfg.train.widths) if S > 0 else []
     particles0 = limit.extra.get("particles0") if limit is not None else None
     coupling = cfg.train.coupling
-    if coupling == "auto":
-        coupling = particles0 is not None and bool(widths) and max(widths) <= cfg.limit.particles
+    if coupling == "auto":  # (a floating population's rows are slots: no identity coupling to follow)
+        coupling = (particles0 is not None and bool(widths) and max(widths) <= cfg.limit.particles
+                    and not floating(cfg))
     side = Side(summary={"coupling": bool(coupling)})
     arrays = side.arrays
     nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
@@ -127,8 +128,8 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         # np.unique keeps the steps increasing; repeated steps map back through `inv`
         uniq, inv = np.unique(grid.steps_nn, return_inverse=True)
         rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if needs_stream(cfg) else None
-        mass = np.full((S, N), 1.0 / N, dtype=dtype) if reacting(cfg) else None
-        res = march(step, ParticleState(theta0.astype(dtype), mass=mass, rng=rng), uniq, cfg.train.lr, st.observer,
+        theta0, mass = initial_masses(cfg, theta0.astype(dtype))
+        res = march(step, ParticleState(theta0, mass=mass, rng=rng), uniq, cfg.train.lr, st.observer,
                     sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
         rec = stack_records(res.records)
@@ -143,7 +144,7 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
             arrays[f"neurons_nn_N{N}"] = np.stack([res.snapshots.get(int(inv[i]), np.full_like(theta0, np.nan))
                                                    for i in snap_idx])
             if mass is not None:
-                arrays[f"masses_nn_N{N}"] = np.stack([res.snapshot_masses.get(int(inv[i]), np.full((S, N), np.nan))
+                arrays[f"masses_nn_N{N}"] = np.stack([res.snapshot_masses.get(int(inv[i]), np.full(mass.shape, np.nan))
                                                       for i in snap_idx])
         if res.status != "completed":
             side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,

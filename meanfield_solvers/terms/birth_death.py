@@ -84,6 +84,29 @@ the limit of the weighted particles dωᵢ/dt = −κωᵢ(Ψᵢ − Ψ̄) (:cla
 balanced WFR plus a mass-conserving source from the prior at the death rate (μ_b is the law of a
 birth, zero output weight included). The centre c now matters: it sets the birth rate D.
 
+Floating population (``population="float"``)
+--------------------------------------------
+Without population control the number of particles changes: every particle carries the unit mass
+m₀ = 1/N₀ (N₀ the initial population), μ = m₀ Σ_{alive} δ_θᵢ, so the total mass n·m₀ floats with the
+population size n. The particles live in K ≥ N₀ *slots* of a fixed-shape state: a slot holds a
+particle (mass m₀) or is empty (mass 0; its position is kept, a zero-mass probe that affects
+nothing). One step: with Ψᵢ from the weighted μ, centre c = Σ mⱼΨⱼ / Σ mⱼ (``centred``) or 0, and
+pᵢ = κh|Ψᵢ − c| for the occupied slots, particle i is killed (its slot emptied) if Ψᵢ > c and
+uᵢ < pᵢ, cloned into the lowest empty slot (clones in increasing order of their source) if Ψᵢ < c
+and uᵢ < pᵢ. More clones than empty slots is refused (:class:`PopulationOverflow`, naming the step:
+raise the capacity K), every particle killed likewise (:class:`PopulationDiedOut`). One draw per
+step: K uniforms per system.
+
+With no control the expected change is exact (unclipped): for any φ,
+
+    E[Δμ(φ)] = m₀ Σᵢ (pᵢ⁺ − pᵢ⁻) φᵢ = −κh μ((Ψ − c) φ),
+    Var[Δμ(φ)] = m₀² Σᵢ vᵢ φᵢ² = O(κh m₀),
+
+so as N₀ → ∞ μ follows ∂_t μ = ∇·(μ Λ∇Ψ) − κ μ (Ψ − c). Uncentred (c = 0) this is the
+**unbalanced WFR** flow of the weighted particles dωᵢ/dt = −κωᵢΨᵢ (:class:`~.reaction.Reaction`
+without ``conserve_mass``): the total mass obeys d|μ|/dt = −κ μ(Ψ). Centred, it is balanced WFR
+with a total mass that is a martingale (E Δ|μ| = 0) wandering by O(√(κt/N₀)).
+
 Why scheme 2 replaces each kill rather than refilling the net deficit: with centred rates the net
 deficit max(0, #killed − #cloned) is a fluctuation, ≈ #killed when the step holds few events but
 ≈ √(κhN μ|Ψ − Ψ̄|/π) when it holds many, so its source term would depend on Nh and vanish as
@@ -100,11 +123,20 @@ import numpy as np
 from ..state import DynamicsFailure, JumpCounts
 from .base import Term
 
-__all__ = ["BirthDeath", "PopulationDiedOut"]
+__all__ = ["BirthDeath", "PopulationDiedOut", "PopulationOverflow"]
 
 
 class PopulationDiedOut(DynamicsFailure):
     """Every particle of a system was killed in one birth–death step (attributes ``step``, ``system``)."""
+
+    def __init__(self, message, step, system):
+        super().__init__(message)
+        self.step = step
+        self.system = system
+
+
+class PopulationOverflow(DynamicsFailure):
+    """A floating population outgrew its slots in one birth–death step (attributes ``step``, ``system``)."""
 
     def __init__(self, message, step, system):
         super().__init__(message)
@@ -136,13 +168,24 @@ class BirthDeath(Term):
     centred : bool
         Rates from Ψᵢ − Ψ̄ (default) or from the raw Ψᵢ (RJBV's notebook; the control re-centres
         in scheme 1; in scheme 2 the centre sets the prior's birth rate).
+    population : {"fixed", "float"}
+        ``fixed`` (default): the population is restored to N every step by ``scheme``. ``float``:
+        no control; the state's masses (m₀ in occupied slots, 0 in empty ones) carry the population
+        (module docstring); ``scheme`` must be 1 and there is no prior.
     """
 
     kind = "jump"
 
     def __init__(self, potential: Callable, rate: float, scheme: int = 1, prior: Optional[Callable] = None,
-                 zero_on_birth: Union[None, int, slice, Sequence[int]] = None, centred: bool = True):
+                 zero_on_birth: Union[None, int, slice, Sequence[int]] = None, centred: bool = True,
+                 population: str = "fixed"):
         rate = float(rate)
+        if population not in ("fixed", "float"):
+            raise ValueError(f"birth-death population must be 'fixed' (restored to N every step) or 'float' "
+                             f"(no population control, masses in slots), got {population!r}")
+        if population == "float" and (scheme != 1 or prior is not None):
+            raise ValueError("a floating birth-death population has no population control: births from a "
+                             "prior (scheme 2) belong to population='fixed'")
         if not (rate >= 0.0 and math.isfinite(rate)):
             raise ValueError(f"birth-death rate kappa must be finite and >= 0, got {rate}")
         if scheme not in (1, 2):
@@ -160,6 +203,7 @@ class BirthDeath(Term):
         self.prior = prior
         self.zero_on_birth = zero_on_birth
         self.centred = bool(centred)
+        self.population = population
 
     @classmethod
     def from_model(cls, model, backend, data, rate, **options) -> "BirthDeath":
@@ -184,6 +228,8 @@ class BirthDeath(Term):
         if rng is None:
             raise ValueError("a BirthDeath term needs a random stream: build the ParticleState with "
                              "rng=np.random.default_rng(seed), or a tuple of generators, one per seed")
+        if self.population == "float":
+            return self._jump_float(state, dt)
         mass = state.mass
         if mass is not None and np.any(mass != mass[..., :1]):
             raise ValueError("birth-death jumps act on equal-weight particles (mass None or uniform "
@@ -281,6 +327,89 @@ class BirthDeath(Term):
         return state.replace(theta=new_theta.reshape(theta.shape), parent=new_parent.reshape(batch + (N,)),
                              jumps=counts)
 
+    def _jump_float(self, state, dt: float):
+        """One step of the floating population (module docstring, "Floating population")."""
+        theta, mass = state.theta, state.mass
+        if mass is None:
+            raise ValueError("a floating birth-death population lives in slots with masses: build the state "
+                             "with mass = 1/N0 in the occupied slots and 0 in the empty ones")
+        K, p = theta.shape[-2], theta.shape[-1]
+        batch = theta.shape[:-2]
+        S = int(np.prod(batch, dtype=np.int64))
+        step_no = state.step + 1
+        m = np.asarray(mass, dtype=np.float64).reshape(S, K)
+        occ = m > 0
+        m0 = m.max(axis=-1)
+        if np.any(occ & (m != m0[:, None])):
+            raise ValueError("a floating birth-death population needs equal masses in its occupied slots "
+                             "(m0 = 1/N0 each); weighted particles react through a Reaction term instead")
+        psi = np.asarray(self.potential(theta, mass))
+        if psi.shape != theta.shape[:-1]:
+            raise ValueError(f"BirthDeath potential must return shape theta.shape[:-1] = "
+                             f"{theta.shape[:-1]} (one Psi per particle), got {psi.shape}")
+        psi = np.where(occ, psi.reshape(S, K).astype(np.float64, copy=False), 0.0)
+        if not np.all(np.isfinite(psi)):
+            bad = int(np.flatnonzero(~np.isfinite(psi).all(axis=-1))[0])
+            raise ValueError(f"birth-death step {step_no}: non-finite first variation Psi in system "
+                             f"{self._where(bad, batch)}")
+        gens = state.rng if isinstance(state.rng, tuple) else (state.rng,)
+        per = S // len(gens)
+        u = np.empty((S, K))
+        for g, gen in enumerate(gens):
+            gen.random(out=u[g * per:(g + 1) * per])
+        c = (np.sum(m * psi, axis=-1) / np.sum(m, axis=-1))[:, None] if self.centred else 0.0
+        dev = psi - c
+        prob = np.where(occ, (self.rate * dt) * np.abs(dev), 0.0)
+        hit = occ & (u < prob)
+        kill, clone = hit & (dev > 0), hit & (dev < 0)
+        nk, nc = kill.sum(axis=-1), clone.sum(axis=-1)
+        clipped = np.count_nonzero(prob > 1.0, axis=-1)
+        n_occ = occ.sum(axis=-1)
+        dead = np.flatnonzero(nk == n_occ)
+        if dead.size:
+            s = int(dead[0])
+            raise PopulationDiedOut(
+                f"birth-death step {step_no}: every one of the {int(n_occ[s])} particles of system "
+                f"{self._where(s, batch)} was killed (max kappa*h*|Psi - c| = {prob[s].max():.3g}); the "
+                f"floating population died out: reduce kappa*h", step=step_no, system=self._where(s, batch))
+        new_occ = occ & ~kill
+        n_free = K - new_occ.sum(axis=-1)
+        over = np.flatnonzero(nc > n_free)
+        if over.size:
+            s = int(over[0])
+            raise PopulationOverflow(
+                f"birth-death step {step_no}: the floating population of system {self._where(s, batch)} "
+                f"would grow to {int(new_occ[s].sum() + nc[s])} particles, more than its {K} slots "
+                f"({K * m0[s]:.3g} of initial mass): raise the capacity", step=step_no,
+                system=self._where(s, batch))
+        th = theta.reshape(S, K, p)
+        par = np.asarray(state.lineage(), dtype=np.int64).reshape(S, K)
+        new_theta, new_parent = th.copy(), par.copy()
+        new_mass = np.where(new_occ, m, 0.0)
+        # clone j (in increasing j) goes to the j-th lowest empty slot
+        src = np.argsort(~clone, axis=-1, kind="stable")
+        dst = np.argsort(new_occ, axis=-1, kind="stable")
+        fill = np.arange(K) < nc[:, None]
+        sys_idx = np.broadcast_to(np.arange(S)[:, None], (S, K))[fill]
+        srcs, dsts = src[fill], dst[fill]
+        new_theta[sys_idx, dsts] = th[sys_idx, srcs]
+        new_parent[sys_idx, dsts] = par[sys_idx, srcs]
+        new_mass[sys_idx, dsts] = m0[sys_idx]
+        if clipped.any():
+            warnings.warn("birth-death probabilities clipped at 1 (kappa*h*|Psi - c| > 1): the step is too "
+                          "large for the rate; the counts are in state.jumps.clipped", RuntimeWarning,
+                          stacklevel=3)
+        counts = state.jumps if state.jumps is not None else JumpCounts.zeros(batch)
+        shape = lambda x: np.asarray(x, dtype=np.int64).reshape(batch)  # noqa: E731
+        counts = JumpCounts(
+            killed=counts.killed + shape(nk), cloned=counts.cloned + shape(nc),
+            control_killed=counts.control_killed, control_cloned=counts.control_cloned, born=counts.born,
+            clipped=counts.clipped + shape(clipped), clipped_steps=counts.clipped_steps + shape(clipped > 0),
+            max_prob=np.maximum(counts.max_prob, prob.max(axis=-1, initial=0.0).reshape(batch)))
+        return state.replace(theta=new_theta.reshape(theta.shape), parent=new_parent.reshape(batch + (K,)),
+                             mass=new_mass.astype(np.asarray(mass).dtype, copy=False).reshape(np.shape(mass)),
+                             jumps=counts)
+
     @staticmethod
     def _where(s, batch):
         """The index tuple of flat system ``s``."""
@@ -312,7 +441,7 @@ class BirthDeath(Term):
 
     def __repr__(self):
         return (f"BirthDeath({getattr(self.potential, '__name__', self.potential)!s}, rate={self.rate}, "
-                f"scheme={self.scheme}, centred={self.centred})")
+                f"scheme={self.scheme}, centred={self.centred}, population={self.population!r})")
 
 
 def _uniform_subset(keys, valid, m):
