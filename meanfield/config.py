@@ -162,7 +162,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                             check=_ge1, check_doc=">= 1"),
         "mc_resample": Field("bool", False, "Draw a fresh MC sample every step (false: one fixed sample)."),
         "integrator": Field("str", "rk4", "Time integrator of the particle flow (the registered integrators that "
-                            "step a drift, with noise when dynamics.temperature > 0: euler_maruyama).",
+                            "step a drift, with noise when dynamics.temperature > 0: euler_maruyama, or leimkuhler_matthews for "
+                            "second-order stationary averages).",
                             choices=_flow_integrators),
         "dt": Field("float", 0.01, "Mean-field time step.", check=_pos, check_doc="> 0"),
         "dmft_samples": Field("int", 4000, "dmft: Monte Carlo samples S per layer (MC error of f ~ 1/sqrt(S)).",

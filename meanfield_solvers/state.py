@@ -38,6 +38,10 @@ parent : None or int64 ndarray, shape (..., N)
     analyses read it through :meth:`ParticleState.lineage`. Other integrators carry it unchanged.
 jumps : None or :class:`JumpCounts`
     Counters of the jumps taken so far, per system (None: no jump step yet).
+carry : None or ndarray, shape of ``theta``
+    An integrator's memory between steps: the Brownian increment that the next step of
+    :class:`~meanfield_solvers.integrators.leimkuhler_matthews.LeimkuhlerMatthews` shares with the
+    last one (None before its first step; other integrators carry it unchanged).
 """
 from __future__ import annotations
 
@@ -73,6 +77,7 @@ class ParticleState:
     step: int = 0
     parent: np.ndarray | None = None
     jumps: "JumpCounts | None" = None
+    carry: np.ndarray | None = None
 
     def __post_init__(self):
         theta = self.theta
@@ -95,6 +100,8 @@ class ParticleState:
         if self.parent is not None and np.shape(self.parent) != theta.shape[:-1]:
             raise ValueError(f"parent must have shape theta.shape[:-1] = {theta.shape[:-1]} (one "
                              f"ancestor per particle), got {np.shape(self.parent)}")
+        if self.carry is not None and np.shape(self.carry) != theta.shape:
+            raise ValueError(f"carry must have the shape of theta {theta.shape}, got {np.shape(self.carry)}")
 
     @property
     def n_particles(self) -> int:

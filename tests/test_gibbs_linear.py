@@ -78,7 +78,7 @@ def _gaussian_start(S, shape, rngs):
 
 
 def _mean_field_run(c, lam, tau, dt, record, replicas=16, n=1250, seed=0, noise_scale=None,
-                    window=None, every=10):
+                    window=None, every=10, integrator=None):
     """R independent systems of n particles (R n = 20000) from N(0, S0).
 
     Returns per-replica second moments (len(record), R, 2, 2) at the times ``record`` and, with
@@ -97,7 +97,7 @@ def _mean_field_run(c, lam, tau, dt, record, replicas=16, n=1250, seed=0, noise_
     cond = np.zeros((replicas, 2))
     count = 0
     for k in range(1, n_end + 1):
-        state = EM.step(terms, state, dt)
+        state = (integrator or EM).step(terms, state, dt)
         th = state.theta
         if k in marks:
             snaps[marks[k]] = np.einsum("rni,rnj->rij", th, th) / n
@@ -221,6 +221,28 @@ def test_long_run_particles_reach_the_stationary_covariance(long_run):
     # the check resolves a factor-2 temperature error in the fixed point (the sqrt(tau) noise bug)
     z_half, _ = _z(avg, stationary(C, LAM, TAU / 2).S)
     assert np.max(np.abs(z_half[IDX])) > 20
+
+
+def test_leimkuhler_matthews_reaches_the_exact_gibbs_law_at_a_large_step():
+    """At the fixed point the particles follow a linear SDE with constant symmetric drift matrix
+    (the Hessian of Ψ + λ|θ|²/2), i.e. independent Ornstein–Uhlenbeck modes, whose stationary law
+    the Leimkuhler–Matthews scheme has exactly (meanfield_solvers/integrators/leimkuhler_matthews.py);
+    the self-consistency equations are then those of the flow, so its particles reach the dt -> 0
+    Gibbs law at dt = 0.1, where Euler-Maruyama's is off by 11 SE (and sits at its own exact
+    fixed point, from the EM covariance map)."""
+    from meanfield_solvers.integrators import get_integrator
+
+    g = stationary(C, LAM, TAU)
+    dt = 0.1
+    _, lm, _ = _mean_field_run(C, LAM, TAU, dt, [], seed=4, window=(6.0, 12.0), every=1,
+                               integrator=get_integrator("leimkuhler_matthews"))
+    _, em, _ = _mean_field_run(C, LAM, TAU, dt, [], seed=4, window=(6.0, 12.0), every=1)
+    z, _ = _z(lm, g.S)
+    assert np.all(np.abs(z[IDX]) < 4), (z[IDX], lm.mean(0)[IDX], g.S[IDX])
+    z_em, _ = _z(em, g.S)
+    assert np.max(np.abs(z_em[IDX])) > 8, z_em[IDX]  # measured 11 SE on the diagonal
+    z_own, _ = _z(em, euler_maruyama_covariance(g.S, C, LAM, TAU, dt, 400)[-1])
+    assert np.all(np.abs(z_own[IDX]) < 4), z_own[IDX]
 
 
 def test_stationary_solves_the_scalar_equation_and_matches_the_ode_limit():

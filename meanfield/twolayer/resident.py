@@ -21,6 +21,11 @@ def resident_flow(backend, model, integrator, h, dtype, loss, population=None, l
 
     if getattr(backend, "name", "") != "cuda":
         return None
+    if integrator not in ("euler", "heun", "rk4"):  # the deterministic schemes CudaFlow fuses
+        if log is not None:
+            log(f"run.backend = cuda: the GPU-resident flow has no {integrator!r} step; {what} steps with "
+                "host-resident particles")
+        return None
     if not fused_for(backend, model, "resident"):
         if log is not None:
             log(f"run.backend = cuda: no GPU-resident flow is registered for the {model.kind!r} model; {what} "
