@@ -18,6 +18,8 @@ from meanfield_solvers.integrators import get_integrator
 from meanfield_solvers.state import ParticleState
 from meanfield_solvers.terms import Drift, Noise, Reaction
 
+from helpers import ou_exact_path
+
 P = 20000  # paths: puts the slopes' MC standard error near 0.003 (OU) and 0.005 (GBM)
 # Allowance for the pre-asymptotic terms of the error expansion (relative O(dt) corrections,
 # at most a few percent at the coarsest dt here; measured slope bias over seeds ~0.015). The
@@ -76,15 +78,7 @@ def test_strong_order_one_on_ornstein_uhlenbeck():
     :math:`ΔW`.
     """
     lam, sig, T, ns = 1.0, 1.0, 1.0, [8, 16, 32, 64]
-    n_fine = ns[-1]
-    h = T / n_fine
-    z1, z2 = np.random.default_rng(0).standard_normal((2, P, n_fine))
-    c, v = -math.expm1(-lam * h) / lam, -math.expm1(-2 * lam * h) / (2 * lam)
-    dw = math.sqrt(h) * z1
-    stoch = (c / math.sqrt(h)) * z1 + math.sqrt(v - c * c / h) * z2
-    x = np.ones(P)
-    for k in range(n_fine):
-        x = math.exp(-lam * h) * x + sig * stoch[:, k]
+    dw, x = ou_exact_path(P, lam, sig, T, ns[-1], seed=0)
     errs = _strong_errors(lambda th, m: -lam * th, sig, 1.0, dw, x, ns, T)
     slope, se = _slope(ns, errs)
     assert abs(slope - 1.0) < ALLOWANCE + 4 * se, (slope, se, errs.mean(axis=1))

@@ -20,6 +20,8 @@ from meanfield_solvers.integrators import UnsupportedTermError, get_integrator
 from meanfield_solvers.state import ParticleState
 from meanfield_solvers.terms import Drift, Noise
 
+from helpers import ou_exact_path
+
 LM = get_integrator("leimkuhler_matthews")
 EM = get_integrator("euler_maruyama")
 
@@ -98,18 +100,11 @@ class _Sequence(Noise):
 
 def test_strong_order_one_half_on_ornstein_uhlenbeck():
     r"""dX = −X dt + dW to T = 1, 20 000 paths, exact solution on the fine grid (as in
-    tests/test_integrator_noise.py: (ΔW, ∫e^{−(h−u)}dW) jointly Gaussian); the coarse steps use sums
+    tests/helpers.ou_exact_path: (ΔW, ∫e^{−(h−u)}dW) jointly Gaussian); the coarse steps use sums
     of the fine increments, plus one independent increment after T, which the last step shares."""
     P, lam, T, ns = 20000, 1.0, 1.0, [8, 16, 32, 64, 128]
     n_fine = ns[-1]
-    h = T / n_fine
-    z1, z2 = np.random.default_rng(0).standard_normal((2, P, n_fine))
-    c, v = -math.expm1(-lam * h) / lam, -math.expm1(-2 * lam * h) / (2 * lam)
-    dw = math.sqrt(h) * z1
-    stoch = (c / math.sqrt(h)) * z1 + math.sqrt(v - c * c / h) * z2
-    x = np.ones(P)
-    for k in range(n_fine):
-        x = math.exp(-lam * h) * x + stoch[:, k]
+    dw, x = ou_exact_path(P, lam, 1.0, T, n_fine, seed=0)
     extra = np.random.default_rng(1).standard_normal(P)
     errs = []
     for n in ns:

@@ -238,15 +238,7 @@ class BirthDeath(Term):
         batch = theta.shape[:-2]
         S = int(np.prod(batch, dtype=np.int64))
         step_no = state.step + 1
-        psi = np.asarray(self.potential(theta, mass))
-        if psi.shape != theta.shape[:-1]:
-            raise ValueError(f"BirthDeath potential must return shape theta.shape[:-1] = "
-                             f"{theta.shape[:-1]} (one Psi per particle), got {psi.shape}")
-        psi = psi.reshape(S, N).astype(np.float64, copy=False)
-        if not np.all(np.isfinite(psi)):
-            bad = int(np.flatnonzero(~np.isfinite(psi).all(axis=-1))[0])
-            raise ValueError(f"birth-death step {step_no}: non-finite first variation Psi in system "
-                             f"{self._where(bad, batch)}")
+        psi = self._psi(theta, mass, None, step_no)
         u, keys, picks, born = self._draws(rng, batch, N, p, theta.dtype)
 
         # 1. reaction events
@@ -256,7 +248,6 @@ class BirthDeath(Term):
         kill = hit & (dev > 0)
         clone = hit & (dev < 0)
         nk, nc = kill.sum(axis=-1), clone.sum(axis=-1)
-        clipped = np.count_nonzero(prob > 1.0, axis=-1)
         dead = np.flatnonzero(nk == N)
         if dead.size:
             s = int(dead[0])
@@ -311,19 +302,7 @@ class BirthDeath(Term):
         new_theta[sys_idx, rows] = base[sys_idx, srcs]
         new_parent[sys_idx, rows] = base_par[sys_idx, srcs]
 
-        if clipped.any():
-            warnings.warn("birth-death probabilities clipped at 1 (kappa*h*|Psi - c| > 1): the step is too "
-                          "large for the rate; the counts are in state.jumps.clipped", RuntimeWarning,
-                          stacklevel=3)
-        counts = state.jumps if state.jumps is not None else JumpCounts.zeros(batch)
-        shape = lambda x: np.asarray(x, dtype=np.int64).reshape(batch)  # noqa: E731
-        counts = JumpCounts(
-            killed=counts.killed + shape(nk), cloned=counts.cloned + shape(nc),
-            control_killed=counts.control_killed + shape(n_remove),
-            control_cloned=counts.control_cloned + shape(n_dup),
-            born=counts.born + shape(nk if self.scheme == 2 else np.zeros_like(nk)),
-            clipped=counts.clipped + shape(clipped), clipped_steps=counts.clipped_steps + shape(clipped > 0),
-            max_prob=np.maximum(counts.max_prob, prob.max(axis=-1, initial=0.0).reshape(batch)))
+        counts = _tally(state, batch, prob, nk, nc, n_remove, n_dup, nk if self.scheme == 2 else np.zeros_like(nk))
         return state.replace(theta=new_theta.reshape(theta.shape), parent=new_parent.reshape(batch + (N,)),
                              jumps=counts)
 
@@ -343,15 +322,7 @@ class BirthDeath(Term):
         if np.any(occ & (m != m0[:, None])):
             raise ValueError("a floating birth-death population needs equal masses in its occupied slots "
                              "(m0 = 1/N0 each); weighted particles react through a Reaction term instead")
-        psi = np.asarray(self.potential(theta, mass))
-        if psi.shape != theta.shape[:-1]:
-            raise ValueError(f"BirthDeath potential must return shape theta.shape[:-1] = "
-                             f"{theta.shape[:-1]} (one Psi per particle), got {psi.shape}")
-        psi = np.where(occ, psi.reshape(S, K).astype(np.float64, copy=False), 0.0)
-        if not np.all(np.isfinite(psi)):
-            bad = int(np.flatnonzero(~np.isfinite(psi).all(axis=-1))[0])
-            raise ValueError(f"birth-death step {step_no}: non-finite first variation Psi in system "
-                             f"{self._where(bad, batch)}")
+        psi = self._psi(theta, mass, occ, step_no)
         gens = state.rng if isinstance(state.rng, tuple) else (state.rng,)
         per = S // len(gens)
         u = np.empty((S, K))
@@ -363,7 +334,6 @@ class BirthDeath(Term):
         hit = occ & (u < prob)
         kill, clone = hit & (dev > 0), hit & (dev < 0)
         nk, nc = kill.sum(axis=-1), clone.sum(axis=-1)
-        clipped = np.count_nonzero(prob > 1.0, axis=-1)
         n_occ = occ.sum(axis=-1)
         dead = np.flatnonzero(nk == n_occ)
         if dead.size:
@@ -395,20 +365,28 @@ class BirthDeath(Term):
         new_theta[sys_idx, dsts] = th[sys_idx, srcs]
         new_parent[sys_idx, dsts] = par[sys_idx, srcs]
         new_mass[sys_idx, dsts] = m0[sys_idx]
-        if clipped.any():
-            warnings.warn("birth-death probabilities clipped at 1 (kappa*h*|Psi - c| > 1): the step is too "
-                          "large for the rate; the counts are in state.jumps.clipped", RuntimeWarning,
-                          stacklevel=3)
-        counts = state.jumps if state.jumps is not None else JumpCounts.zeros(batch)
-        shape = lambda x: np.asarray(x, dtype=np.int64).reshape(batch)  # noqa: E731
-        counts = JumpCounts(
-            killed=counts.killed + shape(nk), cloned=counts.cloned + shape(nc),
-            control_killed=counts.control_killed, control_cloned=counts.control_cloned, born=counts.born,
-            clipped=counts.clipped + shape(clipped), clipped_steps=counts.clipped_steps + shape(clipped > 0),
-            max_prob=np.maximum(counts.max_prob, prob.max(axis=-1, initial=0.0).reshape(batch)))
+        zero = np.zeros_like(nk)
+        counts = _tally(state, batch, prob, nk, nc, zero, zero, zero)
         return state.replace(theta=new_theta.reshape(theta.shape), parent=new_parent.reshape(batch + (K,)),
                              mass=new_mass.astype(np.asarray(mass).dtype, copy=False).reshape(np.shape(mass)),
                              jumps=counts)
+
+    def _psi(self, theta, mass, occupied, step_no):
+        """Ψ of every particle as float64 (S, N) over the flat systems (0 where ``occupied`` is
+        False), checked for shape and finiteness."""
+        batch, n = theta.shape[:-2], theta.shape[-2]
+        psi = np.asarray(self.potential(theta, mass))
+        if psi.shape != theta.shape[:-1]:
+            raise ValueError(f"BirthDeath potential must return shape theta.shape[:-1] = "
+                             f"{theta.shape[:-1]} (one Psi per particle), got {psi.shape}")
+        psi = psi.reshape(-1, n).astype(np.float64, copy=False)
+        if occupied is not None:
+            psi = np.where(occupied, psi, 0.0)
+        if not np.all(np.isfinite(psi)):
+            bad = int(np.flatnonzero(~np.isfinite(psi).all(axis=-1))[0])
+            raise ValueError(f"birth-death step {step_no}: non-finite first variation Psi in system "
+                             f"{self._where(bad, batch)}")
+        return psi
 
     @staticmethod
     def _where(s, batch):
@@ -442,6 +420,23 @@ class BirthDeath(Term):
     def __repr__(self):
         return (f"BirthDeath({getattr(self.potential, '__name__', self.potential)!s}, rate={self.rate}, "
                 f"scheme={self.scheme}, centred={self.centred}, population={self.population!r})")
+
+
+def _tally(state, batch, prob, killed, cloned, control_killed, control_cloned, born) -> JumpCounts:
+    """The state's jump counters plus one step's events (per flat system), with one warning when a
+    probability κh|Ψᵢ − c| was clipped at 1."""
+    clipped = np.count_nonzero(prob > 1.0, axis=-1)
+    if clipped.any():
+        warnings.warn("birth-death probabilities clipped at 1 (kappa*h*|Psi - c| > 1): the step is too "
+                      "large for the rate; the counts are in state.jumps.clipped", RuntimeWarning, stacklevel=4)
+    counts = state.jumps if state.jumps is not None else JumpCounts.zeros(batch)
+    shape = lambda x: np.asarray(x, dtype=np.int64).reshape(batch)  # noqa: E731
+    return JumpCounts(
+        killed=counts.killed + shape(killed), cloned=counts.cloned + shape(cloned),
+        control_killed=counts.control_killed + shape(control_killed),
+        control_cloned=counts.control_cloned + shape(control_cloned), born=counts.born + shape(born),
+        clipped=counts.clipped + shape(clipped), clipped_steps=counts.clipped_steps + shape(clipped > 0),
+        max_prob=np.maximum(counts.max_prob, prob.max(axis=-1, initial=0.0).reshape(batch)))
 
 
 def _uniform_subset(keys, valid, m):
