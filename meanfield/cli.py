@@ -63,6 +63,9 @@ def _cmd_template(args):
         if os.path.exists(args.out):
             _err(f"--out {args.out} exists; choose a new file name")
             return 2
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+            _err(f"--out {args.out}: the folder {os.path.dirname(os.path.abspath(args.out))} does not exist")
+            return 2
         try:
             store.check_output_location(os.path.dirname(os.path.abspath(args.out)), len(text), what="--out")
         except store.OutputLocationError as e:

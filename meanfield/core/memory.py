@@ -223,9 +223,11 @@ def memory_problems(c: dict) -> list:
     limit = memory_limit_bytes(c)
     if est.total <= limit:
         return []
-    keys = []
-    for _, ks, _ in est.largest(3):
-        keys += [k for k in ks if k not in keys]
+    weight = {}  # a key is named by the bytes of the terms it drives
+    for _, ks, b in est.terms:
+        for k in ks:
+            weight[k] = weight.get(k, 0.0) + b
+    keys = sorted(weight, key=lambda k: -weight[k])
     setting = c["run"].get("max_memory_gb", "auto")
     return [f"the run needs about {est.total / 1e9:.3g} GB of memory, more than run.max_memory_gb = {setting!r} "
             f"({limit / 1e9:.3g} GB): {est.describe()}. Lower {', '.join(keys[:5])}, or raise run.max_memory_gb"]
