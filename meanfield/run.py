@@ -116,7 +116,10 @@ def check_out(cfg, out, overwrite: bool = False, log=None):
     if os.path.exists(os.path.join(out, "summary.json")) and not overwrite:
         raise RunDirError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
     try:
-        store.check_output_location(out, 2 * result_bytes(cfg.to_dict()) + 1e6)
+        need = 2 * result_bytes(cfg.to_dict()) + 1e6
+        store.check_output_location(out, need)
+        if os.path.exists(os.path.join(out, "summary.json")):  # the new run is staged beside it
+            store.check_output_location(os.path.dirname(os.path.realpath(out)), need)
     except store.OutputLocationError as e:
         raise RunDirError(str(e)) from None
 

@@ -286,7 +286,7 @@ def write_run(out, config_text: str, arrays: dict, summary: dict) -> dict:
     ``summary.json`` last). Where it does, the new run is written whole into a staging directory
     beside it and swapped in atomically (module docstring), then the old run is removed.
     """
-    out = os.path.abspath(os.fspath(out))
+    out = os.path.realpath(os.fspath(out))  # a symlinked --out: swap at the real location
     payload = {"config.toml": config_text.encode("utf-8"), "result.npz": arrays_bytes(arrays)}
     recover_run_dir(out)
     if not os.path.isfile(os.path.join(out, "summary.json")):

@@ -200,3 +200,32 @@ def test_sqlite_damage_inside_the_file_is_detected(tmp_path):
     (out / "index.sqlite").write_bytes(bytes(raw))
     with pytest.raises(IndexCorrupt):
         Index(out / "index.sqlite", readonly=True)
+
+
+def test_fallback_swap_killed_between_its_renames_is_repaired(tmp_path, monkeypatch):
+    """Without renameat2 the swap is two renames; an interruption between them leaves `out`
+    missing and the old run whole in `.r.old-*`, and the next run puts it back before anything."""
+    out = tmp_path / "r"
+    meanfield.run_to_dir(tiny(), out)
+    old = _snapshot(out)
+    res = meanfield.run(tiny(**{"run.seed": 3}))
+    monkeypatch.setattr(store, "_exchange", lambda a, b: False)
+    real = os.rename
+    calls = []
+
+    def second_fails(a, b):
+        calls.append((a, b))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(a, b)
+
+    monkeypatch.setattr(os, "rename", second_fails)
+    with pytest.raises(KeyboardInterrupt):
+        res.save(out)
+    monkeypatch.setattr(os, "rename", real)
+    assert not out.exists() and any(f.startswith(".r.old-") for f in os.listdir(tmp_path))
+    notes = store.recover_run_dir(out)
+    assert any("restored" in n for n in notes)
+    assert _snapshot(out) == old and sorted(os.listdir(tmp_path)) == ["r"]
+    res.save(out)  # and the fallback swap completes when not interrupted
+    assert b"seed = 3" in (out / "config.toml").read_bytes() and sorted(os.listdir(tmp_path)) == ["r"]
