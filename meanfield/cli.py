@@ -1,7 +1,9 @@
-"""The ``meanfield`` command line: run, plot, bench (and the scan family where installed).
+"""The ``meanfield`` command line: run, plot, template, bench (and the scan family where installed).
 
 Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged (results up to the
-last finite state are written); 1 any other failure.
+last finite state are written); 1 any other failure. No traceback reaches the user: an
+unexpected error prints one line naming its type and how to see the traceback
+(``MEANFIELD_DEBUG=1``), exit 1.
 """
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ def _cmd_run(args):
     except RunDirError as e:
         _err(str(e))
         return 2
+    except OSError as e:  # the disk filled up or vanished after the checks: nothing finished was touched
+        _err(f"could not write the run to {out}: {e}. A finished run already there is intact; free space or "
+             "choose another --out and run again")
+        return 1
     s = res.summary
     if not args.quiet:
         msg = f"{s['status']}: wrote {out}/result.npz, summary.json, config.toml in {s['seconds_total']:.1f} s"
@@ -47,9 +53,36 @@ def _cmd_run(args):
     return 0
 
 
+def _cmd_template(args):
+    """Print (or write) a config with every key at its default: running the defaults on purpose."""
+    from . import config as C
+    from . import store
+
+    text = "# every key at its default (meanfield template); edit what you need\n" + C.to_toml(C.from_dict({}))
+    if args.out:
+        if os.path.exists(args.out):
+            _err(f"--out {args.out} exists; choose a new file name")
+            return 2
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+            _err(f"--out {args.out}: the folder {os.path.dirname(os.path.abspath(args.out))} does not exist")
+            return 2
+        try:
+            store.check_output_location(os.path.dirname(os.path.abspath(args.out)), len(text), what="--out")
+        except store.OutputLocationError as e:
+            _err(str(e))
+            return 2
+        store.atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_plot(args):
     from . import plot
 
+    if not os.path.isdir(args.dir):
+        _err(f"{args.dir} is not a directory: give a run or scan directory")
+        return 2
     try:
         files = plot.plot_dir(args.dir, fmt=args.format, **plot.cli_options(args))
     except (FileNotFoundError, ValueError) as e:
@@ -86,6 +119,9 @@ def build_parser():
     r.add_argument("--overwrite", action="store_true", help="replace a finished run already in --out")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary line")
     r.set_defaults(func=_cmd_run)
+    t = sub.add_parser("template", help="print a config with every key at its default (run the defaults on purpose)")
+    t.add_argument("--out", help="write it to this new file instead of stdout")
+    t.set_defaults(func=_cmd_template)
     pl = sub.add_parser("plot", help="draw the figures of a run (or scan) directory")
     pl.add_argument("dir")
     pl.add_argument("--format", default="png", choices=("png", "pdf"))
@@ -125,6 +161,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         _err("interrupted; files already written are intact")
         return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback reaches a user
+        if os.environ.get("MEANFIELD_DEBUG"):
+            raise
+        _err(f"internal error: {type(e).__name__}: {e}. This is a bug: please report it with the command; "
+             "MEANFIELD_DEBUG=1 shows the traceback")
+        return 1
 
 
 if __name__ == "__main__":

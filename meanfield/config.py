@@ -31,6 +31,8 @@ __all__ = [
     "parse_override",
     "reference_markdown",
     "analytic_obstacles",
+    "read_toml",
+    "TEMPLATE_HINT",
 ]
 
 
@@ -71,6 +73,11 @@ def _ge1(v):
     return v >= 1
 
 
+def _path_component(v) -> bool:
+    """A name usable as one directory name: runs/<name> stays inside runs/."""
+    return bool(v) and v not in (".", "..") and not any(ch in v for ch in "/\\\0")
+
+
 def _activations() -> tuple:
     """The registered activations (:mod:`meanfield_solvers.activations`): registering one makes it valid here."""
     from meanfield_solvers.activations import names
@@ -91,13 +98,20 @@ def _teacher_activations() -> tuple:
 
 SCHEMA: dict[str, dict[str, Field]] = {
     "run": {
-        "name": Field("str", "run", "Name of the run (used in the default output directory)."),
+        "name": Field("str", "run", "Name of the run (used in the default output directory runs/<name>: one "
+                      "path component, so it cannot leave the runs folder).", check=lambda v: _path_component(v),
+                      check_doc="one path component: not empty, '.' or '..', without '/', '\\' or NUL"),
         "seed": Field("int", 0, "Root seed; every random stream is spawned from it by purpose.", check=_nonneg, check_doc=">= 0"),
         "backend": Field("str", "numpy", "Particle backend for both the limit and the finite-width side. Deep networks "
                          "(depth >= 2): numba trains them with a fused parallel step; cuda falls back to numba "
                          "for them (no deep CUDA kernel).",
                          choices=("auto", "numpy", "numba", "cuda")),
         "dtype": Field("str", "float64", "Floating-point type of particles and data.", choices=("float64", "float32")),
+        "max_memory_gb": Field("float_or_auto", "auto", "Refuse (before allocating) a run whose estimated peak memory "
+                               "exceeds this many GB ('auto': 90 % of this machine's memory, or of the cgroup limit); "
+                               "the estimate and its terms are in meanfield/core/memory.py. Not part of a scan run's "
+                               "id (it cannot change a result).", check=lambda v: v == "auto" or v > 0,
+                               check_doc="> 0 or \"auto\""),
     },
     "task": {
         "kind": Field("str", "teacher_student", "Task: Gaussian-input teacher-student, the isotropic Gaussians "
@@ -335,6 +349,7 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
     data = data or {}
     problems = []
     resolved = {}
+    bad = set()  # keys with their own problem
     if not isinstance(data, dict):
         raise ConfigError(["the config must be a table of sections"])
     for sec in data:
@@ -363,34 +378,61 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
                                 f"{', '.join(fields)}")
         for key, f in fields.items():
             v = given.get(key, copy.deepcopy(f.default))
-            if not _type_ok(f, v):
-                hint = " (a quoted number is a string: remove the quotes)" if isinstance(v, str) and _numeric(v) else ""
-                problems.append(f"{sec}.{key} must be {_TYPE_NAMES[f.type]}, got {v!r} ({type(v).__name__}){hint}")
-                out[key] = f.default
-                continue
-            if f.type == "float" or (f.type == "float_or_auto" and v != "auto"):
-                v = float(v)
-                if not math.isfinite(v):
-                    problems.append(f"{sec}.{key} must be finite, got {v}")
-                    out[key] = f.default
-                    continue
-            choices = f.options()
-            if choices and v not in choices:
-                problems.append(f"{sec}.{key} = {v!r} is not allowed{_suggest(str(v), choices)}; choose one of "
-                                f"{', '.join(map(repr, choices))}")
-            elif f.check is not None and not f.check(v):
-                problems.append(f"{sec}.{key} = {v!r} is out of range: must be {f.check_doc}")
+            n_before = len(problems)
             out[key] = v
+            _check_value(sec, key, f, v, problems, out)
+            if len(problems) > n_before:
+                bad.add(f"{sec}.{key}")
         resolved[sec] = out
     plugin = resolved.get("model", {}).get("plugin", "")
     if plugin.endswith(".py") and not os.path.isabs(plugin):
         # stored absolute, so that the config.toml written beside a result re-imports the same file
         resolved["model"]["plugin"] = os.path.abspath(os.path.join(base_dir or "", plugin))
-    if not problems:
-        problems += _cross_checks(resolved, base_dir, data)
+    # cross-field checks run even when some keys have their own problems (every problem in one
+    # message); a key with its own problem holds its default for them, so a cross-field problem
+    # that names such a key would speak of a value the user did not write and is left out
+    problems += [q for q in _safe_cross_checks(resolved, base_dir, data) if not any(_names(q, k) for k in bad)]
     if problems:
         raise ConfigError(problems)
     return Config(resolved)
+
+
+def _names(problem: str, key: str) -> bool:
+    """Whether ``problem`` speaks of ``key`` ('train.lr', not 'train.lr_w')."""
+    import re
+
+    return re.search(re.escape(key) + r"(?![A-Za-z0-9_])", problem) is not None
+
+
+def _safe_cross_checks(resolved, base_dir, data) -> list:
+    try:
+        return _cross_checks(resolved, base_dir, data)
+    except Exception as e:  # noqa: BLE001 - a check meeting an unforeseen combination reports it, never a traceback
+        return [f"the config could not be cross-checked ({type(e).__name__}: {e}); fix the problems above first"]
+
+
+def _check_value(sec, key, f, v, problems, out):
+    """Type, finiteness, choices and range of one key; a bad value is replaced by the default in ``out``."""
+    if not _type_ok(f, v):
+        hint = " (a quoted number is a string: remove the quotes)" if isinstance(v, str) and _numeric(v) else ""
+        problems.append(f"{sec}.{key} must be {_TYPE_NAMES[f.type]}, got {v!r} ({type(v).__name__}){hint}")
+        out[key] = copy.deepcopy(f.default)
+        return
+    if f.type == "float" or (f.type == "float_or_auto" and v != "auto"):
+        v = float(v)
+        if not math.isfinite(v):
+            problems.append(f"{sec}.{key} must be finite, got {v}")
+            out[key] = copy.deepcopy(f.default)
+            return
+        out[key] = v
+    choices = f.options()
+    if choices and v not in choices:
+        problems.append(f"{sec}.{key} = {v!r} is not allowed{_suggest(str(v), choices)}; choose one of "
+                        f"{', '.join(map(repr, choices))}")
+        out[key] = copy.deepcopy(f.default)
+    elif f.check is not None and not f.check(v):
+        problems.append(f"{sec}.{key} = {v!r} is out of range: must be {f.check_doc}")
+        out[key] = copy.deepcopy(f.default)
 
 
 def _import_plugin(plugin: str, base_dir) -> list:
@@ -482,6 +524,9 @@ def _cross_checks(c, base_dir, given=None):
         odd = [n for n in train["widths"] if n % 2] + ([limit["particles"]] if limit["particles"] % 2 and limit["method"] != "none" else [])
         if odd:
             p.append(f"model.antithetic = true needs even widths and particle counts; odd: {odd}")
+    if limit["method"] == "none" and train["seeds"] == 0:
+        p.append("nothing to compute: limit.method = 'none' and train.seeds = 0; simulate the limit (e.g. "
+                 "limit.method = 'particles') or train networks (train.seeds >= 1)")
     if not model["train_a"] and model["lr_w"] == 0:
         p.append("nothing is trained: model.train_a = false and model.lr_w = 0")
     t_max = c["time"]["t_max"]
@@ -515,6 +560,10 @@ def _cross_checks(c, base_dir, given=None):
 
     for check in CONFIG_CHECKS:  # the wings' own checks (e.g. meanfield.deep.checks.check_deep)
         p += check(c, given or {})
+    if not p:  # the size check needs consistent values (and a readable dataset)
+        from .core.memory import memory_problems
+
+        p += memory_problems(c)
     return p
 
 
@@ -582,6 +631,10 @@ def _check_dataset(c, base_dir):
         if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
             p.append(f"task.path: {xk} must be (P, d) and {yk} (P,) with the same P; got {X.shape} and {y.shape}")
             continue
+        if xk == "X" and X.shape[0] == 0:
+            p.append(f"task.path: {path} has X with zero rows (shape {X.shape}); a dataset needs at least one "
+                     "training row")
+            continue
         if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
             p.append(f"task.path: {xk}, {yk} must be numeric arrays")
             continue
@@ -597,16 +650,56 @@ def _check_dataset(c, base_dir):
     return p
 
 
-def load(path, overrides=()) -> Config:
-    """Read a TOML config file, apply ``section.key=value`` overrides, validate."""
+def read_toml(path, what="config file") -> dict:
+    """Parse the TOML file at ``path``; every way it can fail is one :class:`ConfigError` naming it.
+
+    The path must be a regular file: a directory is refused, and a FIFO or device is refused
+    *before* it is opened (opening a FIFO blocks until a writer appears).
+    """
+    import stat
+
     path = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        st = os.stat(path)
     except FileNotFoundError:
-        raise ConfigError([f"no config file at {path}"]) from None
+        raise ConfigError([f"no {what} at {path}"]) from None
+    except OSError as e:
+        raise ConfigError([f"cannot read the {what} {path}: {e.strerror}"]) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError([f"the {what} {path} is a directory; give a TOML file"])
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError([f"the {what} {path} is not a regular file (a FIFO, socket or device); give a TOML file"])
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise ConfigError([f"cannot read the {what} {path}: {e.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"the {what} {path} is not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r}); "
+                           "TOML files are UTF-8"]) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path} is not valid TOML: {e}"]) from None
+
+
+#: How to run the defaults on purpose (an empty config file is refused).
+TEMPLATE_HINT = "`meanfield template > FILE` writes every key at its default; run that file"
+
+
+def load(path, overrides=()) -> Config:
+    """Read a TOML config file, apply ``section.key=value`` overrides, validate.
+
+    An empty file (no section, no key) is refused: it would silently run the full default job.
+    The defaults are run on purpose from the file ``meanfield template`` writes.
+    """
+    path = os.fspath(path)
+    data = read_toml(path)
+    if not data:
+        raise ConfigError([f"the config file {path} is empty: it would run the full default job. To run the "
+                           f"defaults on purpose, {TEMPLATE_HINT}"])
     problems = []
     for item in overrides:
         try:

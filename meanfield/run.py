@@ -39,7 +39,7 @@ WINGS = {"particle": particle_wing, "deep": deep_wing}
 
 
 class RunDirError(RuntimeError):
-    """The output directory cannot be used (it already holds a result)."""
+    """The output directory cannot be used (it holds a result, is not writable, or too full)."""
 
 
 def family_of(cfg) -> str:
@@ -95,18 +95,47 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     return Result(arrays, summary, cfg)
 
 
+def check_out(cfg, out, overwrite: bool = False, log=None):
+    """Everything about ``out`` that can be known before computing, refused as :class:`RunDirError`.
+
+    * the leftovers of a killed earlier run there are repaired or removed
+      (:func:`meanfield.store.recover_run_dir`: ``.tmp-*`` files, staging directories, an
+      interrupted ``--overwrite``);
+    * a directory holding a finished run is refused unless ``overwrite``;
+    * the location must be a directory (or creatable under one) where files can be written, with
+      free space for the estimated ``result.npz`` (:func:`meanfield.core.memory.result_bytes`,
+      twice over: the file and a margin for the other files and the staging of an overwrite).
+    """
+    from . import store
+    from .core.memory import result_bytes
+
+    for note in store.recover_run_dir(out):
+        (log or (lambda s: None))(note)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunDirError(f"--out {out} exists and is not a directory; choose another --out")
+    if os.path.exists(os.path.join(out, "summary.json")) and not overwrite:
+        raise RunDirError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
+    try:
+        need = 2 * result_bytes(cfg.to_dict()) + 1e6
+        store.check_output_location(out, need)
+        if os.path.exists(os.path.join(out, "summary.json")):  # the new run is staged beside it
+            store.check_output_location(os.path.dirname(os.path.realpath(out)), need)
+    except store.OutputLocationError as e:
+        raise RunDirError(str(e)) from None
+
+
 def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None) -> Result:
     """Run and write ``out/config.toml``, ``out/result.npz``, ``out/summary.json`` atomically.
 
-    Refuses (before computing anything) a directory that already holds a finished run unless
-    ``overwrite``; a refused or failed run never touches files already there.
+    Refuses (before computing anything, :func:`check_out`) a directory that already holds a
+    finished run unless ``overwrite``, and a location that is unwritable or too full for the
+    estimated result; a refused or failed run never touches a finished run already there, and a
+    replaced one is swapped whole (:func:`meanfield.store.write_run`).
     """
     if isinstance(cfg, dict):
         cfg = _config.from_dict(cfg)
-    if os.path.exists(os.path.join(out, "summary.json")) and not overwrite:
-        raise RunDirError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise RunDirError(f"{out} exists and is not a directory; choose another --out")
+    out = os.fspath(out)
+    check_out(cfg, out, overwrite, log)
     result = run(cfg, progress=progress, log=log)
     result.save(out)
     return result

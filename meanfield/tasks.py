@@ -161,5 +161,6 @@ def make_task(cfg) -> Task:
     if t.kind == "gaussians":
         return GaussianClasses(d=t.d, delta=t.delta, activation=cfg.model.activation, loss=t.loss)
     with np.load(t.path, allow_pickle=False) as z:
-        arrs = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+        # only the arrays the task uses: other members (names, notes) need not be numeric
+        arrs = {k: np.asarray(z[k], dtype=np.float64) for k in ("X", "y", "X_test", "y_test") if k in z.files}
     return Dataset(X=arrs["X"], y=arrs["y"], X_test=arrs.get("X_test"), y_test=arrs.get("y_test"), loss=t.loss)

@@ -179,24 +179,26 @@ def test_seed_streams_do_not_depend_on_the_number_of_seeds():
     assert np.array_equal(a["risk_nn"], b["risk_nn"][:, :2])
 
 
-def test_overwrite_removes_the_old_summary_first(tmp_path, monkeypatch):
+def test_interrupted_overwrite_keeps_the_old_run_whole(tmp_path, monkeypatch):
+    # issue 17, defect 9: the old summary.json used to be deleted first, so an interrupted
+    # overwrite lost the old run (and could pair the new config.toml with the old result.npz)
     out = tmp_path / "r"
     meanfield.run_to_dir(tiny(), out)
+    before = {f: (out / f).read_bytes() for f in store.RUN_FILES}
     res = meanfield.run(tiny(**{"run.seed": 7}))
-    calls = []
-    real = store.save_arrays
+    real = store.atomic_write_bytes
 
-    def dying(path, arrays):
-        calls.append(path)
-        raise KeyboardInterrupt
+    def dying(path, data):
+        if str(path).endswith("summary.json"):
+            raise KeyboardInterrupt
+        real(path, data)
 
-    monkeypatch.setattr(store, "save_arrays", dying)
+    monkeypatch.setattr(store, "atomic_write_bytes", dying)
     with pytest.raises(KeyboardInterrupt):
         res.save(out)
-    # the directory no longer claims to hold a finished run
-    assert calls and not (out / "summary.json").exists()
-    with pytest.raises(FileNotFoundError):
-        meanfield.load(out)
+    assert {f: (out / f).read_bytes() for f in store.RUN_FILES} == before
+    assert sorted(os.listdir(tmp_path)) == ["r"]  # the staging directory is gone
+    assert store.verify_run(out) == []
 
 
 def test_limit_divergence_keeps_the_last_finite_state():

@@ -188,20 +188,15 @@ class Result:
     def save(self, out):
         """Write ``config.toml``, ``result.npz`` then ``summary.json`` into ``out`` atomically.
 
-        A previous ``summary.json`` is removed first, so that an interrupted overwrite never pairs
-        new arrays with an old summary (the directory then reads as unfinished).
+        A finished run already in ``out`` is replaced atomically as a whole directory
+        (:func:`meanfield.store.write_run`): a kill at any point leaves the old run whole or the new
+        run whole, never a mix. The summary records the size and sha256 of the other files
+        (``summary["files"]``) so that :func:`meanfield.store.verify_run` can tell a damaged run.
         """
         from .. import config as _config
         from .. import store
 
-        os.makedirs(out, exist_ok=True)
-        try:
-            os.unlink(os.path.join(out, "summary.json"))
-        except FileNotFoundError:
-            pass
-        store.atomic_write_text(os.path.join(out, "config.toml"), _config.to_toml(self.config))
-        store.save_arrays(os.path.join(out, "result.npz"), dict(self.arrays))
-        store.save_json(os.path.join(out, "summary.json"), self.summary)
+        self.summary = store.write_run(out, _config.to_toml(self.config), dict(self.arrays), self.summary)
 
     def to_xarray(self):
         """A labelled ``xarray.Dataset``: every array with its named dimensions and meaning,
@@ -244,5 +239,8 @@ def load(out) -> Result:
     summ = os.path.join(out, "summary.json")
     if not os.path.isfile(summ):
         raise FileNotFoundError(f"{out} holds no finished run (no summary.json)")
+    problems = store.verify_run(out)
+    if problems:
+        raise ValueError(f"{out} is damaged: " + "; ".join(problems) + ". Run it again (meanfield run --overwrite)")
     return Result(store.load_arrays(os.path.join(out, "result.npz")), store.load_json(summ),
                   _config.load(os.path.join(out, "config.toml")))

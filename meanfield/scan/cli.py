@@ -20,6 +20,32 @@ def _err(msg):
     print(f"meanfield: {msg}", file=sys.stderr)
 
 
+def _positive_int(text):
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v}: must be >= 1 (worker processes)")
+    return v
+
+
+def _rebuild_hint(d):
+    return (f"rebuild it from the run directories with `meanfield scan SPEC --out {d}` (SPEC: the spec you ran; "
+            f"a copy is {os.path.join(d, 'spec.toml')}): finished runs are kept, nothing finished is recomputed")
+
+
+def _scan_dir_problem(d):
+    """Why ``d`` cannot be read as a scan directory (None when it can be tried)."""
+    if not os.path.exists(d):
+        return f"no scan directory at {d}"
+    if not os.path.isdir(d):
+        return f"{d} is not a directory: give a scan directory (the --out of meanfield scan)"
+    return None
+
+
 def _fmt_bytes(b):
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if b < 1024 or unit == "TB":
@@ -74,6 +100,9 @@ def _cmd_scan(args):
         return 2
     stem = os.path.splitext(os.path.basename(args.spec))[0]
     out = args.out or os.path.join("runs", "scans", stem)
+    if os.path.exists(out) and not os.path.isdir(out):
+        _err(f"--out {out} exists and is not a directory; choose another --out")
+        return 2
     if args.dry_run:
         return _dry_run(plan, args.out or (out if os.path.isdir(out) else None), args.workers)
     try:
@@ -89,12 +118,18 @@ def _cmd_scan(args):
 def _cmd_status(args):
     from .runner import scan_status
     from .spec import point_label
-    from .store import STATUSES
+    from .store import STATUSES, IndexCorrupt
 
+    if _scan_dir_problem(args.dir):
+        _err(_scan_dir_problem(args.dir))
+        return 2
     try:
         st = scan_status(args.dir)
     except FileNotFoundError as e:
         _err(str(e))
+        return 2
+    except IndexCorrupt as e:
+        _err(f"{e}; {_rebuild_hint(args.dir)}")
         return 2
     c = st["counts"]
     total = sum(c.values())
@@ -116,12 +151,40 @@ def _cmd_status(args):
 
 
 def _cmd_collect(args):
+    from .. import store
     from .collect import collect
+    from .store import IndexCorrupt
 
+    if _scan_dir_problem(args.dir):
+        _err(_scan_dir_problem(args.dir))
+        return 2
+    if args.csv:
+        if os.path.isdir(args.csv):
+            _err(f"--csv {args.csv} is a directory; give a file name")
+            return 2
+        folder = os.path.dirname(os.path.abspath(args.csv))
+        if not os.path.isdir(folder):
+            _err(f"--csv {args.csv}: the folder {folder} does not exist; create it or choose another path")
+            return 2
+        try:
+            store.check_output_location(folder, 0, what="--csv")
+        except store.OutputLocationError as e:
+            _err(str(e))
+            return 2
     try:
         col = collect(args.dir, trajectories=False)
     except FileNotFoundError as e:
         _err(str(e))
+        return 2
+    except IndexCorrupt as e:
+        _err(f"{e}; {_rebuild_hint(args.dir)}")
+        return 2
+    if col.damaged:
+        for rid, problems in col.damaged[:20]:
+            _err(f"run {rid} is damaged: {'; '.join(problems)}")
+        _err(f"{len(col.damaged)} finished run(s) of {args.dir} are damaged; no table written. Recompute them with "
+             f"`meanfield scan SPEC --out {args.dir}` (the scan verifies every finished run against its checksums "
+             "and computes damaged ones again)")
         return 2
     if args.csv:
         col.to_csv(args.csv)
@@ -139,7 +202,8 @@ def register(sub):
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     s.add_argument("spec", help="scan spec TOML (base config, [axes], [[zip]], seeds)")
     s.add_argument("--out", help="scan directory (default: runs/scans/<spec file name>)")
-    s.add_argument("--workers", "-j", type=int, default=None, help="worker processes (default: available cores)")
+    s.add_argument("--workers", "-j", type=_positive_int, default=None,
+                   help="worker processes, >= 1 (default: available cores)")
     s.add_argument("--executor", choices=("local", "dask"), default="local")
     s.add_argument("--scheduler", help="dask scheduler address (default with --executor dask: a LocalCluster)")
     s.add_argument("--dry-run", action="store_true",

@@ -89,6 +89,10 @@ class Collected:
         Runs of the spec without results (pending, running, failed).
     param_names : list of str
         Axis names (seed excluded) present as columns.
+    damaged : list of (id, problems)
+        Runs whose directory holds a summary.json but not a whole run (truncated or altered
+        result, garbled summary: :func:`meanfield.store.verify_run`); left out of the table.
+        ``meanfield scan`` recomputes them.
     """
 
     table: dict
@@ -96,6 +100,7 @@ class Collected:
     groups: list
     missing: list
     param_names: list
+    damaged: list = field(default_factory=list)
 
     def __len__(self):
         return len(self.table["id"]) if self.table else 0
@@ -189,13 +194,17 @@ def collect(path, trajectories: bool = True, keys=("risk_mf", "risk_nn")) -> Col
     for params, rid in points:
         first_params.setdefault(rid, params)
 
-    records, missing, loaded = [], [], {}
+    records, missing, loaded, damaged = [], [], {}, []
     for rid in ids:
         row = runs[rid]
         d = run_dir(path, rid)
         summ = os.path.join(d, "summary.json")
         if not os.path.isfile(summ):
             missing.append((rid, first_params[rid], row["status"]))
+            continue
+        problems = _files.verify_run(d)
+        if problems:
+            damaged.append((rid, problems))
             continue
         summary = _files.load_json(summ)
         # read only the arrays needed (snapshots and f_nn can dwarf the risks)
@@ -253,7 +262,8 @@ def collect(path, trajectories: bool = True, keys=("risk_mf", "risk_nn")) -> Col
                         pass  # shapes differ inside a group (should not happen: only the seed varies)
             groups.append(Group(params=params, seeds=np.array([m[2] for m in members]),
                                 ids=[m[0] for m in members], arrays=arr))
-    return Collected(table=table, columns=columns, groups=groups, missing=missing, param_names=param_names)
+    return Collected(table=table, columns=columns, groups=groups, missing=missing, param_names=param_names,
+                     damaged=damaged)
 
 
 def table_rows(table, columns) -> list:

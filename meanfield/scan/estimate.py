@@ -20,10 +20,12 @@ model: limit work = integrator stages × P × (P + teacher units, analytic; or M
 
 Memory model
 ------------
-Worker baseline (this interpreter after importing the simulator, measured) + particle/neuron
-state × (integrator stages + 3) + pairwise / Monte Carlo temporaries (2 blocks of at most the
-numpy backend's 64 MiB block, less when the n × m matrices are smaller) + the result arrays
-twice (in memory and the .npz buffer). Accelerated backends are approximated by the same model.
+Worker baseline (this interpreter after importing the simulator, measured) + the terms of
+:mod:`meanfield.core.memory`, the estimator that validation refuses oversized runs by:
+particle/neuron state × (integrator stages + 3) + pairwise / Monte Carlo temporaries (2 blocks
+of at most the numpy backend's 64 MiB block, less when the n × m matrices are smaller) + data
+sets + the result arrays twice (in memory and the .npz buffer); deep runs: weights, fields,
+kernels and the DMFT's own estimate. Accelerated backends are approximated by the same model.
 Checked on experiments/scan_width.toml: 181 MB peak measured (ru_maxrss), 188 MB predicted.
 """
 from __future__ import annotations
@@ -37,7 +39,6 @@ import numpy as np
 __all__ = ["Estimate", "estimate_runs", "work_units", "memory_bytes"]
 
 _STAGES = {"euler": 1, "heun": 2, "rk4": 4}
-_BLOCK = 64 * 2**20
 #: Per-run cost of the scan machinery itself (spawn amortised, index writes), measured by
 #: benchmarks/scan_overhead.py; added to every run.
 SCAN_OVERHEAD_S = 0.05
@@ -107,29 +108,11 @@ def work_units(d) -> tuple:
 
 
 def memory_bytes(d, baseline: float) -> float:
-    """Predicted peak resident bytes of one run (see the module docstring)."""
-    lim, tr, tm, ev = d["limit"], d["train"], d["time"], d["eval"]
-    p = 1 + d["task"]["d"] + int(d["model"]["bias"])
-    k = _teacher_units(d)
-    T, Q, K = tm["records"], ev["n_points"], tm["snapshots"]
-    state, temp, result = 0.0, 0.0, 0.0
-    nm = 0.0
-    if lim["method"] != "none":
-        P = lim["particles"]
-        state += P * p * 8 * (_STAGES.get(lim["integrator"], 4) + 3)
-        E = P + k if lim["expectation"] != "mc" else lim["mc_samples"]
-        nm = max(nm, P * max(E, ev["n_test"]))
-        result += T * (3 + Q) * 8 + (K + 1) * min(P, ev["max_snapshot_particles"]) * p * 8
-    S, W = tr["seeds"], len(tr["widths"])
-    if S:
-        for N in tr["widths"]:
-            state += S * N * p * 8 * 3
-            E = {"online_sgd": tr["batch"], "sgd": tr["batch"], "gd": tr["n_train"]}.get(tr["algorithm"], N + k)
-            nm = max(nm, S * N * max(E, ev["n_test"]))
-            result += K * S * N * p * 8
-        result += W * S * T * (4 + Q) * 8
-    temp = 2 * min(_BLOCK, nm * 8)
-    return baseline + state + temp + 2 * result
+    """Predicted peak resident bytes of one run: the measured worker ``baseline`` plus the terms
+    of the one estimator every run is refused by (:func:`meanfield.core.memory.estimate`)."""
+    from ..core.memory import BASELINE, estimate
+
+    return baseline + estimate(d).total - BASELINE
 
 
 def _rss_bytes() -> float:

@@ -104,14 +104,6 @@ def _test_hook(cfg, out_dir):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _clean_partial(out_dir):
-    """Remove temporary files of an attempt that was killed mid-write (atomic writes use .tmp-*)."""
-    for f in os.listdir(out_dir):
-        if f.startswith(".tmp-"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(out_dir, f))
-
-
 def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
     """Compute one run into ``out_dir`` (in a worker) and report its outcome.
 
@@ -134,8 +126,9 @@ def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
     import fcntl
 
     from .. import config as C
+    from .. import store
     from ..run import run_to_dir
-    from ..store import load_json
+    from .runner import set_aside_damaged
 
     t0 = time.perf_counter()
     out = {"id": rid, "status": "failed", "error": None, "seconds": None, "seconds_run": None,
@@ -149,17 +142,13 @@ def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process dies
         summ = os.path.join(out_dir, "summary.json")
+        set_aside_damaged(out_dir)  # a damaged run (checksums) is computed again
         if os.path.isfile(summ):
-            try:
-                s = load_json(summ)
-            except (OSError, ValueError):
-                # unreadable (the coordinator's reconcile treats it as unfinished): recompute in place
-                os.unlink(summ)
-            else:
-                out.update(status=s.get("status", "completed"), seconds_run=s.get("seconds_total"), reused=True,
-                           error=_diverged_text(s))
-                return out
-        _clean_partial(out_dir)
+            s = store.load_json(summ)
+            out.update(status=s.get("status", "completed"), seconds_run=s.get("seconds_total"), reused=True,
+                       error=_diverged_text(s))
+            return out
+        store.clean_partial(out_dir)
         cfg = C.from_dict(json.loads(config_json))
         _test_hook(cfg, out_dir)
         res = run_to_dir(cfg, out_dir)
@@ -420,12 +409,41 @@ class DaskExecutor:
                         f.cancel()
 
 
+def check_scheduler(address, timeout=3.0):
+    """Fail fast (ValueError) when a dask scheduler address is malformed or nothing answers there.
+
+    A TCP connection is tried for ``timeout`` seconds before dask is asked (whose own connect
+    timeout is 30 s and ends in a traceback).
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(address if "://" in address else "tcp://" + address)
+    if u.scheme not in ("tcp", "tls"):
+        return  # inproc://, ucx://: left to dask
+    try:
+        host, port = u.hostname, u.port or 8786
+    except ValueError:
+        raise ValueError(f"--scheduler {address!r} is not an address like tcp://HOST:8786") from None
+    if not host:
+        raise ValueError(f"--scheduler {address!r} is not an address like tcp://HOST:8786")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"--scheduler {address}: no dask scheduler answers at {host}:{port} within {timeout:g} s "
+                         f"({e.strerror or e}); start one with `dask scheduler` or check the address") from None
+
+
 def make_executor(kind: str, workers=None, scheduler=None, threads=None):
-    """``'local'`` or ``'dask'`` executor."""
+    """``'local'`` or ``'dask'`` executor (a scheduler address is checked to answer first)."""
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"--workers {workers}: must be >= 1")
     if kind == "local":
         if scheduler:
             raise ValueError("--scheduler needs --executor dask")
         return LocalExecutor(workers, threads)
     if kind == "dask":
+        if scheduler:
+            check_scheduler(scheduler)
         return DaskExecutor(workers, scheduler, threads)
     raise ValueError(f"unknown executor {kind!r}; choose 'local' or 'dask'")

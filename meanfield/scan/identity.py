@@ -9,13 +9,18 @@ resolved configs are one run.
 
 Note that a config whose schema gains a key with a default gets a new id (its resolved dict
 changed): results are then recomputed rather than silently reused under a different meaning.
+The keys of :data:`NOT_IN_ID` are left out of the hash: they can refuse a run but never change
+its result (``run.max_memory_gb``), so changing them must not recompute a scan.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 
-__all__ = ["canonical_json", "run_id", "ID_LENGTH"]
+__all__ = ["canonical_json", "run_id", "ID_LENGTH", "NOT_IN_ID"]
+
+#: (section, key) pairs that cannot change a result and are not hashed into a run's id.
+NOT_IN_ID = (("run", "max_memory_gb"),)
 
 #: Hex digits kept (64 bits: collisions are negligible for any scan that fits on a disk).
 ID_LENGTH = 16
@@ -29,4 +34,7 @@ def canonical_json(cfg) -> str:
 
 def run_id(cfg) -> str:
     """Short hex id of a resolved :class:`~meanfield.config.Config` (or its ``to_dict()``)."""
-    return hashlib.sha256(canonical_json(cfg).encode("utf-8")).hexdigest()[:ID_LENGTH]
+    data = cfg.to_dict() if hasattr(cfg, "to_dict") else json.loads(json.dumps(cfg))
+    for sec, key in NOT_IN_ID:
+        data.get(sec, {}).pop(key, None)
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()[:ID_LENGTH]

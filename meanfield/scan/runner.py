@@ -28,7 +28,7 @@ from .. import store as _files
 from .executors import MAX_CRASHES, make_executor
 from .identity import canonical_json
 from .spec import ScanSpec, distinct, expand, load_spec, point_label
-from .store import FINISHED, STATUSES, Index, index_path, run_dir
+from .store import FINISHED, STATUSES, Index, IndexCorrupt, index_path, run_dir, set_aside
 
 __all__ = ["ScanPlan", "ScanReport", "ScanRefused", "plan_scan", "run_scan", "reconcile", "scan_status",
            "CONFIRM_ABOVE"]
@@ -86,23 +86,47 @@ def _diverged_text(summary):
 
 
 def finished_on_disk(root, rid):
-    """The summary of a finished run directory, or None (trust summary.json: it is written last)."""
-    path = os.path.join(run_dir(root, rid), "summary.json")
-    if not os.path.isfile(path):
+    """The summary of a whole finished run directory, or None.
+
+    summary.json is written last, and it records the size and sha256 of the other files: a run
+    is finished when its summary is readable and the files match it (:func:`meanfield.store.verify_run`).
+    """
+    d = run_dir(root, rid)
+    if _files.verify_run(d):
         return None
     try:
-        return _files.load_json(path)
+        return _files.load_json(os.path.join(d, "summary.json"))
     except (OSError, ValueError):
-        return None  # unreadable: treat as unfinished; the run is recomputed into place
+        return None
 
 
-def reconcile(index: Index, root, ids, retry_failed: bool = False) -> list:
-    """Bring the index in line with the run directories; return the ids to run (grid order)."""
+def set_aside_damaged(d) -> list:
+    """If run directory ``d`` holds a summary.json but is not a whole run (truncated or altered
+    result, garbled summary), move the summary to ``summary.json.corrupt`` so that the run is
+    recomputed; returns the problems found ([] for a whole run or no summary)."""
+    summ = os.path.join(d, "summary.json")
+    if not os.path.isfile(summ):
+        return []
+    problems = _files.verify_run(d)
+    if problems:
+        os.replace(summ, summ + ".corrupt")
+    return problems
+
+
+def reconcile(index: Index, root, ids, retry_failed: bool = False, log=None) -> list:
+    """Bring the index in line with the run directories; return the ids to run (grid order).
+
+    Every finished run is verified against the checksums in its summary; a damaged one is set
+    aside (:func:`set_aside_damaged`) and computed again.
+    """
     rows = index.runs(ids)
     updates = []
     status = {}
     for rid in ids:
         row = rows[rid]
+        damaged = set_aside_damaged(run_dir(root, rid))
+        if damaged and log is not None:
+            log(f"run {rid} is damaged ({'; '.join(damaged)}): it will be computed again")
         s = finished_on_disk(root, rid)
         if s is not None:
             st = s.get("status") if s.get("status") in FINISHED else "completed"
@@ -177,17 +201,31 @@ def _bar(total, initial, enabled):
                 disable=not enabled or not sys.stderr.isatty(), mininterval=0.5, smoothing=0.1)
 
 
-def prepare(plan: ScanPlan, out, retry_failed=False):
+def open_index(out, log=None) -> Index:
+    """The scan's index for writing; a damaged one is set aside and rebuilt (the run directories
+    are the authority on finished runs: :func:`reconcile` re-derives their statuses; only the
+    attempt and crash counts and the error texts of failed runs are lost, and failed runs run again)."""
+    path = index_path(out)
+    try:
+        return Index(path)
+    except IndexCorrupt as e:
+        dest = set_aside(path)
+        (log or (lambda s: None))(f"{e}; moved it to {os.path.basename(dest)} and rebuilt the index from the run "
+                                  "directories")
+        return Index(path)
+
+
+def prepare(plan: ScanPlan, out, retry_failed=False, log=None):
     """Create ``out``, record the spec and points in the index, reconcile; returns (index, to_run)."""
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
-    index = Index(index_path(out))
+    index = open_index(out, log)
     try:
         if plan.spec.text:
             _files.atomic_write_text(os.path.join(out, "spec.toml"), plan.spec.text)
         index.set_meta(spec=plan.spec.text, spec_path=plan.spec.path or "", param_names=plan.spec.param_names,
                        updated_at=str(time.time()))
         index.register(plan.points, {rid: canonical_json(p.config) for rid, p in plan.runs.items()})
-        to_run = reconcile(index, out, list(plan.runs), retry_failed=retry_failed)
+        to_run = reconcile(index, out, list(plan.runs), retry_failed=retry_failed, log=log)
     except BaseException:
         index.close()
         raise
@@ -236,9 +274,22 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
                           "and pass --yes to start it")
     ex = make_executor(executor, workers, scheduler, threads)
     out = os.fspath(out)
+    _check_scan_out(plan, out)
     os.makedirs(out, exist_ok=True)
     with _coordinator_lock(out):
         return _run_locked(plan, out, ex, retry_failed, progress, log)
+
+
+def _check_scan_out(plan, out):
+    """The scan directory must be a directory (or creatable) where the results still to compute fit."""
+    from ..core.memory import result_bytes
+
+    need = 1e6 + sum(2 * result_bytes(p.config.to_dict()) for rid, p in plan.runs.items()
+                     if not os.path.isfile(os.path.join(run_dir(out, rid), "summary.json")))
+    try:
+        _files.check_output_location(out, need)
+    except _files.OutputLocationError as e:
+        raise ScanRefused(str(e)) from None
 
 
 @contextlib.contextmanager
@@ -260,7 +311,7 @@ def _coordinator_lock(out):
 
 
 def _run_locked(plan, out, ex, retry_failed, progress, log):
-    index, to_run = prepare(plan, out, retry_failed)
+    index, to_run = prepare(plan, out, retry_failed, log)
     ids = list(plan.runs)
     n = len(ids)
     counts = index.counts(ids)
@@ -304,7 +355,7 @@ def format_report(report: ScanReport) -> str:
 def scan_status(out) -> dict:
     """Counts per status and the rows of the runs of the latest spec (read-only)."""
     path = index_path(out)
-    with Index(path, readonly=True) as index:
+    with Index(path, readonly=True) as index:  # IndexCorrupt: the CLI says how to rebuild it
         ids = index.scan_ids()
         rows = index.runs(ids)
         meta = index.meta()

@@ -28,7 +28,6 @@ import difflib
 import itertools
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 
 from .. import config as C
@@ -112,16 +111,12 @@ def load_spec(path) -> ScanSpec:
     """Read and check a spec file (relative paths resolve against its folder)."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise SpecError([f"no scan spec at {path}"]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SpecError([f"{path} is not valid TOML: {e}"]) from None
+        data = C.read_toml(path, what="scan spec")  # a directory, FIFO, non-UTF-8 file: refused
+    except C.ConfigError as e:
+        raise SpecError(e.problems) from None
     spec = spec_from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)))
-    spec.text = raw.decode("utf-8")
+    with open(path, "rb") as fh:
+        spec.text = fh.read().decode("utf-8")
     spec.path = os.path.abspath(path)
     return spec
 
@@ -255,15 +250,15 @@ def _load_base(base, spec_dir, problems):
     out = {}
     file = base.pop("file", None)
     if file is not None:
+        if not isinstance(file, str):
+            problems.append(f"base.file must be the path of a run config, got {file!r}")
+            return {}, cfg_dir
         path = file if os.path.isabs(file) or spec_dir is None else os.path.join(spec_dir, file)
         try:
-            with open(path, "rb") as fh:
-                out = tomllib.load(fh)
+            out = C.read_toml(path, what="base run config")
             cfg_dir = os.path.dirname(os.path.abspath(path))
-        except FileNotFoundError:
-            problems.append(f"base: no run config at {path}")
-        except tomllib.TOMLDecodeError as e:
-            problems.append(f"base: {path} is not valid TOML: {e}")
+        except C.ConfigError as e:
+            problems += [f"base: {q}" for q in e.problems]
     for sec, table in base.items():
         if not isinstance(table, dict):
             problems.append(f"base.{sec} must be a table")

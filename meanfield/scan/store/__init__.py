@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 
-from .index import FINISHED, STATUSES, Index
+from .index import FINISHED, STATUSES, Index, IndexCorrupt, set_aside
 
-__all__ = ["Index", "STATUSES", "FINISHED", "run_dir", "index_path", "RUNS", "INDEX"]
+__all__ = ["Index", "IndexCorrupt", "set_aside", "STATUSES", "FINISHED", "run_dir", "index_path", "RUNS", "INDEX"]
 
 RUNS = "runs"
 INDEX = "index.sqlite"

@@ -22,12 +22,13 @@ meta(key, value)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 
-__all__ = ["Index", "STATUSES", "FINISHED"]
+__all__ = ["Index", "IndexCorrupt", "STATUSES", "FINISHED", "set_aside"]
 
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 #: Statuses of runs whose directory holds a summary.json.
@@ -54,6 +55,26 @@ CREATE TABLE IF NOT EXISTS points(idx INTEGER PRIMARY KEY, params TEXT NOT NULL,
 """
 
 
+_TABLES = {"meta", "runs", "points"}
+
+
+class IndexCorrupt(ValueError):
+    """``index.sqlite`` is not a readable scan index (damaged, truncated, or another file)."""
+
+
+def set_aside(path) -> str:
+    """Move a damaged index (and its WAL files) to ``<path>.corrupt-<n>``; returns the new name."""
+    n = 1
+    while os.path.exists(f"{path}.corrupt-{n}"):
+        n += 1
+    dest = f"{path}.corrupt-{n}"
+    os.replace(path, dest)
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(path + ext):
+            os.replace(path + ext, dest + ext)
+    return dest
+
+
 def _json(obj):
     return json.dumps(obj, sort_keys=False, separators=(",", ":"))
 
@@ -72,19 +93,34 @@ class Index:
     def __init__(self, path, readonly: bool = False):
         self.path = os.fspath(path)
         self.readonly = readonly
-        if readonly:
-            if not os.path.isfile(self.path):
-                raise FileNotFoundError(f"no scan index at {self.path}")
-            self.db = sqlite3.connect(self.path, timeout=30.0)
-            self.db.execute("PRAGMA query_only = ON")
-        else:
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable across application crashes in WAL mode; only a power loss can
-            # drop the last transactions, and reconcile() rebuilds them from the run directories.
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(_SCHEMA)
+        if readonly and not os.path.isfile(self.path):
+            raise FileNotFoundError(f"no scan index at {self.path}")
+        try:
+            if readonly:
+                self.db = sqlite3.connect(self.path, timeout=30.0)
+                self.db.execute("PRAGMA query_only = ON")
+            else:
+                self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode = WAL")
+                # NORMAL is durable across application crashes in WAL mode; only a power loss can
+                # drop the last transactions, and reconcile() rebuilds them from the run directories.
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                self.db.executescript(_SCHEMA)
+            self._check()
+        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
+            with contextlib.suppress(Exception):
+                self.db.close()
+            raise IndexCorrupt(f"{self.path} is not a readable scan index ({e})") from None
         self.db.row_factory = sqlite3.Row
+
+    def _check(self):
+        """The whole file is checked (``quick_check``: every page, cheap for an index) and its tables exist."""
+        ok = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if ok != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {ok}")
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not _TABLES <= tables:
+            raise sqlite3.DatabaseError(f"tables {sorted(_TABLES - tables)} are missing")
 
     def close(self):
         self.db.close()
