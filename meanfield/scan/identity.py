@@ -10,7 +10,7 @@ resolved configs are one run.
 Note that a config whose schema gains a key with a default gets a new id (its resolved dict
 changed): results are then recomputed rather than silently reused under a different meaning.
 The keys of :data:`NOT_IN_ID` are left out of the hash: they can refuse a run but never change
-its result (``run.max_memory_gb``), so changing them must not recompute a scan.
+its result (``run.max_memory_gb``, ``run.checkpoint_every``), so changing them must not recompute a scan.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import json
 __all__ = ["canonical_json", "run_id", "ID_LENGTH", "NOT_IN_ID"]
 
 #: (section, key) pairs that cannot change a result and are not hashed into a run's id.
-NOT_IN_ID = (("run", "max_memory_gb"),)
+NOT_IN_ID = (("run", "max_memory_gb"), ("run", "checkpoint_every"))
 
 #: Hex digits kept (64 bits: collisions are negligible for any scan that fits on a disk).
 ID_LENGTH = 16
