@@ -83,10 +83,11 @@ def extended_config(old, changes: dict):
     records = changes.get("records")
     if records is None:
         if not _multiple(T, spacing):
-            lo = math.floor(T / spacing) * spacing
+            near = sorted({j * spacing for j in (math.floor(T / spacing), math.floor(T / spacing) + 1)
+                           if j * spacing > t.t_max})
             raise ExtendError(f"--extend t_max={T:g}: this run records every {spacing:g} (t_max {t.t_max:g}, "
                               f"{R} records): the later t_max must be a multiple of it to keep the earlier "
-                              f"recording times, e.g. {max(lo, t.t_max + spacing):g} or {lo + spacing:g}")
+                              f"recording times, e.g. {' or '.join(f'{x:g}' for x in near)}")
         records = int(round(1 + (R - 1) * T / t.t_max))
     snaps = changes.get("snapshots")
     if snaps is None:

@@ -148,6 +148,8 @@ def _continued_from(cfg, out, resume):
     if not checkpoint.exists(out):
         if resume == "auto":
             return None
+        if os.path.isfile(os.path.join(out, "summary.json")):
+            raise checkpoint.CheckpointError(f"the run in {out} is finished: nothing to resume")
         raise checkpoint.CheckpointError(f"{out} holds no checkpoint to resume: only a run with "
                                          "run.checkpoint_every set, or stopped with Ctrl-C, leaves one")
     man = checkpoint.read(out)

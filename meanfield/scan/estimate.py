@@ -135,7 +135,9 @@ def _probe(d, steps):
     d = copy.deepcopy(d)
     h = max(d["limit"]["dt"] if d["limit"]["method"] != "none" else 0.0,
             d["train"]["lr"] if d["train"]["seeds"] else 0.0)
-    d["time"].update(t_max=steps * h, records=2, snapshots=0)
+    # linear: two log-spaced records would be [0, h] (np.geomspace with one point is its start), so
+    # every probe would take one step whatever `steps` says and the per-step time would be lost
+    d["time"].update(t_max=steps * h, records=2, snapshots=0, spacing="linear")
     return run(C.from_dict(d)).summary, d
 
 
