@@ -169,6 +169,8 @@ def read(run_dir) -> dict:
     folder = folder_of(run_dir)
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
+        if os.path.isfile(os.path.join(os.fspath(run_dir), "summary.json")):
+            raise CheckpointError(f"the run in {run_dir} is finished (and kept no checkpoint): nothing to resume")
         raise CheckpointError(f"{run_dir} holds no checkpoint ({path} is missing): only runs with "
                               "run.checkpoint_every set, or stopped with Ctrl-C, can be resumed")
     try:

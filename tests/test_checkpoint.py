@@ -1,0 +1,358 @@
+"""Long runs (issue 17): checkpoints, resume, extend, Ctrl-C, run --dry-run (README, "Long runs").
+
+The claim under test is exact: a run stopped at any point (kill -9 of the process, also in the
+middle of writing a checkpoint, or Ctrl-C) and resumed from its checkpoint gives a result.npz
+whose every array is bitwise equal to the uninterrupted run's; a finished run extended to a later
+t_max equals, bitwise, the run made with that t_max from the start. The configs exercise every
+random stream a run holds: the limit's resampled Monte Carlo stream and Brownian increments, the
+networks' minibatch streams (online and multi-pass SGD) and Langevin noise, birth-death jumps with
+their lineage and counters, the Leimkuhler-Matthews carry, and deep networks beside a DMFT solve.
+Each test fails on the code before checkpoints (no --resume / --extend), and the stream test was
+checked to fail when the step functions' streams are not restored (5 arrays differ).
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from meanfield import checkpoint, store
+from meanfield.cli import main
+from meanfield.config import from_dict, to_toml
+from meanfield.extend import ExtendError, extend_dir
+from meanfield.run import run_to_dir
+from helpers import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: every stream of a particle run: resampled MC + Brownian noise in the limit, online SGD + noise in the nets
+STREAMS = {"run.checkpoint_every": 0.3, "time.spacing": "linear", "limit.expectation": "mc",
+           "limit.mc_resample": True, "limit.mc_samples": 48, "dynamics.temperature": 0.01,
+           "limit.integrator": "euler_maruyama", "train.algorithm": "online_sgd"}
+DEEP = {"model.depth": 2, "limit.method": "dmft", "limit.dmft_samples": 64, "train.algorithm": "sgd",
+        "train.n_train": 8, "train.widths": [16], "eval.n_points": 2, "time.spacing": "linear"}
+
+
+def _arrays(out):
+    with np.load(os.path.join(out, "result.npz"), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def assert_bitwise(a_dir, b_dir):
+    a, b = _arrays(a_dir), _arrays(b_dir)
+    assert sorted(a) == sorted(b)
+    differ = [k for k in a if a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or a[k].tobytes() != b[k].tobytes()]
+    assert not differ, f"arrays differ after resume: {differ}"
+
+
+def _cli(args, kill=None, timeout=300):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop(store.TEST_KILL_ENV, None)
+    if kill:
+        env[store.TEST_KILL_ENV] = kill
+    return subprocess.run([sys.executable, "-m", "meanfield.cli", *args, "-q"], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _write(tmp_path, name, d):
+    p = tmp_path / name
+    p.write_text(to_toml(from_dict(d)))
+    return str(p)
+
+
+def _no_tmp_left(out):
+    left = [os.path.join(dp, f) for dp, _, fs in os.walk(out) for f in fs if f.startswith(".tmp-")]
+    assert not left, left
+
+
+def _interrupt_at(monkeypatch, n):
+    """Ctrl-C as the n-th step boundary of the run passes (the request the SIGINT handler makes)."""
+    seen = {"n": 0}
+    orig = checkpoint.Loop.boundary
+
+    def boundary(self, *a):
+        seen["n"] += 1
+        if seen["n"] == n:
+            self.ck.stop_requested = True
+        return orig(self, *a)
+
+    monkeypatch.setattr(checkpoint.Loop, "boundary", boundary)
+
+
+# --------------------------------------------------------------------------- kill -9 and resume
+def test_three_kills_resume_bitwise(tmp_path):
+    """kill -9 after the 2nd checkpoint (in the limit), in the middle of writing the next run's 1st
+    (its part file written, the manifest not yet: the previous checkpoint must be used), and after
+    the 3rd checkpoint of the next (in the networks); the resumed result equals the uninterrupted one
+    bitwise, and no .tmp file is left."""
+    d = tiny(**STREAMS)
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d), ref)
+    cfg = _write(tmp_path, "c.toml", d)
+    out = str(tmp_path / "k")
+    p = _cli(["run", cfg, "--out", out], kill="checkpoint-2")
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    first = checkpoint.read(out)
+    assert checkpoint.describe(first).startswith("limit at t = ") and not first["complete"]
+    p = _cli(["run", "--resume", out], kill="checkpoint-1-partial")
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert checkpoint.read(out)["generation"] == first["generation"]  # the half-written one never counted
+    p = _cli(["run", "--resume", out], kill="checkpoint-3")
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert "N=" in checkpoint.describe(checkpoint.read(out))  # the kill fell in the networks' loops
+    p = _cli(["run", "--resume", out])
+    assert p.returncode == 0, p.stderr
+    assert_bitwise(ref, out)
+    assert store.verify_run(out) == [] and checkpoint.read(out)["complete"]
+    assert json.loads((tmp_path / "k" / "summary.json").read_text())["checkpoint"]["continued_from"]
+    _no_tmp_left(out)
+
+
+@pytest.mark.slow
+def test_twenty_random_kills_resume_bitwise(tmp_path):
+    """20 kill -9 at random points (random times, and random checkpoint phases), each followed by a
+    resume, over three configs (all particle streams; birth-death with Leimkuhler-Matthews; deep DMFT
+    with SGD networks): every final result equals its uninterrupted run bitwise."""
+    rnd = random.Random(17)
+    configs = {"streams": tiny(**STREAMS),
+               "bd_lm": tiny(**{"run.checkpoint_every": 0.2, "time.spacing": "linear", "dynamics.temperature": 0.01,
+                                "limit.integrator": "leimkuhler_matthews", "dynamics.reaction_rate": 1.0,
+                                "dynamics.reaction_scheme": "birth_death", "time.t_max": 2.0}),
+               "deep": tiny(**DEEP, **{"run.checkpoint_every": 0.2, "time.t_max": 2.0})}
+    kills = 0
+    for name, d in configs.items():
+        ref = tmp_path / f"{name}-ref"
+        run_to_dir(from_dict(d), ref)
+        cfg = _write(tmp_path, f"{name}.toml", d)
+        out = str(tmp_path / name)
+        args = ["run", cfg, "--out", out]
+        for _ in range(7 if name != "deep" else 6):
+            if rnd.random() < 0.5:
+                p = _cli(args, kill=f"checkpoint-{rnd.randint(1, 3)}{rnd.choice(['', '-partial'])}")
+            else:  # a kill at a random instant
+                env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+                proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", *args, "-q"], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(rnd.uniform(0.5, 3.0))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                p = subprocess.CompletedProcess(args, proc.returncode)
+            kills += p.returncode == -signal.SIGKILL
+            if p.returncode == 0:
+                break
+            if checkpoint.exists(out):
+                args = ["run", "--resume", out]
+        if not os.path.isfile(os.path.join(out, "summary.json")):
+            p = _cli(args)
+            assert p.returncode == 0, p.stderr
+        assert_bitwise(ref, out)
+        _no_tmp_left(out)
+    assert kills >= 15
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
+    """A real SIGINT to `meanfield run` (checkpoints every 1.0, Ctrl-C after the first one): exit 130,
+    a checkpoint written at the step where it stopped, the message names --resume; running into the
+    folder again is refused (the stopped run is not lost); the resume equals the uninterrupted run."""
+    d = tiny(**{"run.checkpoint_every": 1.0, "time.t_max": 12.0, "time.records": 13, "time.spacing": "linear",
+                "limit.particles": 16})
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d), ref)
+    cfg = _write(tmp_path, "c.toml", d)
+    out = str(tmp_path / "k")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", "run", cfg, "--out", out, "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not checkpoint.exists(out) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the Ctrl-C arrived (an unusually fast machine)")
+    assert proc.returncode == 130, err
+    assert f"meanfield run --resume {out}" in err and "checkpoint" in err
+    assert "intact" not in err  # the old message claimed files that did not exist
+    man = checkpoint.read(out)
+    assert not man["complete"] and not os.path.exists(os.path.join(out, "summary.json"))
+    assert main(["run", cfg, "--out", out, "-q"]) == 2  # refused: resume it or --overwrite
+    assert main(["run", "--resume", out, "-q"]) == 0
+    assert_bitwise(ref, out)
+
+
+def test_ctrl_c_without_checkpoint_every_then_resume(tmp_path, monkeypatch):
+    """Without run.checkpoint_every, Ctrl-C still writes a checkpoint (in the networks' loop of width 16);
+    the resumed run equals the uninterrupted one, and, being a run without checkpoints, removes it."""
+    d = tiny(**{"train.algorithm": "sgd", "train.n_train": 40})
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d), ref)
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 11 + 11 + 5)  # limit: 11 boundaries, N=8: 11, then N=16's 5th
+    with pytest.raises(checkpoint.Interrupted) as e:
+        run_to_dir(from_dict(d), out, sigint=True)
+    assert e.value.where == "N=16"
+    monkeypatch.undo()
+    run_to_dir(from_dict(d), out, resume=True)
+    assert_bitwise(ref, out)
+    assert sorted(os.listdir(out)) == sorted(store.RUN_FILES)
+
+
+def test_deep_run_interrupted_in_the_networks_resumes_bitwise(tmp_path, monkeypatch):
+    """Deep: the DMFT solve is one unit (kept whole), the SGD networks are interrupted and resumed; the
+    resume does not solve the DMFT again."""
+    d = tiny(**DEEP, **{"run.checkpoint_every": 0.25})
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d), ref)
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 4)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(d), out)
+    monkeypatch.undo()
+    import meanfield.deep.limits as L
+
+    monkeypatch.setattr(L.DMFTMethod, "solve", lambda *a: pytest.fail("the saved DMFT solve was not reused"))
+    run_to_dir(from_dict(d), out, resume=True)
+    assert_bitwise(ref, out)
+
+
+def test_wall_clock_checkpoints(tmp_path, monkeypatch):
+    """checkpoint_every = "<duration>" saves by wall-clock time (here at every boundary): a resume from
+    one in the middle of the limit is bitwise the uninterrupted run."""
+    d = tiny(**{"run.checkpoint_every": "0.000001s"})
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d), ref)
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 7)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(d), out)
+    monkeypatch.undo()
+    assert checkpoint.read(out)["generation"] >= 6  # one per boundary: the schedule worked
+    run_to_dir(from_dict(d), out, resume=True)
+    assert_bitwise(ref, out)
+
+
+# --------------------------------------------------------------------------- refusals and damage
+def test_damaged_checkpoint_is_refused(tmp_path, monkeypatch):
+    d = tiny(**{"run.checkpoint_every": 0.3})
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 6)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(d), out)
+    monkeypatch.undo()
+    man = checkpoint.read(out)
+    part = out / "checkpoint" / next(iter(man["parts"].values()))["file"]
+    data = bytearray(part.read_bytes())
+    data[-40] ^= 1
+    part.write_bytes(bytes(data))
+    before = sorted(os.listdir(out / "checkpoint"))
+    assert main(["run", "--resume", str(out), "-q"]) == 2
+    assert sorted(os.listdir(out / "checkpoint")) == before and not (out / "summary.json").exists()
+    with pytest.raises(checkpoint.CheckpointError, match="checksum"):
+        checkpoint.read(out)
+
+
+def test_resume_without_checkpoint_and_bad_combinations_exit_2(tmp_path, capsys):
+    cfg = _write(tmp_path, "c.toml", tiny())
+    out = tmp_path / "r"
+    assert main(["run", cfg, "--out", str(out), "-q"]) == 0
+    assert main(["run", "--resume", str(out), "-q"]) == 2
+    assert "finished" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path / "nowhere"), "-q"]) == 2
+    assert main(["run", cfg, "--resume", str(out), "-q"]) == 2
+    assert main(["run", "-q"]) == 2
+    assert main(["run", "--extend", "t_max=2", "-q"]) == 2
+    assert main(["run", "--extend", "x=2", str(out), "-q"]) == 2
+    assert sorted(os.listdir(out)) == sorted(store.RUN_FILES)
+
+
+# --------------------------------------------------------------------------- extend
+@pytest.mark.parametrize("over", [STREAMS, {**DEEP, "run.checkpoint_every": 0.5}], ids=["particles", "deep"])
+def test_extend_equals_the_run_from_the_start(tmp_path, over):
+    """t_max 1 -> 2 with 6 linear records (spacing 0.2) and 3 snapshots: the extension derives 11
+    records and 5 snapshots, continues every loop from the checkpoint at the end (the deep limit is
+    solved again for the new horizon) and equals, bitwise, the run made with t_max = 2 from the start."""
+    d1 = tiny(**over, **{"time.t_max": 1.0, "time.records": 6, "time.snapshots": 3})
+    d2 = tiny(**over, **{"time.t_max": 2.0, "time.records": 11, "time.snapshots": 5})
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d2), ref)
+    out = tmp_path / "r"
+    run_to_dir(from_dict(d1), out)
+    assert checkpoint.read(out)["complete"]
+    res = extend_dir(out, {"t_max": 2.0})
+    assert res.config.time.records == 11 and res.config.time.snapshots == 5
+    assert_bitwise(ref, out)
+    assert checkpoint.read(out)["complete"] and store.verify_run(out) == []
+    assert "t_max = 2.0" in (out / "config.toml").read_text()
+
+
+def test_extend_into_another_folder_keeps_the_original(tmp_path):
+    d1 = tiny(**{"run.checkpoint_every": 0.5, "time.spacing": "linear", "time.records": 6, "time.snapshots": 2})
+    out = tmp_path / "r"
+    run_to_dir(from_dict(d1), out)
+    before = {f: (out / f).read_bytes() for f in store.RUN_FILES}
+    assert main(["run", "--extend", "t_max=3", str(out), "--out", str(tmp_path / "r3"), "-q"]) == 0
+    assert {f: (out / f).read_bytes() for f in store.RUN_FILES} == before
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(tiny(**{"run.checkpoint_every": 0.5, "time.spacing": "linear", "time.records": 16,
+                                 "time.snapshots": 4, "time.t_max": 3.0})), ref)
+    assert_bitwise(ref, tmp_path / "r3")
+    # and the extension extends again from its own end
+    assert main(["run", "--extend", "t_max=4", str(tmp_path / "r3"), "-q"]) == 0
+
+
+def test_extend_refusals_say_why_and_write_nothing(tmp_path, capsys):
+    lin = {"run.checkpoint_every": 0.5, "time.spacing": "linear", "time.records": 6, "time.snapshots": 3}
+    out = tmp_path / "lin"
+    run_to_dir(from_dict(tiny(**lin)), out)
+    log_out = tmp_path / "log"
+    run_to_dir(from_dict(tiny(**{"run.checkpoint_every": 0.5})), log_out)
+    plain = tmp_path / "plain"
+    run_to_dir(from_dict(tiny(**{"time.spacing": "linear"})), plain)
+    snap = {p: {f: (p / f).read_bytes() for f in store.RUN_FILES} for p in (out, log_out, plain)}
+    cases = [([str(out), "--extend", "t_max=2.1"], "multiple of it"),       # not on the recording grid
+             ([str(out), "--extend", "t_max=0.5"], "later time"),
+             ([str(out), "--extend", "t_max=1.6"], "snapshots"),           # 3 snapshots cannot keep their spacing
+             ([str(log_out), "--extend", "t_max=2"], "spacing"),
+             ([str(plain), "--extend", "t_max=2"], "checkpoint_every")]
+    for args, why in cases:
+        assert main(["run", *args, "-q"]) == 2, args
+        assert why in capsys.readouterr().err, args
+    assert {p: {f: (p / f).read_bytes() for f in store.RUN_FILES} for p in snap} == snap
+    with pytest.raises(ExtendError, match="only time"):
+        from meanfield.extend import extend_problems
+
+        raise ExtendError("; ".join(extend_problems(from_dict(tiny(**lin)),
+                                                    from_dict(tiny(**lin, **{"train.lr": 0.05})))))
+
+
+# --------------------------------------------------------------------------- dry run
+def test_dry_run_estimates_and_writes_nothing(tmp_path, capsys):
+    """`run --dry-run`: memory from the one estimator, time from probes within a factor 4 of the run
+    measured here (the probes used to take one step whatever their length: 7x too low), nothing written."""
+    d = tiny(**{"time.t_max": 8.0, "limit.particles": 48, "run.checkpoint_every": 1.0})
+    cfg = _write(tmp_path, "c.toml", d)
+    out = tmp_path / "never"
+    assert main(["run", cfg, "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists() and "nothing was written" in text and "checkpoints: every 1" in text
+    predicted = float(text.split("time: ~")[1].split(" s")[0])
+    t0 = time.perf_counter()
+    from meanfield.run import run
+
+    run(from_dict(d))
+    measured = time.perf_counter() - t0
+    assert measured / 4 < predicted < 4 * measured, (predicted, measured)
+
+
+def test_duration_strings():
+    from meanfield.config import duration_seconds
+
+    assert duration_seconds("10min") == 600 and duration_seconds("2h") == 7200 and duration_seconds("1.5 s") == 1.5
+    assert duration_seconds("0min") is None and duration_seconds("ten min") is None
+    assert checkpoint.schedule(0.0) is None and checkpoint.schedule(2.0) == ("time", 2.0)
