@@ -111,9 +111,13 @@ def _interrupted_text(out):
         man = CK.read(out)
     except (CK.CheckpointError, OSError, ValueError):
         man = None
+    finished = os.path.isfile(os.path.join(out, "summary.json"))
     if man is not None and not man.get("complete"):
         return (f"interrupted; the last checkpoint ({CK.describe(man)}, written {man.get('written')}) is in "
                 f"{CK.folder_of(out)}: meanfield run --resume {out} continues from it (the work since then is lost)")
+    if man is not None and not finished:  # stopped while writing the result of a run whose end is saved
+        return (f"interrupted while writing the result; the checkpoint at the run's end is in {CK.folder_of(out)}: "
+                f"meanfield run --resume {out} writes the result from it")
     return (f"interrupted before any checkpoint of this run was written: nothing of it was kept (a finished run "
             f"already in {out} is untouched)")
 

@@ -272,7 +272,8 @@ def test_resume_without_checkpoint_and_bad_combinations_exit_2(tmp_path, capsys)
 
 
 # --------------------------------------------------------------------------- extend
-@pytest.mark.parametrize("over", [STREAMS, {**DEEP, "run.checkpoint_every": 0.5}], ids=["particles", "deep"])
+@pytest.mark.parametrize("over", [STREAMS, {**DEEP, "limit.method": "dmft_linear", "model.activation": "linear",
+                                            "run.checkpoint_every": 0.5}], ids=["particles", "deep"])
 def test_extend_equals_the_run_from_the_start(tmp_path, over):
     """t_max 1 -> 2 with 6 linear records (spacing 0.2) and 3 snapshots: the extension derives 11
     records and 5 snapshots, continues every loop from the checkpoint at the end (the deep limit is
