@@ -374,12 +374,13 @@ class Loop:
                 "meta": pack({"res": fields, "expected": expected, "state": state}, arrays, "m")}
         return part, arrays
 
-    def _restore(self, res, saved, theta0):
-        """Fill ``res`` from a saved part; returns ``(k, ri, expected, state)``."""
+    def _restore(self, res, saved, theta0, resume=True):
+        """Fill ``res`` from a saved part; returns ``(k, ri, expected, state)``. ``resume``: the loop
+        goes on from there (its next record must lie ahead)."""
         part, tree, arrays = saved
         k, ri = part["k"], part["ri"]
         rs = self.record_steps
-        if rs[:ri] != part["record_steps"] or k > rs[-1] or (ri < len(rs) and rs[ri] <= k):
+        if rs[:ri] != part["record_steps"] or k > rs[-1] or (resume and ri < len(rs) and rs[ri] <= k):
             raise CheckpointError(f"{self.desc}: the checkpoint's recording grid (position step {k}, record {ri}) "
                                   "is not a prefix of this run's")
         missing = [i for i in self.snaps if i < ri and i not in tree["res"].get("snapshots", {})]
@@ -413,7 +414,7 @@ class Loop:
         if saved is None or not saved[0].get("done"):
             return None
         if saved[0].get("diverged") or saved[0]["k"] >= self.record_steps[-1]:
-            self._restore(res, saved, theta0)
+            self._restore(res, saved, theta0, resume=False)
             return res
         return None
 

@@ -70,13 +70,14 @@ def _no_tmp_left(out):
     assert not left, left
 
 
-def _interrupt_at(monkeypatch, n):
-    """Ctrl-C as the n-th step boundary of the run passes (the request the SIGINT handler makes)."""
+def _interrupt_at(monkeypatch, n, desc=None):
+    """Ctrl-C as the n-th step boundary of the run passes (of the loop ``desc``, when given): the
+    request the SIGINT handler makes."""
     seen = {"n": 0}
     orig = checkpoint.Loop.boundary
 
     def boundary(self, *a):
-        seen["n"] += 1
+        seen["n"] += desc is None or self.desc == desc
         if seen["n"] == n:
             self.ck.stop_requested = True
         return orig(self, *a)
@@ -219,6 +220,30 @@ def test_deep_run_interrupted_in_the_networks_resumes_bitwise(tmp_path, monkeypa
     monkeypatch.setattr(L.DMFTMethod, "solve", lambda *a: pytest.fail("the saved DMFT solve was not reused"))
     run_to_dir(from_dict(d), out, resume=True)
     assert_bitwise(ref, out)
+
+
+def test_a_diverged_loop_is_kept_as_it_stopped(tmp_path, monkeypatch):
+    """Linear networks with lr = 2 diverge (width 8 at step 10, width 16 at step 6): interrupted in the
+    width-16 loop after width 8 diverged, the resume keeps width 8's loop as it stopped (not run
+    again) and the result, NaN records included, is bitwise the uninterrupted one; so is an
+    extension of the diverged run."""
+    over = {"model.activation": "linear", "train.lr": 2.0, "limit.dt": 1.0, "time.t_max": 20.0, "time.records": 6,
+            "time.spacing": "linear", "run.checkpoint_every": 4.0}
+    d = tiny(**over)
+    ref = tmp_path / "ref"
+    assert run_to_dir(from_dict(d), ref).status == "diverged"
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 3, desc="N=16")
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(d), out)
+    monkeypatch.undo()
+    assert checkpoint.read(out)["parts"]["1:N=8"]["diverged"]
+    assert run_to_dir(from_dict(d), out, resume=True).status == "diverged"
+    assert_bitwise(ref, out)
+    ref2 = tmp_path / "ref2"
+    run_to_dir(from_dict(tiny(**{**over, "time.t_max": 40.0, "time.records": 11, "time.snapshots": 3})), ref2)
+    assert extend_dir(out, {"t_max": 40.0}).config.time.snapshots == 3  # snapshots at records 0, 5 -> 0, 5, 10
+    assert_bitwise(ref2, out)
 
 
 def test_wall_clock_checkpoints(tmp_path, monkeypatch):
