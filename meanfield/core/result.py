@@ -87,6 +87,9 @@ MEANING = {k: v[1] for k, v in _DECL.items()}
 _PATTERNS = (
     (re.compile(r"neurons_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}", "column"),
      "the width-N networks' neurons at snap_t, every seed"),
+    (re.compile(r"neurons_nn_final_N(\d+)$"), ("seed", "neuron_N{N}", "column"),
+     "the width-N networks' last kept state (the final one, or the last finite/accepted one of a "
+     "diverged run: summary 'diverged' says its step)"),
     (re.compile(r"masses_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}"),
      "the width-N networks' neuron masses at snap_t (Wasserstein-Fisher-Rao)"),
     (re.compile(r"coupling_index_N(\d+)$"), ("seed", "neuron_N{N}"),

@@ -18,9 +18,10 @@ from meanfield_solvers.state import ParticleState
 from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_model_kind
+from ..health import Health
 from ..march import march
 from .dynamics import active, needs_stream, reacting
-from .observe import Observer
+from .observe import Observer, primary_risk
 from .train import sgd_step
 
 __all__ = ["ParticleSetup", "setup", "train", "final_metrics", "stack_records", "snapshot_indices"]
@@ -87,9 +88,12 @@ def snapshot_indices(cfg, T):
     return np.unique(np.round(np.linspace(0, T - 1, K)).astype(int)) if K else np.zeros(0, int)
 
 
-def stack_records(records):
-    """Stack observer dicts over time; records never reached (divergence) are NaN."""
-    first = next(r for r in records if r is not None)  # step 0 is always recorded
+def stack_records(records, template=None):
+    """Stack observer dicts over time; records never reached (divergence) are NaN.
+
+    ``template``: an observation giving the keys and shapes when no record was accepted (a side
+    refused at its first record, :attr:`meanfield.march.MarchResult.refused`)."""
+    first = next((r for r in records if r is not None), template)
     return {k: np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(np.shape(v), np.nan)
                          for r in records])
             for k, v in first.items()}
@@ -129,9 +133,10 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if needs_stream(cfg) else None
         mass = np.full((S, N), 1.0 / N, dtype=dtype) if reacting(cfg) else None
         res = march(step, ParticleState(theta0.astype(dtype), mass=mass, rng=rng), uniq, cfg.train.lr, st.observer,
-                    sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)
+                    sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency,
+                    health=Health.of(st.observer, cfg.train.divergence_factor))
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
-        rec = stack_records(res.records)
+        rec = stack_records(res.records, res.refused)
         for k in nn:
             nn[k][wi] = rec[k].T[:, inv]
         f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
@@ -145,16 +150,19 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
             if mass is not None:
                 arrays[f"masses_nn_N{N}"] = np.stack([res.snapshot_masses.get(int(inv[i]), np.full((S, N), np.nan))
                                                       for i in snap_idx])
+        # the last kept state: the final one, or the last finite / accepted one of a diverged side (the
+        # snapshots after a divergence are NaN: they were never reached)
+        arrays[f"neurons_nn_final_N{N}"] = np.array(res.theta, dtype=dtype, copy=True)
         if res.status != "completed":
-            side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
-                                  "message": res.message})
+            side.diverged.append({"side": f"width {N}", "status": res.status, "step": res.diverged_step,
+                                  "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
             log(res.message)
     if widths:
         arrays["widths"] = np.asarray(widths, dtype=np.int64)
         arrays["t_nn"] = grid.t_nn
         if limit is None and len(snap_idx):  # the snapshot times (the limit records them when it runs)
             arrays["snap_t"] = grid.t[snap_idx]
-        primary = nn["risk_pop"] if np.any(np.isfinite(nn["risk_pop"])) else nn["risk_test"]
+        primary = primary_risk(nn, st.observer.available)
         arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
                       risk_nn_train=nn["risk_train"], f_nn=f_nn)
     return side
