@@ -197,7 +197,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
         "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "
-                          "mean-field particles (auto: whenever the limit is simulated and widths <= particles)."),
+                          "mean-field particles (true: every width, each < limit.particles with 2+ seeds; auto: when the limit is "
+                          "simulated and every width < limit.particles, else independent draws). A coupled "
+                          "width's seed variance is smaller by 1 - N/M (recorded as coupling_factor)."),
         "divergence_factor": Field("float", 1e6, "A side (the limit or a width's networks) is declared diverged at "
                                    "the first record where a risk exceeds this multiple of max(its initial risk, "
                                    "the risk of the zero predictor); the last accepted state is kept (README, "
@@ -493,6 +495,11 @@ def _cross_checks(c, base_dir, given=None):
     if train["coupling"] is True and max(train["widths"]) > limit["particles"]:
         p.append(f"train.coupling = true needs every width <= limit.particles ({max(train['widths'])} > "
                  f"{limit['particles']}); raise limit.particles or set coupling = false")
+    elif train["coupling"] is True and train["seeds"] >= 2 and max(train["widths"]) == limit["particles"]:
+        # a subsample of all M particles is the whole pool: every seed would be the same network
+        p.append(f"train.coupling = true needs every width < limit.particles when train.seeds >= 2 (width "
+                 f"{max(train['widths'])} takes the whole pool of {limit['particles']}: every seed would be the "
+                 "same network); raise limit.particles, or set coupling = 'auto' or false")
     if c["run"]["backend"] not in ("numpy", "auto"):
         from meanfield_solvers.particles.backends import BACKENDS
 

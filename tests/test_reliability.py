@@ -176,3 +176,54 @@ def test_a_dataset_without_test_split_reports_finite_risks(tmp_path):
     assert r.summary["status"] == "completed"
     assert np.all(np.isfinite(r["risk_mf"])) and np.array_equal(r["risk_mf"], r["risk_mf_test"])
     assert np.all(np.isfinite(r["risk_nn"]))
+
+
+# ------------------------------------------------------------------ scan identity
+def test_a_scan_run_id_follows_the_dataset_contents(tmp_path):
+    """Defect 6: the id hashed the dataset's path only, so a rewritten file reused old results."""
+    from meanfield.scan.identity import run_id
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    cfg, p = _dataset(tmp_path, X=X, y=X[:, 0])
+    first = run_id(C.from_dict(cfg))
+    assert run_id(C.from_dict(cfg)) == first
+    np.savez(p, X=X, y=X[:, 1])  # same path, same size, other targets
+    assert run_id(C.from_dict(cfg)) != first
+    np.savez(p, X=X, y=X[:, 0])  # the old contents again: the old id
+    assert run_id(C.from_dict(cfg)) == first
+
+
+# ------------------------------------------------------------------ coupling
+def test_a_width_equal_to_the_particle_pool_is_not_coupled():
+    """Defect 4: with coupling = 'auto' a width equal to limit.particles was 'coupled': each seed took
+    the whole pool, so every seed was the same network (seed variance 1e-34)."""
+    r = meanfield.run(tiny(**{"limit.particles": 16, "train.widths": [8, 16], "train.algorithm": "population_gd",
+                              "run.backend": "numpy"}))
+    assert r.summary["coupling"] is False and "coupling_index_N16" not in r
+    assert any("not coupled" in m for m in r.summary["messages"])
+    fin = r["risk_nn"][1, :, -1]
+    assert np.var(fin) > 1e-8 * np.mean(fin) ** 2  # two different networks
+    assert np.array_equal(r["coupling_factor"], [1.0, 1.0])
+    with pytest.raises(C.ConfigError, match="train.coupling = true needs every width < limit.particles"):
+        C.from_dict(tiny(**{"limit.particles": 16, "train.widths": [16], "train.coupling": True}))
+    # one seed coupled to the whole pool is the limit's own particles (tests/test_run.py uses it)
+    C.from_dict(tiny(**{"limit.particles": 16, "train.widths": [16], "train.coupling": True, "train.seeds": 1}))
+
+
+def test_coupled_runs_state_their_variance_factor(tmp_path):
+    """Every fluctuation table and figure of a coupled run states 1 - N/M: the result array, the summary,
+    the scan table's column and the risk figure's legend."""
+    from meanfield.scan.collect import _per_width
+    from meanfield.twolayer.plot import plot_risk
+
+    r = meanfield.run(tiny(**{"train.algorithm": "population_gd", "run.backend": "numpy"}))  # M = 32, N = 8, 16
+    assert r.summary["coupling"] is True
+    assert np.allclose(r["coupling_factor"], [1 - 8 / 32, 1 - 16 / 32])
+    assert r.summary["coupling_factor"] == {"8": 0.75, "16": 0.5}
+    assert any("(1 - N/M)" in m for m in r.summary["messages"])
+    rows = _per_width(r.arrays, r.summary)
+    assert [row["coupling_factor"] for row in rows] == [0.75, 0.5]
+    ax = plot_risk(r)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "N = 8 (mean of 2; coupled: seed var x 0.75)" in labels

@@ -37,6 +37,8 @@ _DECL = {
     "t": (("time",), "mean-field recording times (the limit's step grid)"),
     "t_nn": (("time",), "the networks' recording times (step * lr)"),
     "widths": (("width",), "widths N of the finite networks"),
+    "coupling_factor": (("width",), "factor by which coupling to the limit's M particles shrinks each width's "
+                                    "seed variance, 1 - N/M (1: independent draws)"),
     "x_eval": (("point", "input"), "points where f is recorded"),
     "risk_mf": (("time",), "the limit's primary risk (two-layer: population when closed-form, else test; "
                            "deep: training loss)"),

@@ -108,17 +108,29 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
     S = cfg.train.seeds
     widths = list(cfg.train.widths) if S > 0 else []
     particles0 = limit.extra.get("particles0") if limit is not None else None
-    coupling = cfg.train.coupling
-    if coupling == "auto":
-        coupling = particles0 is not None and bool(widths) and max(widths) <= cfg.limit.particles
-    side = Side(summary={"coupling": bool(coupling)})
+    coupled = coupled_widths(cfg, widths, particles0 is not None)
+    M = cfg.limit.particles
+    side = Side(summary={"coupling": bool(coupled)})
     arrays = side.arrays
+    if coupled:
+        # the seed variance of a coupled width is that of a subsample of a finite pool: smaller by 1 - N/M
+        side.summary["coupling_factor"] = {str(N): 1.0 - N / M for N in widths if N in coupled}
+        note = (f"coupled to the limit: widths {sorted(coupled)} start from subsamples of its {M} particles, "
+                f"so their seed variance is smaller by (1 - N/M) = "
+                + ", ".join(f"{1 - N / M:.3g}" for N in sorted(coupled)) + " (arrays: coupling_factor)")
+        side.messages.append(note)
+        log(note)
+    elif cfg.train.coupling == "auto" and particles0 is not None and widths:
+        note = (f"not coupled: width {max(widths)} is not smaller than the limit's {M} particles, so every "
+                "width is drawn independently (train.coupling = 'auto')")
+        side.messages.append(note)
+        log(note)
     nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
     f_nn = np.full((len(widths), S, T, st.points.shape[0]), np.nan)
     if widths:
         side.summary["seconds_train"] = {}
     for wi, N in enumerate(widths):
-        if coupling:
+        if N in coupled:
             drawn = [model.subsample(particles0, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)]
             theta0 = np.stack([th for th, _ in drawn])
             arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
@@ -159,6 +171,8 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
             log(res.message)
     if widths:
         arrays["widths"] = np.asarray(widths, dtype=np.int64)
+        # factor by which coupling shrinks each width's seed variance (1: independent draws)
+        arrays["coupling_factor"] = np.array([1.0 - N / M if N in coupled else 1.0 for N in widths])
         arrays["t_nn"] = grid.t_nn
         if limit is None and len(snap_idx):  # the snapshot times (the limit records them when it runs)
             arrays["snap_t"] = grid.t[snap_idx]
@@ -166,6 +180,24 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
                       risk_nn_train=nn["risk_train"], f_nn=f_nn)
     return side
+
+
+def coupled_widths(cfg, widths, have_limit) -> set:
+    """The widths whose networks start from subsamples of the limit's particles.
+
+    ``train.coupling = true``: every width (validation refused widths > limit.particles, and widths
+    equal to it with two seeds or more);
+    ``'auto'``: every width when the limit ran and every width is < limit.particles, else none — a
+    width that takes the whole pool (N = M) would make every seed the same network, and coupling
+    only some widths would give the widths different seed variances (a width scan's slope would mix
+    the two); ``false``: none.
+    """
+    c = cfg.train.coupling
+    if not have_limit or c is False or not widths:
+        return set()
+    if c is True or max(widths) < cfg.limit.particles:
+        return set(widths)
+    return set()
 
 
 def final_metrics(arrays, widths):
