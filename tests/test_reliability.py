@@ -227,3 +227,49 @@ def test_coupled_runs_state_their_variance_factor(tmp_path):
     ax = plot_risk(r)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "N = 8 (mean of 2; coupled: seed var x 0.75)" in labels
+
+
+# ------------------------------------------------------------------ deep limits
+def _deep(**over):
+    base = {"model.depth": 2, "model.activation": "tanh", "limit.method": "ntk", "train.algorithm": "gd",
+            "train.n_train": 5, "eval.n_points": 2, "limit.dt": 0.1, "train.lr": 0.1, "train.seeds": 0,
+            "time.t_max": 1.0}
+    base.update(over)
+    return tiny(**base)
+
+
+def test_an_unstable_ntk_kernel_flow_is_diverged_with_its_step():
+    """Defect 2: at dt lambda_max(K/P) > 2 the Euler kernel flow blows up; it was recorded 'completed',
+    status 'exact', with a final risk of 1e245. Now the stability ratio is reported and the run stops
+    at the first step whose loss leaves the criterion's range; nothing after it is reported."""
+    lam = meanfield.run(_deep()).summary["limit"]["dt_lambda_max"] / 0.1
+    dt = 3.0 / lam  # dt lambda_max = 3: the top mode is multiplied by -2 per step
+    r = meanfield.run(_deep(**{"limit.dt": dt, "time.t_max": 400 * dt, "time.records": 401,
+                               "time.spacing": "linear"}))
+    assert r.summary["status"] == "diverged" and r.summary["limit"]["status"] == "unstable"
+    (d,) = r.summary["diverged"]
+    assert d["step"] is not None and np.isclose(d["time"], d["step"] * dt) and d["kept_step"] == d["step"] - 1
+    assert "dt x lambda_max(K/P) = 3 > 2" in d["message"]
+    risk = r["risk_mf"]
+    assert np.all(np.isfinite(risk[: d["step"]])) and np.all(np.isnan(risk[d["step"]:]))
+    assert np.nanmax(risk) <= 1e6 * max(risk[0], 0.5 * np.mean(r["y_train"] ** 2))
+    stable = meanfield.run(_deep(**{"limit.dt": 1.9 / lam, "time.t_max": 100 * 1.9 / lam}))
+    assert stable.summary["status"] == "completed" and stable.summary["limit"]["dt_lambda_max"] < 2
+
+
+def test_a_diverged_dmft_linear_limit_keeps_its_last_solved_stage():
+    """Defect 12: a diverged deep-linear solve had no step or time and kept the diverged iterate's
+    values. With one step per continuation stage, the stages up to T = 4 are solved and the stage
+    T = 5 diverges: steps 0..4 are reported (the exact solution there), step 5 on is NaN."""
+    over = {"limit.method": "dmft_linear", "model.activation": "linear", "model.gamma0": 0.5, "limit.dt": 2.0,
+            "time.t_max": 80.0, "time.records": 41, "time.spacing": "linear", "limit.dmft_stages": 40}
+    r = meanfield.run(_deep(**over))
+    assert r.summary["status"] == "diverged" and r.summary["limit"]["status"] == "diverged"
+    (d,) = r.summary["diverged"]
+    assert (d["step"], d["time"], d["kept_step"]) == (5, 10.0, 4)
+    risk = r["risk_mf"]
+    assert np.all(np.isfinite(risk[:5])) and np.all(np.isnan(risk[5:]))
+    # the kept steps are the converged solution: the same as a run that stops at t = 8
+    short = meanfield.run(_deep(**{**over, "time.t_max": 8.0, "time.records": 5, "limit.dmft_stages": 4}))
+    assert short.summary["status"] == "completed"
+    assert np.allclose(short["risk_mf"], risk[:5], rtol=1e-9, atol=1e-14)
