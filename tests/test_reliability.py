@@ -273,3 +273,55 @@ def test_a_diverged_dmft_linear_limit_keeps_its_last_solved_stage():
     short = meanfield.run(_deep(**{**over, "time.t_max": 8.0, "time.records": 5, "limit.dmft_stages": 4}))
     assert short.summary["status"] == "completed"
     assert np.allclose(short["risk_mf"], risk[:5], rtol=1e-9, atol=1e-14)
+
+
+# ------------------------------------------------------------------ tanh kernels
+def _quad_pair(a, q1, q2, c):
+    """E[a(u)a(v)] by nested adaptive quadrature (scipy.integrate.quad), independent of the rule tested."""
+    from scipy import integrate
+
+    s1 = np.sqrt(q1)
+    b = c / s1
+    g = np.sqrt(max(q2 - b * b, 0.0))
+    phi = lambda z: np.exp(-z * z / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+    kw = dict(epsabs=1e-14, epsrel=1e-13, limit=200)
+
+    def inner(z1):
+        if g == 0:
+            return a(b * z1)
+        return integrate.quad(lambda z2: a(b * z1 + g * z2) * phi(z2), -np.inf, np.inf, **kw)[0]
+
+    return integrate.quad(lambda z1: a(s1 * z1) * inner(z1) * phi(z1), -np.inf, np.inf, **kw)[0]
+
+
+@pytest.mark.parametrize("q", [0.5, 2.0, 5.0, 10.0])
+def test_tanh_nngp_and_derivative_kernels_match_adaptive_quadrature(q):
+    """Defect 5: a fixed 80-point Gauss-Hermite rule was wrong by 4e-6 at |x|^2/D = 2 and 8e-4 at 5
+    (sech^2); the rule is now chosen from the variances and checked at h against h/2."""
+    from meanfield_solvers.dmft.ntk import init_kernels
+
+    rng = np.random.default_rng(0)
+    D = 4
+    X = rng.standard_normal((3, D))
+    X *= np.sqrt(q * D) / np.linalg.norm(X, axis=1, keepdims=True)  # |x|^2 / D = q for every row
+    k = init_kernels(X, 1, "tanh")
+    Q = X @ X.T / D
+    sech2 = lambda u: 1.0 / np.cosh(u) ** 2  # noqa: E731
+    with np.errstate(over="ignore"):
+        for i, j in [(0, 0), (0, 1), (1, 2)]:
+            assert abs(k.Phi[1][i, j] - _quad_pair(np.tanh, Q[i, i], Q[j, j], Q[i, j])) < 1e-10
+            assert abs(k.Phidot[1][i, j] - _quad_pair(sech2, Q[i, i], Q[j, j], Q[i, j])) < 1e-10
+
+
+def test_a_kernel_quadrature_that_cannot_converge_is_refused():
+    """A kink without closed form converges only like h^2: the step check refuses it instead of
+    returning a number."""
+    import meanfield_solvers.activations as A
+    from meanfield_solvers.dmft.ntk import QuadratureNotConverged, init_kernels
+
+    A.register_activation("kink_test", lambda z: np.abs(z), np.sign, lambda z: 0 * z, odd=False, smooth=False)
+    try:
+        with pytest.raises(QuadratureNotConverged, match="did not converge"):
+            init_kernels(np.eye(2), 1, "kink_test")
+    finally:
+        A.unregister_activation("kink_test")
