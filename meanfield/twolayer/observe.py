@@ -80,8 +80,9 @@ class Observer:
     def _zero_predictor_risk(self, backend) -> float:
         """max over the available data of the risk of f = 0 (0.5 E y^2 for the square loss)."""
         out = [0.0]
-        if self.population is not None:
-            out.append(0.5 * float(self.population.target_second_moment(backend)))
+        second = getattr(self.population, "target_second_moment", None)  # a model kind's own population may lack it
+        if second is not None:
+            out.append(0.5 * float(second(backend)))
         for data in (self.test, self.train):
             if data is not None and len(data.y):
                 y = np.asarray(data.y, dtype=np.float64)
