@@ -1,9 +1,9 @@
 """The ``meanfield`` command line: run, plot, template, bench (and the scan family where installed).
 
-Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged (results up to the
-last finite state are written); 1 any other failure. No traceback reaches the user: an
-unexpected error prints one line naming its type and how to see the traceback
-(``MEANFIELD_DEBUG=1``), exit 1.
+Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged or failed a record
+check (README, Reliability; results up to the last accepted state are written); 1 any other failure.
+No traceback reaches the user: an unexpected error prints one line naming its type and how to see
+the traceback (``MEANFIELD_DEBUG=1``), exit 1.
 """
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def _cmd_run(args):
         if "risk_mf_final" in s:
             msg += f"; final limit risk {s['risk_mf_final']:.4g}"
         print(msg)
-    if s["status"] == "diverged":
+    if s["status"] != "completed":  # diverged or failed
         for dv in s["diverged"]:
-            _err(f"diverged: {dv['message']}")
+            _err(f"{dv.get('status', 'diverged')}: {dv['message']}")
         return 3
     return 0
 

@@ -212,7 +212,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
         "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "
-                          "mean-field particles (auto: whenever the limit is simulated and widths <= particles)."),
+                          "mean-field particles (true: every width, each < limit.particles with 2+ seeds; auto: when the limit is "
+                          "simulated and every width < limit.particles, else independent draws). A coupled "
+                          "width's seed variance is smaller by 1 - N/M (recorded as coupling_factor)."),
+        "divergence_factor": Field("float", 1e6, "A side (the limit or a width's networks) is declared diverged at "
+                                   "the first record where a risk exceeds this multiple of max(its initial risk, "
+                                   "the risk of the zero predictor); the last accepted state is kept (README, "
+                                   "Reliability).", check=lambda v: v > 1, check_doc="> 1"),
     },
     "dynamics": {
         "temperature": Field("float", 0.0, "Mean-field Langevin temperature tau = 1/beta: every particle and every "
@@ -542,6 +548,11 @@ def _cross_checks(c, base_dir, given=None):
     if train["coupling"] is True and max(train["widths"]) > limit["particles"]:
         p.append(f"train.coupling = true needs every width <= limit.particles ({max(train['widths'])} > "
                  f"{limit['particles']}); raise limit.particles or set coupling = false")
+    elif train["coupling"] is True and train["seeds"] >= 2 and max(train["widths"]) == limit["particles"]:
+        # a subsample of all M particles is the whole pool: every seed would be the same network
+        p.append(f"train.coupling = true needs every width < limit.particles when train.seeds >= 2 (width "
+                 f"{max(train['widths'])} takes the whole pool of {limit['particles']}: every seed would be the "
+                 "same network); raise limit.particles, or set coupling = 'auto' or false")
     if c["run"]["backend"] not in ("numpy", "auto"):
         from meanfield_solvers.particles.backends import BACKENDS
 
@@ -638,6 +649,10 @@ def _check_dataset(c, base_dir):
         if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
             p.append(f"task.path: {xk}, {yk} must be numeric arrays")
             continue
+        shape_problems = _split_problems(path, xk, yk, X, y)
+        if shape_problems:
+            p += shape_problems
+            continue
         if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
             p.append(f"task.path: {xk} or {yk} contains NaN or Inf")
         if task["loss"] == "logistic" and not np.all(np.isin(y, (-1.0, 1.0))):
@@ -647,6 +662,27 @@ def _check_dataset(c, base_dir):
         if "X_test" in arrays and arrays["X_test"].shape[1] != d:
             p.append(f"task.path: X_test has {arrays['X_test'].shape[1]} columns, X has {d}")
         task["d"] = int(d)
+    return p
+
+
+def _split_problems(path, xk, yk, X, y) -> list:
+    """What makes one split of a dataset unusable although it is a numeric (P, d), (P,) pair: complex
+    values (their imaginary part would be dropped silently), no columns (d = 0: no input), no rows
+    (every risk over it would be the mean of nothing, NaN: README, Reliability)."""
+    import numpy as np
+
+    p = []
+    for k, a in ((xk, X), (yk, y)):
+        if np.iscomplexobj(a):
+            p.append(f"task.path: {k} in {path} is complex ({a.dtype}); the inputs and targets must be real "
+                     "(the imaginary part would be dropped): store the real part, or real and imaginary parts "
+                     "as separate columns")
+    if X.shape[1] == 0:
+        p.append(f"task.path: {xk} in {path} has 0 columns; a dataset needs at least one input column")
+    if X.shape[0] == 0:
+        hint = (" (leave X_test and y_test out to evaluate on the training set)" if xk == "X_test"
+                else "")
+        p.append(f"task.path: {xk} in {path} has 0 rows; every risk over it would be undefined{hint}")
     return p
 
 

@@ -37,6 +37,8 @@ _DECL = {
     "t": (("time",), "mean-field recording times (the limit's step grid)"),
     "t_nn": (("time",), "the networks' recording times (step * lr)"),
     "widths": (("width",), "widths N of the finite networks"),
+    "coupling_factor": (("width",), "factor by which coupling to the limit's M particles shrinks each width's "
+                                    "seed variance, 1 - N/M (1: independent draws)"),
     "x_eval": (("point", "input"), "points where f is recorded"),
     "risk_mf": (("time",), "the limit's primary risk (two-layer: population when closed-form, else test; "
                            "deep: training loss)"),
@@ -87,6 +89,9 @@ MEANING = {k: v[1] for k, v in _DECL.items()}
 _PATTERNS = (
     (re.compile(r"neurons_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}", "column"),
      "the width-N networks' neurons at snap_t, every seed"),
+    (re.compile(r"neurons_nn_final_N(\d+)$"), ("seed", "neuron_N{N}", "column"),
+     "the width-N networks' last kept state (the final one, or the last finite/accepted one of a "
+     "diverged run: summary 'diverged' says its step)"),
     (re.compile(r"masses_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}"),
      "the width-N networks' neuron masses at snap_t (Wasserstein-Fisher-Rao)"),
     (re.compile(r"coupling_index_N(\d+)$"), ("seed", "neuron_N{N}"),

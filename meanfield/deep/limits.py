@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
+from ..health import first_unhealthy
 from .checks import check_dmft_supported, gamma0_of, size_problems
 from .observe import alignment
 
@@ -43,9 +44,28 @@ class DeepLimitMethod(LimitMethod):
         side = Side(summary={"seconds_limit": time.perf_counter() - t0})
         info = sol["info"]
         side.summary["limit"] = dict(method=self.name, **info)
+        dt = cfg.limit.dt
+        bad = None  # (first step not vouched for, status, message)
         if info["status"] in ("diverged", "not_positive_definite"):
-            side.diverged.append({"side": "limit", "step": None, "time": None,
-                                  "message": f"{self.name}: {info['status']}: {info['message']}"})
+            # the solver keeps the state of its last stage that reached its target (good_horizon)
+            good = info.get("good_horizon") or 0
+            bad = (good + 1, "diverged", f"{self.name}: {info['status']}: {info['message']}; the solution is "
+                                         f"kept up to step {good} (t = {good * dt:g}), the last solved stage")
+        # the record criteria of every side (meanfield.health), on the loss at every step of the grid
+        k, verdict = first_unhealthy(sol["loss"], np.arange(len(sol["loss"])), dt, cfg.train.divergence_factor,
+                                     0.5 * float(np.mean(st.y ** 2)))
+        if k is not None and (bad is None or k < bad[0]):
+            bad = (k, verdict.status, f"{self.name}: {verdict.reason}")
+        if bad is not None:
+            k, status, msg = bad
+            sol = _cut(sol, k)  # nothing from step k on is reported
+            note = sol["info"].get("stability", "")
+            side.diverged.append({"side": "limit", "status": status, "step": int(k), "time": k * dt,
+                                  "kept_step": int(k) - 1, "message": msg + (f" ({note})" if note else "")})
+            log(side.diverged[-1]["message"])
+        elif info["status"] == "unstable":  # unstable, but the loss has not yet left the criterion's range
+            side.messages.append(f"{self.name}: {info['stability']}; the loss has not yet grown past "
+                                 "train.divergence_factor within time.t_max")
         elif info["status"] == "not_converged":
             side.messages.append(f"{self.name}: the fixed-point iteration did not reach limit.dmft_tol "
                                  f"(final residual {info['final_residual']:.3g}); the limit arrays are the last iterate")
@@ -65,9 +85,20 @@ class DeepLimitMethod(LimitMethod):
         return side
 
 
+def _cut(sol, k):
+    """``sol`` with every time-indexed array NaN from step ``k`` on (copies; the solver's arrays stay)."""
+    out = dict(sol)
+    for key in ("f", "loss", "f_err", "loss_err", "Phi", "G", "K"):
+        a = np.array(sol[key], dtype=float, copy=True)
+        a[k:] = np.nan
+        out[key] = a
+    return out
+
+
 def _fixed_point_record(r, log, name):
     info = {"status": r.status, "iterations": int(r.iterations), "message": r.message,
-            "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan")}
+            "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan"),
+            "good_horizon": r.info.get("good_horizon")}
     if r.message:
         log(f"{name}: {r.status}: {r.message}")
     return dict(f=r.f, loss=r.loss, f_err=r.f_err, loss_err=r.loss_err, Phi=np.moveaxis(r.Phi, 0, 1),
@@ -127,15 +158,28 @@ class NTKMethod(DeepLimitMethod):
         import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]
-        r = dm.solve_ntk(X, y, L, cfg.limit.dt, T, activation=cfg.model.activation,
+        dt = cfg.limit.dt
+        r = dm.solve_ntk(X, y, L, dt, T, activation=cfg.model.activation,
                          X_test=Xt if Xt.shape[0] else None)
         ker = r.kernels
         zero = np.zeros
+        info = {"status": "exact", "iterations": 0, "message": ""}
+        # the Euler kernel flow multiplies each mode of the training residual by 1 - dt lambda: it is
+        # stable iff dt lambda_max(K_train / P) <= 2 (docs/dmft.md §5d); beyond, the loss grows as
+        # |1 - dt lambda_max|^(2k) and the run's divergence criterion stops it
+        P = X.shape[0]
+        lam = float(np.linalg.eigvalsh(ker.K[:P, :P] / P)[-1]) if P else 0.0
+        info["dt_lambda_max"] = dt * lam
+        if dt * lam > 2:
+            info["status"] = "unstable"
+            info["stability"] = (f"the kernel flow is unstable: limit.dt x lambda_max(K/P) = {dt * lam:.4g} > 2; "
+                                 f"limit.dt < {2 / lam:.4g} is stable")
+            info["message"] = info["stability"]
+            log(f"{self.name}: {info['stability']}")
         return dict(f=r.f, loss=r.loss, f_err=zero(r.f.shape), loss_err=zero(r.loss.shape),
                     Phi=np.broadcast_to(ker.Phi[1:L + 1], (T + 1, L, n, n)),
                     G=np.broadcast_to(ker.G[1:L + 1], (T + 1, L, n, n)),
-                    K=np.broadcast_to(ker.K, (T + 1, n, n)), residuals=np.zeros(0),
-                    info={"status": "exact", "iterations": 0, "message": ""})
+                    K=np.broadcast_to(ker.K, (T + 1, n, n)), residuals=np.zeros(0), info=info)
 
 
 for _m in (DMFTMethod(), DMFTLinearMethod(), NTKMethod()):

@@ -86,6 +86,12 @@ class DeepObserver:
         self.Xk = self.X[:nk]
         self.seed_mean = seed_mean_kernels
         self.Phi0 = (self.Xk @ self.Xk.T) / self.X.shape[1]
+        # what the time loop requires finite at every record, and the target's scale (risk of f = 0)
+        # for its divergence criterion (meanfield.health)
+        self.available = ("risk_train",) + (("risk_test",) if self.y_test is not None and len(self.y_test) else ())
+        ys = [np.asarray(y_train, dtype=np.float64)] + ([np.asarray(self.y_test, dtype=np.float64)]
+                                                        if "risk_test" in self.available else [])
+        self.scale = max(0.5 * float(np.mean(y * y)) for y in ys) if self.P else 0.0
 
     def __call__(self, theta) -> dict:
         P = self.P

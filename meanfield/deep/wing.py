@@ -75,6 +75,7 @@ import numpy as np
 from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_limit_method
+from ..health import Health
 from .checks import gamma0_of
 from .network import DeepNet, make_parametrisation
 from .observe import DeepObserver
@@ -201,7 +202,8 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
         obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype), kernel_points=nk,
                            seed_mean_kernels=True)
         t0 = time.perf_counter()
-        rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress)
+        rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress,
+                                  health=Health.of(obs, cfg.train.divergence_factor))
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
         loss_nn[wi] = rec["risk_train"].T
         loss_nn_test[wi] = rec["risk_test"].T
@@ -215,8 +217,8 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
                 num = np.linalg.norm(rec["K"] - K_inf[:, None], axis=(-1, -2))
                 K_dev[wi] = (num / np.linalg.norm(K_inf, axis=(-1, -2))[:, None]).T
         if res.status != "completed":
-            side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
-                                  "message": res.message})
+            side.diverged.append({"side": f"width {N}", "status": res.status, "step": res.diverged_step,
+                                  "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
             log(res.message)
     arrays.update(widths=np.asarray(widths, dtype=np.int64), risk_nn_train=loss_nn, risk_nn_test=loss_nn_test,
                   f_nn=f_nn, align_nn=align_nn, Phi_nn=Phi_nn, G_nn=G_nn, K_nn=K_nn, risk_nn=loss_nn)

@@ -23,8 +23,10 @@ from meanfield_solvers.state import ParticleState
 
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
+from ..health import Health
 from ..march import march
 from .dynamics import active, initial_masses, needs_stream, side_integrator, side_terms
+from .observe import primary_risk
 from .resident import resident_flow
 
 __all__ = ["particle_step", "ParticlesMethod"]
@@ -125,10 +127,11 @@ class ParticlesMethod(LimitMethod):
         theta0, mass = initial_masses(cfg, particles0.astype(st.dtype))
         res = march(step, ParticleState(theta0, mass=mass, rng=rng), grid.steps, cfg.limit.dt,
                     observe,
-                    snap_idx, desc="limit", progress=progress, residency=residency)
+                    snap_idx, desc="limit", progress=progress, residency=residency,
+                    health=Health.of(st.observer, cfg.train.divergence_factor))
         side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
-        rec = stack_records(res.records)
-        primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
+        rec = stack_records(res.records, res.refused)
+        primary = primary_risk(rec, st.observer.available)
         a = side.arrays
         a.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
         if "energy" in rec:
@@ -146,8 +149,8 @@ class ParticlesMethod(LimitMethod):
                                        for i in snap_idx]) if len(snap_idx) else np.zeros((0, ns))
             a["masses_mf_final"] = res.state.mass[:ns]
         if res.status != "completed":
-            side.diverged.append({"side": "limit", "step": res.diverged_step, "time": res.diverged_time,
-                                  "message": res.message})
+            side.diverged.append({"side": "limit", "status": res.status, "step": res.diverged_step,
+                                  "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
             log(res.message)
         return side
 

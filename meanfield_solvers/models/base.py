@@ -127,6 +127,13 @@ class ParticleModel(abc.ABC):
         array), or None when ``velocity`` is false. ``data``: :class:`Samples` or a population
         object the model has closed forms for; anything else raises :class:`UnsupportedData`."""
 
+    def risk_rounding(self, backend, theta, data, mass=None):
+        r"""A bound on the rounding error of :meth:`risk_velocity`'s risk over ``data`` (shape
+        ``theta.shape[:-2]``), or None when the risk is a mean of non-negative losses (no
+        cancellation). A closed form that subtracts large terms returns its bound here; the run
+        then never reports a risk below it (README, *Reliability*)."""
+        return None
+
     def first_variation(self, backend, theta, data, mass=None):
         r""":math:`\Psi(\theta_i;\mu)` at every particle, shape (..., N)."""
         raise NotImplementedError(f"model {self.kind!r} does not define its first variation Psi; "
