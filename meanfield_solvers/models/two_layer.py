@@ -393,3 +393,8 @@ def _population_expectations(model, backend, theta, pop, mass, grads):
             ga += pi * (T - k * Fs)
             gw += pi * (Tg - k * Gs)
     return risk, ga, gw
+
+
+#: public names of the expectation helpers, for the model's derivatives (:mod:`.two_layer_vjp`)
+mc_expectations = _mc_expectations
+population_expectations = _population_expectations

@@ -218,7 +218,7 @@ def _pair_pass(hess, s2, A, u, wI, wJ, eJ, same):
 
 def population_velocity_vjp(model, backend, theta, pop, cot, mass=None, block=256):
     """VJP of the population velocity (module docstring); ``cot`` (C, n, p) -> ((C, n, p), (C, n))."""
-    from .two_layer import _population_expectations
+    from .two_layer import population_expectations as _population_expectations
 
     hess = KERNEL_HESSIANS[model.activation]
     om = _masses(theta, mass)
@@ -274,7 +274,7 @@ def output_vjp(model, theta, x, cot, mass=None):
 def risk_vjp(model, backend, theta, data, mass=None):
     """Gradient of the risk over ``data`` in positions and masses: ((n, p), (n,))."""
     from .base import Samples
-    from .two_layer import _mc_expectations, _population_expectations
+    from .two_layer import mc_expectations as _mc_expectations, population_expectations as _population_expectations
 
     om = _masses(theta, mass)
     a = theta[:, 0]
