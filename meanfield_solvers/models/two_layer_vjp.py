@@ -230,6 +230,7 @@ def population_velocity_vjp(model, backend, theta, pop, cot, mass=None, block=25
     A = la * ab
     u = lw * a[None, :, None] * wb
     e = om * a
+    block = max(8, min(block, BLOCK // max(1, 12 * C * n)))  # the (C, block, n) temporaries stay bounded
     gw = np.zeros((C, n, d))
     colsum = np.zeros((C, n))
     for pi, s, c_t in zip(pop.weights, pop.scales, pop.teacher_c):
