@@ -57,6 +57,15 @@ _DECL = {
     "entropy_mf": (("time",), "k-nearest-neighbour estimate of the limit particles' entropy H (temperature > 0; "
                               "NaN where unreliable)"),
     "free_energy_mf": (("time",), "the limit's free energy E - tau H (temperature > 0; NaN where H is unreliable)"),
+    "fluct_nvar": (("time", "output"), "predicted N Var of each recorded output (fluctuations.predict; independent "
+                                        "initialisations; NaN at times not predicted)"),
+    "fluct_nvar_se": (("time", "output"), "Monte Carlo standard error of fluct_nvar (finite reference sample)"),
+    "fluct_naive": (("time", "output"), "naive N Var: the output's own first variation at the transported units"),
+    "fluct_ncov": (("time", "output", "output_2"), "predicted N Cov between outputs at each recording time"),
+    "fluct_predicted": (("time",), "whether the prediction was made at this recording time"),
+    "fluct_nvar_replicas": (("time", "output"), "forward-replica estimate of N Var (relative error sqrt(2/R))"),
+    "fluct_nvar_nn": (("width", "time", "output"), "predicted N Var for each width's initialisation (coupled: "
+                                                    "times the finite-population factor)"),
     "snap_t": (("snapshot",), "snapshot times"),
     "masses_mf": (("snapshot", "particle"), "the limit's particle masses at snap_t (Wasserstein-Fisher-Rao)"),
     "masses_mf_final": (("particle",), "the limit's particle masses at the end"),

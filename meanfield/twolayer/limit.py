@@ -28,6 +28,7 @@ from ..march import march
 from .dynamics import active, initial_masses, needs_stream, side_integrator, side_terms
 from .observe import primary_risk
 from .resident import resident_flow
+from . import prediction as _prediction  # noqa: F401  (registers the [fluctuations] config check)
 
 __all__ = ["particle_step", "ParticlesMethod"]
 
@@ -148,6 +149,12 @@ class ParticlesMethod(LimitMethod):
             a["masses_mf"] = np.stack([res.snapshot_masses.get(i, np.full(theta0.shape[0], np.nan))[:ns]
                                        for i in snap_idx]) if len(snap_idx) else np.zeros((0, ns))
             a["masses_mf_final"] = res.state.mass[:ns]
+        if cfg.fluctuations.predict and res.status == "completed":
+            from .prediction import predict_fluctuations, record
+
+            pred = predict_fluctuations(cfg, setup=st, particles0=particles0, steps=grid.steps, log=log)
+            record(pred, cfg, a, side.summary)
+            side.messages += [f"fluctuation prediction: {x}" for x in pred.labels]
         if res.status != "completed":
             side.diverged.append({"side": "limit", "status": res.status, "step": res.diverged_step,
                                   "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})

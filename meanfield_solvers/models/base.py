@@ -143,6 +143,32 @@ class ParticleModel(abc.ABC):
         """Why this model cannot take expectations over ``data`` ('' when it can)."""
         return ""
 
+    # ---------------------------------------------------------------- derivatives (optional)
+    # The contract of the three VJPs, stated once. They differentiate ONE system (``theta`` (n, p),
+    # ``mass`` (n,), None = 1/n; no leading batch axes) with respect to the positions AND the masses,
+    # the masses entering only through the measure (f and the expectations), never renormalised.
+    # Cotangents carry a leading channel axis C (several outputs in one reverse sweep) and every VJP
+    # returns ``(theta_bar (C, n, p), mass_bar (C, n))`` (risk_vjp: one channel, no C axis). They are
+    # exact derivatives of what output / risk_velocity compute (tested against finite differences);
+    # the discrete adjoint of the integrators (meanfield_solvers.integrators.adjoint) and the
+    # fluctuation prediction (docs/fluctuations.md) are built on them.
+    def vjp_supports(self, data) -> str:
+        """Why the VJPs below cannot run over ``data`` ('' when they can); default: not implemented."""
+        return f"model {self.kind!r} does not implement the velocity VJP (ParticleModel.velocity_vjp)"
+
+    def velocity_vjp(self, backend, theta, data, cot, mass=None):
+        r"""VJP of :math:`(\theta, m)\mapsto v(\theta_i;\mu)` (risk_velocity's velocity):
+        ``cot`` (C, n, p) -> ``(theta_bar, mass_bar)`` (see the contract above)."""
+        raise NotImplementedError(self.vjp_supports(data) or f"model {self.kind!r} has no velocity_vjp")
+
+    def output_vjp(self, backend, theta, x, cot, mass=None):
+        r"""VJP of :math:`f(x_q;\mu)`: ``cot`` (C, Q) -> ``(theta_bar (C, n, p), mass_bar (C, n))``."""
+        raise NotImplementedError(f"model {self.kind!r} has no output_vjp")
+
+    def risk_vjp(self, backend, theta, data, mass=None):
+        r"""Gradient of :math:`R(\mu)` over ``data``: ``(theta_bar (n, p), mass_bar (n,))``."""
+        raise NotImplementedError(f"model {self.kind!r} has no risk_vjp")
+
     # ---------------------------------------------------------------- the initial law
     @abc.abstractmethod
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:

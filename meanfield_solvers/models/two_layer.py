@@ -216,6 +216,36 @@ class TwoLayer(ParticleModel):
             return ""
         return f"no expectation over {type(data).__name__}"
 
+    # ---------------------------------------------------------------- VJPs (contract: ParticleModel)
+    def vjp_supports(self, data) -> str:
+        from .two_layer_vjp import vjp_obstacle
+
+        return vjp_obstacle(self, data)
+
+    def velocity_vjp(self, backend, theta, data, cot, mass=None):
+        """VJP of the velocity in positions and masses (:mod:`meanfield_solvers.models.two_layer_vjp`)."""
+        from . import two_layer_vjp as V
+
+        why = V.vjp_obstacle(self, data)
+        if why:
+            raise UnsupportedData(why)
+        if isinstance(data, Samples):
+            return V.mc_velocity_vjp(self, np.asarray(theta, float), data.x, data.y, data.loss, cot, mass)
+        return V.population_velocity_vjp(self, backend, np.asarray(theta, float), data, cot, mass)
+
+    def output_vjp(self, backend, theta, x, cot, mass=None):
+        from .two_layer_vjp import output_vjp
+
+        return output_vjp(self, np.asarray(theta, float), x, cot, mass)
+
+    def risk_vjp(self, backend, theta, data, mass=None):
+        from . import two_layer_vjp as V
+
+        why = V.vjp_obstacle(self, data)
+        if why:
+            raise UnsupportedData(why)
+        return V.risk_vjp(self, backend, np.asarray(theta, float), data, mass)
+
     def first_variation(self, backend, theta, data, mass=None):
         r""":math:`\Psi(\theta_i;\mu) = -\tfrac1\alpha a_i E[r(x)\sigma(w_i\cdot x+b_i)]`, shape (..., N)."""
         if isinstance(data, Samples):
@@ -395,3 +425,8 @@ def _population_expectations(model, backend, theta, pop, mass, grads):
             ga += pi * (T - k * Fs)
             gw += pi * (Tg - k * Gs)
     return risk, ga, gw
+
+
+#: public names of the expectation helpers, for the model's derivatives (:mod:`.two_layer_vjp`)
+mc_expectations = _mc_expectations
+population_expectations = _population_expectations
