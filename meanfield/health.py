@@ -11,9 +11,12 @@ A run is ``completed`` only if every record of every side passed :meth:`Health.c
 2. **In range, above its rounding error.** A risk is a mean of non-negative losses. Where it is
    computed as a difference of large terms (the closed-form population risk
    :math:`\tfrac12E y^2 - E[yf] + \tfrac12E f^2`), the observer also returns
-   ``<name>_rounding``, a bound on its rounding error; a risk below that bound (negative ones
-   included) has lost its precision and is never reported (``failed``). Without a bound the risk
-   must be :math:`\ge 0`.
+   ``<name>_rounding``, a bound b on its rounding error; a value below b has lost its precision
+   and is never reported. At the first record that is a failure (``failed``: the closed form cannot
+   resolve this run's risk at all, e.g. a lazy model.alpha); later it means the risk has fallen
+   to the closed form's *precision floor*: those values are recorded as NaN, the side goes on and
+   says so once (:attr:`Health.floored`), since the dynamics itself is sound. A value below −b
+   contradicts the bound and fails. Without a bound the risk must be :math:`\ge 0`.
 3. **Divergence.** With :math:`R_0` the largest available risk at step 0 and :math:`s` the scale of
    the target (the risk of the zero predictor, the observer's ``scale``), a record with some risk
    above ``factor`` · max(R_0, s) is a divergence (``diverged``) — a learning rate too large for the
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Health", "Verdict", "DEFAULT_DIVERGENCE_FACTOR", "first_unhealthy"]
+__all__ = ["Health", "Verdict", "DEFAULT_DIVERGENCE_FACTOR", "first_unhealthy", "floor_notes"]
 
 #: a risk above this multiple of max(initial risk, target scale) is a divergence
 DEFAULT_DIVERGENCE_FACTOR = 1e6
@@ -63,6 +66,7 @@ class Health:
         self.factor = float(factor)
         self.scale = float(scale) if np.isfinite(scale) else 0.0
         self.reference = None  # max(R_0, s), set by the first record
+        self.floored = {}  # risk name -> (first step, time, bound) where it reached its precision floor
 
     @classmethod
     def of(cls, observe, factor=DEFAULT_DIVERGENCE_FACTOR):
@@ -75,7 +79,10 @@ class Health:
         return [n for n in obs if n.startswith("risk") and not n.endswith("_rounding")]
 
     def check(self, obs, k, t) -> Verdict | None:
-        """None if the record ``obs`` (at step ``k``, time ``t``) may be reported, else the verdict."""
+        """None if the record ``obs`` (at step ``k``, time ``t``) may be reported, else the verdict.
+
+        A risk at its precision floor (criterion 2, after the first record) is set to NaN in ``obs``
+        in place and noted in :attr:`floored`; the record is then reported without it."""
         names = self._risks(obs)
         at = f"step {k} (t = {t:g})"
         if not names:
@@ -94,11 +101,17 @@ class Health:
             if np.any(low):
                 i = int(np.argmax(low))
                 vi, fi = float(v.flat[i]), float(np.broadcast_to(floor, v.shape).flat[i])
+                if bound is not None and self.reference is not None and np.all(v[low] >= -np.broadcast_to(
+                        floor, v.shape)[low]):  # at the precision floor: not reported, not a failure
+                    obs[n] = np.where(low, np.nan, v) if v.ndim else np.float64(np.nan)
+                    self.floored.setdefault(n, (k, t, fi))
+                    continue
                 why = (f"below its rounding error {fi:.3g}: the closed form is a difference of terms too large "
                        "for the working precision (lower model.alpha, or use limit.expectation = 'mc')"
                        if bound is not None else "negative")
                 return Verdict("failed", f"{n} = {vi:.6g} at {at} is {why}; it is not reported")
-        top = max(float(np.max(obs[n])) for n in names)
+        finite = [np.asarray(obs[n], dtype=float) for n in names]
+        top = max((float(np.max(f[np.isfinite(f)])) for f in finite if np.any(np.isfinite(f))), default=0.0)
         if self.reference is None:
             self.reference = max(top, self.scale)
             return None
@@ -107,6 +120,13 @@ class Health:
             return Verdict("diverged", f"the risk reached {top:.4g} at {at}, above train.divergence_factor "
                                        f"({self.factor:g}) x max(initial risk, target scale) = {limit:.4g}")
         return None
+
+
+def floor_notes(health, desc) -> list:
+    """One sentence per risk of ``health`` that reached its precision floor (criterion 2)."""
+    return [f"{desc}: {n} fell below the closed form's rounding-error bound {b:.3g} at step {k} (t = {t:g}); "
+            "from there on its values are not reported (NaN): the closed form cannot resolve a smaller risk "
+            "(limit.expectation = 'mc' estimates it by sampling)" for n, (k, t, b) in health.floored.items()]
 
 
 def first_unhealthy(risk, steps, dt, factor=DEFAULT_DIVERGENCE_FACTOR, scale=0.0):

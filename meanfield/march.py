@@ -28,7 +28,7 @@ import numpy as np
 
 from meanfield_solvers.state import DynamicsFailure, ParticleState
 
-from .health import Health
+from .health import Health, floor_notes
 
 __all__ = ["MarchResult", "march", "progress_bar"]
 
@@ -47,6 +47,7 @@ class MarchResult:
     snapshot_masses: dict = field(default_factory=dict)  # record index -> copy of the masses (if any)
     kept_step: int = 0       # the step of ``state``/``theta`` (the last finite or last accepted one)
     refused: dict | None = None  # the observation a record check refused (its keys and shapes)
+    notes: list = field(default_factory=list)  # sentences for the run's messages (a risk at its precision floor)
 
 
 def progress_bar(total, desc, enabled):
@@ -198,4 +199,5 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     finally:
         err.__exit__(None, None, None)
         bar.close()
+        res.notes = floor_notes(health, desc)
     return res

@@ -9,6 +9,7 @@ import meanfield
 from meanfield import config as C
 from meanfield.health import Health
 from meanfield.march import march
+from meanfield_solvers.state import ParticleState
 
 from helpers import tiny
 
@@ -325,3 +326,34 @@ def test_a_kernel_quadrature_that_cannot_converge_is_refused():
             init_kernels(np.eye(2), 1, "kink_test")
     finally:
         A.unregister_activation("kink_test")
+
+
+def test_a_risk_at_its_precision_floor_is_masked_not_a_failure():
+    """Criterion 2 after the first record: a closed-form risk that falls inside its rounding bound
+    has reached the precision floor: NaN from there on (elementwise, per seed), noted once, the side
+    still completed; below minus the bound contradicts the bound and fails; at the first record it
+    fails (the closed form cannot resolve the run at all)."""
+    from meanfield.health import Health, floor_notes
+    from meanfield.march import march
+
+    h = Health(("risk_pop",))
+    assert h.check({"risk_pop": np.array([0.5, 0.4]), "risk_pop_rounding": np.array([1e-8, 1e-8])}, 0, 0.0) is None
+    obs = {"risk_pop": np.array([2e-9, 0.1]), "risk_pop_rounding": np.array([1e-8, 1e-8])}
+    assert h.check(obs, 5, 0.5) is None
+    assert np.isnan(obs["risk_pop"][0]) and obs["risk_pop"][1] == 0.1
+    assert h.floored["risk_pop"][0] == 5 and "step 5" in floor_notes(h, "limit")[0]
+    bad = h.check({"risk_pop": np.array([-3e-8, 0.1]), "risk_pop_rounding": np.array([1e-8, 1e-8])}, 6, 0.6)
+    assert bad is not None and bad.status == "failed"
+    first = Health(("risk_pop",)).check({"risk_pop": 1e-9, "risk_pop_rounding": 1e-8}, 0, 0.0)
+    assert first is not None and first.status == "failed"
+
+    # through the time loop: a risk decaying like e^{-t} below a bound of 1e-6
+    def observe(state):
+        r = float(np.exp(-state.theta[0, 0]))
+        return {"risk_pop": r, "risk_pop_rounding": 1e-6}
+
+    res = march(lambda st, k: st.replace(theta=st.theta + 1.0), ParticleState(np.zeros((1, 1))),
+                list(range(21)), 1.0, observe, health=Health(("risk_pop",)))
+    r = np.array([rec["risk_pop"] for rec in res.records])
+    assert res.status == "completed" and np.all(np.isfinite(r[:14])) and np.all(np.isnan(r[14:]))  # e^-14 < 1e-6
+    assert len(res.notes) == 1 and "step 14" in res.notes[0]

@@ -155,6 +155,9 @@ class ParticlesMethod(LimitMethod):
             pred = predict_fluctuations(cfg, setup=st, particles0=particles0, steps=grid.steps, log=log)
             record(pred, cfg, a, side.summary)
             side.messages += [f"fluctuation prediction: {x}" for x in pred.labels]
+        for note in res.notes:  # a risk at its precision floor: recorded as NaN from there on
+            side.messages.append(note)
+            log(note)
         if res.status != "completed":
             side.diverged.append({"side": "limit", "status": res.status, "step": res.diverged_step,
                                   "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})

@@ -165,6 +165,9 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         # the last kept state: the final one, or the last finite / accepted one of a diverged side (the
         # snapshots after a divergence are NaN: they were never reached)
         arrays[f"neurons_nn_final_N{N}"] = np.array(res.theta, dtype=dtype, copy=True)
+        for note in res.notes:  # a risk at its precision floor: recorded as NaN from there on
+            side.messages.append(note)
+            log(note)
         if res.status != "completed":
             side.diverged.append({"side": f"width {N}", "status": res.status, "step": res.diverged_step,
                                   "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
