@@ -122,13 +122,25 @@ class DMFTLinearMethod(DeepLimitMethod):
 class NTKMethod(DeepLimitMethod):
     name = "ntk"
     doc = "gamma0 -> 0: NNGP/NTK recursions and kernel gradient flow"
+    #: residual networks: the residual recursion of meanfield_solvers/dmft/residual_ntk.py
+    supports_residual = True
 
     def solve(self, cfg, X, y, Xt, T, log):
         import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]
-        r = dm.solve_ntk(X, y, L, cfg.limit.dt, T, activation=cfg.model.activation,
-                         X_test=Xt if Xt.shape[0] else None)
+        Xq = Xt if Xt.shape[0] else None
+        if cfg.model.residual:
+            from meanfield_solvers.dmft.residual_ntk import solve_residual_ntk
+
+            from .parametrisation import make_parametrisation
+
+            m = cfg.model
+            b = make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=True,
+                                     branch_exponent=m.branch_exponent, branch_scale=m.branch_scale).branch(L)
+            r = solve_residual_ntk(X, y, L, b, cfg.limit.dt, T, activation=m.activation, X_test=Xq)
+        else:
+            r = dm.solve_ntk(X, y, L, cfg.limit.dt, T, activation=cfg.model.activation, X_test=Xq)
         ker = r.kernels
         zero = np.zeros
         return dict(f=r.f, loss=r.loss, f_err=zero(r.f.shape), loss_err=zero(r.loss.shape),
