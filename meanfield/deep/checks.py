@@ -189,6 +189,10 @@ def size_problems(c) -> list:
             what = est.describe()
         except ImportError:  # pragma: no cover
             return p
+    elif model["residual"]:
+        L = model["depth"]
+        total = (4 * L * L + 2 * L) * n * n * 8.0
+        what = f"about (4 L^2 + 2 L) n^2 doubles (residual one-pass solver) with n = (T+1)(P+Q) = {n}"
     else:
         total = (12 * model["depth"] + 6) * n * n * 8.0
         what = f"about (12 L + 6) n^2 doubles with n = (T+1)(P+Q) = {n}"
