@@ -262,6 +262,11 @@ class DeepNet:
         return e
 
     @_limited
+    def preactivations(self, theta, X) -> list:
+        r"""Pre-activations :math:`h^1..h^L` on X, a list of L arrays (S, P, N) (any depth)."""
+        return self._forward_weights(self.weights(theta), X)[0][1:]
+
+    @_limited
     def output(self, theta, X) -> np.ndarray:
         """Outputs f of shape (S, P) on X of shape (P, D) or (S, P, D)."""
         if self.L == 1:
