@@ -92,6 +92,12 @@ def _flow_integrators() -> tuple:
     return tuple(n for n, c in INTEGRATORS.items() if c.requires <= {"drift"})
 
 
+def _parametrisations() -> tuple:
+    from .deep.parametrisation import PARAMETRISATIONS
+
+    return tuple(PARAMETRISATIONS)
+
+
 def _teacher_activations() -> tuple:
     return ("same",) + _activations()
 
@@ -157,8 +163,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
                        "f = w.phi(hL)/(gamma0 N), every weight N(0,1) (see meanfield.deep).",
                        check=_ge1, check_doc=">= 1"),
         "parametrisation": Field("str", "mup", "Parametrisation of deep runs (scales and learning-rate multipliers "
-                                 "per layer); mup: d theta/dt = -gamma0^2 N grad L on every weight.",
-                                 choices=("mup",)),
+                                 "per layer, meanfield/deep/parametrisation.py): mup (f = w.phi(hL)/(gamma0 N), rate "
+                                 "gamma0^2 N; limits dmft, dmft_linear, ntk), ntk (f = w.phi(hL)/(gamma0 sqrt N), rate "
+                                 "gamma0^2; limit ntk), standard (weights N(0, 1/fan_in), one global rate; no limit).",
+                                 choices=_parametrisations),
+        "residual": Field("bool", False, "Deep runs: residual blocks h(l+1) = h(l) + (branch_scale / L^branch_exponent) "
+                          "W(l) phi(h(l))/sqrt(N), l = 1..L-1 (needs depth >= 2)."),
+        "branch_exponent": Field("float", 0.5, "Residual branch exponent kappa: multiplier branch_scale / L^kappa "
+                                 "(0.5: depth-muP, a depth limit exists; 0: none)."),
+        "branch_scale": Field("float", 1.0, "Residual branch scale beta (multiplier beta / L^kappa).",
+                              check=_nonneg, check_doc=">= 0"),
         "gamma0": Field("float_or_auto", "auto", "Richness gamma0 of muP ('auto' = 1/alpha). The same knob as "
                         "alpha: alpha = 1/gamma0 (at depth 1 the muP network is the two-layer model with that "
                         "alpha); giving both with alpha*gamma0 != 1 is an error.",

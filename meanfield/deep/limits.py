@@ -2,8 +2,10 @@ r"""The deep limit methods, one small adapter each (registered by name in
 :mod:`meanfield.core.registry`):
 
 * ``dmft`` — the sampled DMFT of deep muP networks (:func:`meanfield_solvers.dmft.solve_dmft`);
-* ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`meanfield_solvers.dmft.solve_deep_linear`);
-* ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`meanfield_solvers.dmft.solve_ntk`).
+* ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`meanfield_solvers.dmft.solve_deep_linear`;
+  residual networks: the one-pass solver of :mod:`meanfield_solvers.dmft.residual_linear`);
+* ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`meanfield_solvers.dmft.solve_ntk`;
+  residual networks: :mod:`meanfield_solvers.dmft.residual_ntk`).
 
 Each solves on the limit's grid ``dt * arange(T + 1)`` up to the last recording step and returns
 the recorded arrays (see :mod:`meanfield.deep.wing` for the keys). The DMFT family is the exact
@@ -21,6 +23,7 @@ from ..core.registry import LimitMethod, Side, register_limit_method
 from ..health import first_unhealthy
 from .checks import check_dmft_supported, gamma0_of, size_problems
 from .observe import alignment
+from .parametrisation import make_parametrisation
 
 __all__ = ["DMFTMethod", "DMFTLinearMethod", "NTKMethod", "DeepLimitMethod"]
 
@@ -135,6 +138,8 @@ class DMFTLinearMethod(DeepLimitMethod):
     name = "dmft_linear"
     doc = "exact DMFT of deep linear networks (linear activation)"
     exact_for_gd = True
+    #: residual networks: the single causal pass of meanfield_solvers/dmft/residual_linear.py
+    supports_residual = True
 
     def check(self, c):
         act = c["model"]["activation"]
@@ -146,6 +151,16 @@ class DMFTLinearMethod(DeepLimitMethod):
     def solve(self, cfg, X, y, Xt, T, log):
         import meanfield_solvers.dmft as dm
 
+        if cfg.model.residual:
+            from meanfield_solvers.dmft.residual_linear import solve_residual_linear
+
+            m = cfg.model
+            b = make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=True,
+                                     branch_exponent=m.branch_exponent, branch_scale=m.branch_scale).branch(m.depth)
+            r = solve_residual_linear(X, y, m.depth, b, gamma0_of(cfg), cfg.limit.dt, T,
+                                      X_test=Xt if Xt.shape[0] else None,
+                                      max_bytes=cfg.limit.dmft_max_memory_gb * 1e9)
+            return _fixed_point_record(r, log, self.name)
         r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt))
         return _fixed_point_record(r, log, self.name)
 
@@ -153,14 +168,24 @@ class DMFTLinearMethod(DeepLimitMethod):
 class NTKMethod(DeepLimitMethod):
     name = "ntk"
     doc = "gamma0 -> 0: NNGP/NTK recursions and kernel gradient flow"
+    #: residual networks: the residual recursion of meanfield_solvers/dmft/residual_ntk.py
+    supports_residual = True
 
     def solve(self, cfg, X, y, Xt, T, log):
         import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]
         dt = cfg.limit.dt
-        r = dm.solve_ntk(X, y, L, dt, T, activation=cfg.model.activation,
-                         X_test=Xt if Xt.shape[0] else None)
+        Xq = Xt if Xt.shape[0] else None
+        if cfg.model.residual:
+            from meanfield_solvers.dmft.residual_ntk import solve_residual_ntk
+
+            m = cfg.model
+            b = make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=True,
+                                     branch_exponent=m.branch_exponent, branch_scale=m.branch_scale).branch(L)
+            r = solve_residual_ntk(X, y, L, b, dt, T, activation=m.activation, X_test=Xq)
+        else:
+            r = dm.solve_ntk(X, y, L, dt, T, activation=cfg.model.activation, X_test=Xq)
         ker = r.kernels
         zero = np.zeros
         info = {"status": "exact", "iterations": 0, "message": ""}

@@ -77,7 +77,8 @@ from ..core.backend import choose_backend
 from ..core.registry import Side, get_limit_method
 from ..health import Health
 from .checks import gamma0_of
-from .network import DeepNet, make_parametrisation
+from .network import DeepNet
+from .parametrisation import make_parametrisation
 from .observe import DeepObserver
 from .train import make_step, train_ensemble
 
@@ -135,7 +136,17 @@ def setup(cfg, log) -> DeepSetup:
               "Phi0": Xall[:nk] @ Xall[:nk].T / D}
     summary = {"depth": m.depth, "gamma0": gamma0_of(cfg), "parametrisation": m.parametrisation,
                "n_train": P, "n_test": Q}
+    if m.residual:
+        summary["residual"] = {"branch_exponent": m.branch_exponent, "branch_scale": m.branch_scale,
+                               "branch_multiplier": parametrisation_of(cfg).branch(m.depth)}
     return DeepSetup(cfg, task, X, y, Xt, yt, nk, arrays=arrays, summary=summary)
+
+
+def parametrisation_of(cfg):
+    """The parametrisation object of a validated deep config (``model.parametrisation`` and the residual keys)."""
+    m = cfg.model
+    return make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=m.residual,
+                                branch_exponent=m.branch_exponent, branch_scale=m.branch_scale)
 
 
 def _sampler(task, dtype):
@@ -147,11 +158,10 @@ def _sampler(task, dtype):
 
 
 def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
-    """Train ``train.seeds`` muP networks of each width on the run's points."""
+    """Train ``train.seeds`` networks (``model.parametrisation``) of each width on the run's points."""
     cfg = st.cfg
     m = cfg.model
     L, act = m.depth, m.activation
-    g0 = gamma0_of(cfg)
     dtype = np.dtype(cfg.run.dtype)
     X, y, Xt, yt, nk = st.X, st.y, st.Xt, st.yt, st.nk
     n, D = X.shape[0] + Xt.shape[0], X.shape[1]
@@ -191,7 +201,7 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
     G_nn = np.full((W, TR, L, nk, nk), np.nan)
     K_nn = np.full((W, TR, nk, nk), np.nan)
     side.summary["seconds_train"] = {}
-    param = make_parametrisation(m.parametrisation, g0)
+    param = parametrisation_of(cfg)
     Xd, yd = X.astype(dtype), y.astype(dtype)
     for wi, N in enumerate(widths):
         net = DeepNet(act, D, N, L, param, backend=backend)

@@ -45,7 +45,8 @@ import numpy as np
 
 from .. import gaussian
 
-__all__ = ["InitKernels", "NTKResult", "init_kernels", "kernel_flow", "solve_ntk", "train_loss"]
+__all__ = ["InitKernels", "NTKResult", "init_kernels", "kernel_flow", "pair_expectation", "solve_ntk",
+           "train_loss"]
 
 #: accuracy the quadrature of activations without a closed form is checked to (step h against h/2)
 QUAD_TOL = 1e-12
@@ -86,7 +87,7 @@ class InitKernels:
         return self.Phi.shape[0] - 1
 
 
-def _pair_expectation(act, which, Q):
+def pair_expectation(act, which, Q):
     """E[a(u)a(v)] for all pairs of a Gaussian vector with covariance Q; a = act.fn or act.d1.
 
     The activation's closed form (``kernel_and_grad`` for fn, ``dkernel`` for d1) when it has
@@ -164,8 +165,8 @@ def init_kernels(X, L: int, activation: str = "tanh") -> InitKernels:
     Phidot = np.full((L + 1, n_pts, n_pts), np.nan)
     Phi[0] = X @ X.T / D
     for l in range(1, L + 1):
-        Phi[l] = _pair_expectation(act, "fn", Phi[l - 1])
-        Phidot[l] = _pair_expectation(act, "d1", Phi[l - 1])
+        Phi[l] = pair_expectation(act, "fn", Phi[l - 1])
+        Phidot[l] = pair_expectation(act, "d1", Phi[l - 1])
     G = np.full((L + 2, n_pts, n_pts), np.nan)
     G[L + 1] = 1.0
     for l in range(L, 0, -1):
