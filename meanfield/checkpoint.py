@@ -355,9 +355,9 @@ class Loop:
         self.record_steps = [int(s) for s in record_steps]
         self.snaps = sorted(int(i) for i in snapshot_records)
         self.k0 = 0
-        self.end = None  # (k, ri, expected, state) at the final step
+        self.end = None  # (k, ri, kept, health state, state) at the final step
 
-    def _part(self, k, ri, expected, res, state, done, streams=None):
+    def _part(self, k, ri, kept, health, res, state, done, streams=None):
         """The manifest record (without file) and the arrays of the loop at step ``k``."""
         arrays = {}
         fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)
@@ -371,12 +371,12 @@ class Loop:
                 "record_steps": self.record_steps[:ri], "record_names": names,
                 "record_scalar": [not isinstance(records[0][n], np.ndarray) for n in names],
                 "streams": streams if streams is not None else [g.bit_generator.state for g in self.streams],
-                "meta": pack({"res": fields, "expected": expected, "state": state}, arrays, "m")}
+                "meta": pack({"res": fields, "kept": kept, "health": health, "state": state}, arrays, "m")}
         return part, arrays
 
     def _restore(self, res, saved, theta0, resume=True):
-        """Fill ``res`` from a saved part; returns ``(k, ri, expected, state)``. ``resume``: the loop
-        goes on from there (its next record must lie ahead)."""
+        """Fill ``res`` from a saved part; returns ``(k, ri, kept, health state, state)``. ``resume``:
+        the loop goes on from there (its next record must lie ahead)."""
         part, tree, arrays = saved
         k, ri = part["k"], part["ri"]
         rs = self.record_steps
@@ -405,7 +405,7 @@ class Loop:
         res.theta = state.theta if isinstance(state, ParticleState) else state
         res.steps_done = k
         self.k0 = k
-        return k, ri, tree["expected"], state
+        return k, ri, tree["kept"], tree["health"], state
 
     def done_result(self, res, theta0):
         """``res`` filled with the saved result of a loop that ended and that this run does not
@@ -418,49 +418,68 @@ class Loop:
             return res
         return None
 
-    def start(self, res, where, theta, k, ri, expected):
-        """Where the loop starts: ``(k, ri, expected, theta)`` (a saved position, or as given)."""
+    def start(self, res, where, theta, k, ri, kept, health):
+        """Where the loop starts: ``(k, ri, kept, theta)`` (a saved position, or as given); the record
+        criteria ``health`` (:class:`meanfield.health.Health`) get their saved state back."""
         saved = self.ck.saved_part(self.key)
         if saved is None:
-            return k, ri, expected, theta
-        k, ri, expected, state = self._restore(res, saved, res.state)
-        return k, ri, expected, where.put(state)
+            return k, ri, kept, theta
+        k, ri, kept, hstate, state = self._restore(res, saved, res.state)
+        _set_health(health, hstate)
+        return k, ri, kept, where.put(state)
 
-    def boundary(self, k, ri, expected, res, get_state, n_total):
-        """After the records of step ``k``: save when due, or when Ctrl-C asked for it (then stop)."""
+    def boundary(self, k, ri, kept, health, res, get_state, n_total):
+        """After the records of step ``k``: save when due, or when Ctrl-C asked for it (then stop).
+
+        The loop's bookkeeping travels with its state: ``kept`` (the state of the last accepted
+        record, kept if a later record is refused) and the record criteria's state (``health``: the
+        reference risk of step 0, the risks at their precision floor)."""
         ck = self.ck
         ck.last_where = (self.desc, k * self.h)
         if k >= n_total:
-            self.end = (k, ri, expected, get_state())
+            self.end = (k, ri, kept, _health_state(health), get_state())
         if ck.stop_requested:
-            ck.save({self.key: self._part(k, ri, expected, res, get_state(), done=False)})
+            ck.save({self.key: self._part(k, ri, kept, _health_state(health), res, get_state(), done=False)})
             raise Interrupted(ck.folder, self.desc, k * self.h)
         if ck.due(k, self.k0, self.h):
-            ck.save({self.key: self._part(k, ri, expected, res, get_state(), done=False)})
+            ck.save({self.key: self._part(k, ri, kept, _health_state(health), res, get_state(), done=False)})
 
     def ended(self, res):
         """The loop returned: its part (whole, at its end) is written with the next save."""
         if res.status == "completed" and self.end is not None:
-            k, ri, expected, state = self.end
-        else:  # diverged: kept as it stopped (never continued)
+            k, ri, kept, hstate, state = self.end
+        else:  # diverged or failed: kept as it stopped (never continued)
             k, ri = res.steps_done, sum(r is not None for r in res.records)
-            expected, state = None, res.state
+            kept, hstate, state = None, None, res.state
         # the streams as they are now (the part is written later, with the next save)
         streams = [g.bit_generator.state for g in self.streams]
         if isinstance(state, ParticleState) and state.rng is not None:
             state = state.replace(rng=copy.deepcopy(state.rng))
-        self.ck.pending[self.key] = lambda: self._part(k, ri, expected, res, state, done=True, streams=streams)
+        self.ck.pending[self.key] = lambda: self._part(k, ri, kept, hstate, res, state, done=True, streams=streams)
 
-    def run(self, march, step, theta0, record_steps, h, observe, snapshot_records, desc, progress, residency):
+    def run(self, march, step, theta0, record_steps, h, observe, **kw):
+        """``march(step, theta0, record_steps, h, observe, **kw)`` through this Loop (see march)."""
         from .march import MarchResult
 
         done = self.done_result(MarchResult(records=[], snapshots={}, theta=None), theta0)
         if done is not None:
             return done
-        res = march(step, theta0, record_steps, h, observe, snapshot_records, desc=desc, progress=progress,
-                    residency=residency, checkpoint=self)
+        res = march(step, theta0, record_steps, h, observe, checkpoint=self, **kw)
         self.ended(res)
         return res
+
+
+def _health_state(health):
+    """The mutable state of the record criteria (:class:`meanfield.health.Health`), as plain values."""
+    if health is None:
+        return None
+    return {"reference": health.reference, "floored": {n: tuple(v) for n, v in health.floored.items()}}
+
+
+def _set_health(health, state):
+    if health is not None and state is not None:
+        health.reference = state["reference"]
+        health.floored = dict(state["floored"])
 
 
 def loop_for(step, record_steps, snapshot_records, h, desc):

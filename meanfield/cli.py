@@ -1,9 +1,9 @@
 """The ``meanfield`` command line: run, plot, template, bench (and the scan family where installed).
 
-Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged (results up to the
-last finite state are written); 1 any other failure. No traceback reaches the user: an
-unexpected error prints one line naming its type and how to see the traceback
-(``MEANFIELD_DEBUG=1``), exit 1.
+Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged or failed a record
+check (README, Reliability; results up to the last accepted state are written); 1 any other failure.
+No traceback reaches the user: an unexpected error prints one line naming its type and how to see
+the traceback (``MEANFIELD_DEBUG=1``), exit 1.
 """
 from __future__ import annotations
 
@@ -73,9 +73,9 @@ def _cmd_run(args):
         if "risk_mf_final" in s:
             msg += f"; final limit risk {s['risk_mf_final']:.4g}"
         print(msg)
-    if s["status"] == "diverged":
+    if s["status"] != "completed":  # diverged or failed
         for dv in s["diverged"]:
-            _err(f"diverged: {dv['message']}")
+            _err(f"{dv.get('status', 'diverged')}: {dv['message']}")
         return 3
     return 0
 
@@ -209,6 +209,36 @@ def _cmd_bench(args):
     return subprocess.call([sys.executable, "-m", "benchmarks.suite", *args.rest], cwd=root)
 
 
+def _cmd_coordcheck(args):
+    """Per-layer activation and update sizes against width (meanfield/deep/coordcheck.py)."""
+    from . import config as C
+
+    try:
+        cfg = C.load(args.config, args.set or ())
+    except C.ConfigError as e:
+        _err(str(e))
+        return 2
+    from .deep.coordcheck import coordcheck_config
+    from .deep.parametrisation import PARAMETRISATIONS
+
+    names = [n.strip() for n in args.parametrisations.split(",")] if args.parametrisations else None
+    bad = [n for n in names or [] if n not in PARAMETRISATIONS]
+    if bad or args.steps < 1:
+        _err(f"--parametrisations: unknown {bad}; choose from {sorted(PARAMETRISATIONS)}" if bad
+             else f"--steps must be >= 1, got {args.steps}")
+        return 2
+    out = args.out or os.path.join("runs", f"{cfg.run.name}-coordcheck")
+    try:  # before any training: the location must take the table, arrays and figure
+        from . import store
+
+        store.check_output_location(out, 1e6)
+    except store.OutputLocationError as e:
+        _err(str(e))
+        return 2
+    coordcheck_config(cfg, names, steps=args.steps, out=out)
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -234,6 +264,14 @@ def build_parser():
 
     _plot_mod.add_cli_options(pl)
     pl.set_defaults(func=_cmd_plot)
+    cc = sub.add_parser("coordcheck", help="coordinate check: per-layer activation and update sizes against width "
+                        "over the first GD steps (train.widths, train.seeds, train.lr of the config)")
+    cc.add_argument("config", help="TOML config file (a deep network: model.depth, activation, residual keys)")
+    cc.add_argument("--parametrisations", help="comma-separated, e.g. mup,ntk,standard (default: the config's)")
+    cc.add_argument("--steps", type=int, default=4, help="GD steps recorded (default 4)")
+    cc.add_argument("--out", help="output directory (default: runs/<run.name>-coordcheck)")
+    cc.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
+    cc.set_defaults(func=_cmd_coordcheck)
     b = sub.add_parser("bench", help="benchmark the backends (see benchmarks/)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=_cmd_bench)

@@ -106,6 +106,12 @@ def _flow_integrators() -> tuple:
     return tuple(n for n, c in INTEGRATORS.items() if c.requires <= {"drift"})
 
 
+def _parametrisations() -> tuple:
+    from .deep.parametrisation import PARAMETRISATIONS
+
+    return tuple(PARAMETRISATIONS)
+
+
 def _teacher_activations() -> tuple:
     return ("same",) + _activations()
 
@@ -179,8 +185,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
                        "f = w.phi(hL)/(gamma0 N), every weight N(0,1) (see meanfield.deep).",
                        check=_ge1, check_doc=">= 1"),
         "parametrisation": Field("str", "mup", "Parametrisation of deep runs (scales and learning-rate multipliers "
-                                 "per layer); mup: d theta/dt = -gamma0^2 N grad L on every weight.",
-                                 choices=("mup",)),
+                                 "per layer, meanfield/deep/parametrisation.py): mup (f = w.phi(hL)/(gamma0 N), rate "
+                                 "gamma0^2 N; limits dmft, dmft_linear, ntk), ntk (f = w.phi(hL)/(gamma0 sqrt N), rate "
+                                 "gamma0^2; limit ntk), standard (weights N(0, 1/fan_in), one global rate; no limit).",
+                                 choices=_parametrisations),
+        "residual": Field("bool", False, "Deep runs: residual blocks h(l+1) = h(l) + (branch_scale / L^branch_exponent) "
+                          "W(l) phi(h(l))/sqrt(N), l = 1..L-1 (needs depth >= 2)."),
+        "branch_exponent": Field("float", 0.5, "Residual branch exponent kappa: multiplier branch_scale / L^kappa "
+                                 "(0.5: depth-muP, a depth limit exists; 0: none)."),
+        "branch_scale": Field("float", 1.0, "Residual branch scale beta (multiplier beta / L^kappa).",
+                              check=_nonneg, check_doc=">= 0"),
         "gamma0": Field("float_or_auto", "auto", "Richness gamma0 of muP ('auto' = 1/alpha). The same knob as "
                         "alpha: alpha = 1/gamma0 (at depth 1 the muP network is the two-layer model with that "
                         "alpha); giving both with alpha*gamma0 != 1 is an error.",
@@ -234,7 +248,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
         "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "
-                          "mean-field particles (auto: whenever the limit is simulated and widths <= particles)."),
+                          "mean-field particles (true: every width, each < limit.particles with 2+ seeds; auto: when the limit is "
+                          "simulated and every width < limit.particles, else independent draws). A coupled "
+                          "width's seed variance is smaller by 1 - N/M (recorded as coupling_factor)."),
+        "divergence_factor": Field("float", 1e6, "A side (the limit or a width's networks) is declared diverged at "
+                                   "the first record where a risk exceeds this multiple of max(its initial risk, "
+                                   "the risk of the zero predictor); the last accepted state is kept (README, "
+                                   "Reliability).", check=lambda v: v > 1, check_doc="> 1"),
     },
     "dynamics": {
         "temperature": Field("float", 0.0, "Mean-field Langevin temperature tau = 1/beta: every particle and every "
@@ -266,6 +286,21 @@ SCHEMA: dict[str, dict[str, Field]] = {
                           "step.", check=lambda v: v >= 1, check_doc=">= 1"),
         "splitting": Field("str", "strang", "How transport and reaction are combined in a step: lie (order 1) or "
                            "strang (order min(2, transport order)).", choices=("lie", "strang")),
+    },
+    "fluctuations": {
+        "predict": Field("bool", False, "Predict N Var and N Cov of every recorded output (f at the eval points, the "
+                         "risks) over training time from the limit run alone, by the discrete adjoint of "
+                         "limit.integrator (two-layer particle limit, fixed masses, no Langevin noise, fixed MC "
+                         "sample or analytic expectations; README 'Fluctuations predicted from the limit')."),
+        "times": Field("int", 8, "Recording times the prediction is made at (spread evenly over the grid; 0: all).",
+                       check=_nonneg, check_doc=">= 0"),
+        "checkpoint": Field("int", 0, "Adjoint checkpoint interval c in steps (memory ~ n p (K/c + c)); 0: sqrt(K).",
+                            check=_nonneg, check_doc=">= 0"),
+        "replicas": Field("int", 0, "Forward-mode replicas R (random mass perturbations): a cheaper, noisier "
+                          "estimate of N Var (relative error sqrt(2/R)) recorded beside the adjoint's; 0: none.",
+                          check=_nonneg, check_doc=">= 0"),
+        "max_memory_gb": Field("float", 4.0, "Refuse a prediction whose estimated peak memory exceeds this (GB), "
+                               "before allocating.", check=_pos, check_doc="> 0"),
     },
     "time": {
         "t_max": Field("float", 10.0, "Final mean-field time.", check=_pos, check_doc="> 0"),
@@ -567,6 +602,11 @@ def _cross_checks(c, base_dir, given=None):
     if train["coupling"] is True and max(train["widths"]) > limit["particles"]:
         p.append(f"train.coupling = true needs every width <= limit.particles ({max(train['widths'])} > "
                  f"{limit['particles']}); raise limit.particles or set coupling = false")
+    elif train["coupling"] is True and train["seeds"] >= 2 and max(train["widths"]) == limit["particles"]:
+        # a subsample of all M particles is the whole pool: every seed would be the same network
+        p.append(f"train.coupling = true needs every width < limit.particles when train.seeds >= 2 (width "
+                 f"{max(train['widths'])} takes the whole pool of {limit['particles']}: every seed would be the "
+                 "same network); raise limit.particles, or set coupling = 'auto' or false")
     if c["run"]["backend"] not in ("numpy", "auto"):
         from meanfield_solvers.particles.backends import BACKENDS
 
@@ -663,6 +703,10 @@ def _check_dataset(c, base_dir):
         if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
             p.append(f"task.path: {xk}, {yk} must be numeric arrays")
             continue
+        shape_problems = _split_problems(path, xk, yk, X, y)
+        if shape_problems:
+            p += shape_problems
+            continue
         if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
             p.append(f"task.path: {xk} or {yk} contains NaN or Inf")
         if task["loss"] == "logistic" and not np.all(np.isin(y, (-1.0, 1.0))):
@@ -672,6 +716,27 @@ def _check_dataset(c, base_dir):
         if "X_test" in arrays and arrays["X_test"].shape[1] != d:
             p.append(f"task.path: X_test has {arrays['X_test'].shape[1]} columns, X has {d}")
         task["d"] = int(d)
+    return p
+
+
+def _split_problems(path, xk, yk, X, y) -> list:
+    """What makes one split of a dataset unusable although it is a numeric (P, d), (P,) pair: complex
+    values (their imaginary part would be dropped silently), no columns (d = 0: no input), no rows
+    (every risk over it would be the mean of nothing, NaN: README, Reliability)."""
+    import numpy as np
+
+    p = []
+    for k, a in ((xk, X), (yk, y)):
+        if np.iscomplexobj(a):
+            p.append(f"task.path: {k} in {path} is complex ({a.dtype}); the inputs and targets must be real "
+                     "(the imaginary part would be dropped): store the real part, or real and imaginary parts "
+                     "as separate columns")
+    if X.shape[1] == 0:
+        p.append(f"task.path: {xk} in {path} has 0 columns; a dataset needs at least one input column")
+    if X.shape[0] == 0:
+        hint = (" (leave X_test and y_test out to evaluate on the training set)" if xk == "X_test"
+                else "")
+        p.append(f"task.path: {xk} in {path} has 0 rows; every risk over it would be undefined{hint}")
     return p
 
 

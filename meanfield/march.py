@@ -3,9 +3,16 @@
 A step function maps ``(state, k) -> state_next``, where the state is a
 :class:`meanfield_solvers.state.ParticleState` (positions, masses, random streams, step count: particle
 models) or a bare array (the deep networks' weights). The loop records the observer's output at the
-requested step indices, keeps snapshots of the positions, and stops at the first step whose state
-(positions or masses) is not finite, keeping the last finite state and saying at which step and
-time it happened.
+requested step indices, keeps snapshots of the positions, and stops
+
+* at the first step whose state (positions or masses) is not finite, keeping the last finite state;
+* at the first record that the side's :class:`meanfield.health.Health` refuses (an available risk
+  not finite, below its rounding error, or above ``train.divergence_factor`` times its reference:
+  README, *Reliability*), keeping the state of the last accepted record;
+
+saying in both cases at which step and time it happened and which state is kept
+(``kept_step``). A side is ``completed`` only when every record passed, so a completed side has
+finite, in-range records by construction.
 
 The state may live elsewhere than in host memory (a GPU): a ``residency`` object with
 ``put(host) -> state``, ``get(state) -> host`` and ``all_finite(state) -> bool`` (for example
@@ -20,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meanfield_solvers.state import DynamicsFailure, ParticleState
+
+from .health import Health, floor_notes
 
 __all__ = ["MarchResult", "march", "progress_bar"]
 
@@ -36,6 +45,9 @@ class MarchResult:
     message: str = ""
     state: object = None     # the last finite state itself (a host ParticleState, or the array)
     snapshot_masses: dict = field(default_factory=dict)  # record index -> copy of the masses (if any)
+    kept_step: int = 0       # the step of ``state``/``theta`` (the last finite or last accepted one)
+    refused: dict | None = None  # the observation a record check refused (its keys and shapes)
+    notes: list = field(default_factory=list)  # sentences for the run's messages (a risk at its precision floor)
 
 
 def progress_bar(total, desc, enabled):
@@ -93,8 +105,16 @@ class _States:
         return host.theta
 
 
+def _host_copy(host):
+    """A copy of a host state that later in-place steps cannot reach (positions and masses)."""
+    if isinstance(host, ParticleState):
+        return host.replace(theta=np.array(host.theta, copy=True),
+                            mass=None if host.mass is None else np.array(host.mass, copy=True))
+    return np.array(host, copy=True)
+
+
 def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress=False,
-          residency=None, checkpoint=None) -> MarchResult:
+          residency=None, health=None, checkpoint=None) -> MarchResult:
     """Advance ``theta0`` to ``record_steps[-1]`` steps of size ``h``, recording on the way.
 
     Parameters
@@ -106,6 +126,9 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     snapshot_records : indices into ``record_steps`` at which to keep a copy of the positions
     residency : object with put/get/all_finite over positions, or None (host arrays; see the
         module docstring)
+    health : :class:`meanfield.health.Health` or None
+        The record criteria; None: ``Health.of(observe)`` (the observer's available risks and
+        target scale, the default divergence factor).
     checkpoint : None, or the :class:`meanfield.checkpoint.Loop` of this call. When None and the run
         in progress writes checkpoints (:func:`meanfield.checkpoint.active`), the call goes through
         its Loop: a loop that ended before an interruption returns its saved result, a resumed one
@@ -117,18 +140,19 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
 
         loop = loop_for(step, record_steps, snapshot_records, h, desc)
         if loop is not None:
-            return loop.run(march, step, theta0, record_steps, h, observe, snapshot_records, desc, progress,
-                            residency)
+            return loop.run(march, step, theta0, record_steps, h, observe, snapshot_records=snapshot_records,
+                            desc=desc, progress=progress, residency=residency, health=health)
     where = _Host if residency is None else residency
     if isinstance(theta0, ParticleState):
         where = _States(where)
+    health = Health.of(observe) if health is None else health
     record_steps = [int(s) for s in record_steps]
     snaps = set(snapshot_records)
     res = MarchResult(records=[None] * len(record_steps), snapshots={}, theta=_positions(where, theta0), state=theta0)
     theta = where.put(theta0)
     n_total = record_steps[-1]
     ri = 0
-    expected = None
+    kept = None  # (host state, step) of the last accepted record
     bar = progress_bar(n_total, desc, progress)
     # overflow on the way to a divergence is expected and reported below, not warned about
     err = np.errstate(over="ignore", invalid="ignore")
@@ -136,7 +160,7 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     try:
         k = 0
         if checkpoint is not None:  # a resumed loop starts at its saved position
-            k, ri, expected, theta = checkpoint.start(res, where, theta, k, ri, expected)
+            k, ri, kept, theta = checkpoint.start(res, where, theta, k, ri, kept, health)
             bar.update(k)
         while True:
             host = None
@@ -144,13 +168,18 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                 if host is None:
                     host = where.get(theta)
                 obs = observe(host)
-                if expected is None:  # NaN at step 0 means 'not available' (e.g. no training set)
-                    expected = {n: np.isfinite(v) for n, v in obs.items() if n.startswith("risk")}
-                bad = [n for n, ok in expected.items() if np.any(ok & ~np.isfinite(obs[n]))]
-                if bad:
-                    res.status, res.diverged_step, res.diverged_time = "diverged", k, k * h
-                    res.message = f"{desc}: {bad[0]} became non-finite at step {k} (t = {k * h:g})"
+                verdict = health.check(obs, k, k * h)
+                if verdict is not None:
+                    res.status, res.diverged_step, res.diverged_time = verdict.status, k, k * h
+                    res.refused = obs
+                    if kept is None:  # refused at the first record: the initial state is all there is
+                        kept = (theta0, 0)
+                    res.state, res.kept_step = kept
+                    res.theta = _positions(where, res.state)
+                    res.message = (f"{desc}: {verdict.reason}; the state of the last accepted record "
+                                   f"(step {res.kept_step}) is kept")
                     return res
+                kept = (_host_copy(host), k)
                 res.records[ri] = obs
                 if ri in snaps:
                     res.snapshots[ri] = np.array(_positions(where, host), copy=True)
@@ -158,7 +187,8 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                         res.snapshot_masses[ri] = np.array(host.mass, copy=True)
                 ri += 1
             if checkpoint is not None:
-                checkpoint.boundary(k, ri, expected, res, lambda: where.get(theta) if host is None else host, n_total)
+                checkpoint.boundary(k, ri, kept, health, res, lambda: where.get(theta) if host is None else host,
+                                    n_total)
             if k >= n_total:
                 break
             try:
@@ -167,23 +197,25 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                 res.status, res.diverged_step, res.diverged_time = "diverged", k + 1, (k + 1) * h
                 res.message = (f"{desc}: step {k + 1} (t = {(k + 1) * h:g}) failed: {e}; the last good state "
                                f"(step {k}) is kept")
-                return res
+                break
             k += 1
             if not where.all_finite(new):
                 res.status, res.diverged_step, res.diverged_time = "diverged", k, k * h
                 res.message = (f"{desc}: parameters became non-finite at step {k} (t = {k * h:g}); "
                                f"the last finite state (step {k - 1}) is kept")
-                return res
+                break
             theta = new
             res.steps_done = k
             if residency is None:
                 res.state = theta
                 res.theta = _positions(where, theta)
             bar.update(1)
-    finally:
+        res.kept_step = res.steps_done
         if residency is not None and res.steps_done:
             res.state = where.get(theta)  # the last finite state, back on the host
             res.theta = _positions(where, res.state)
+    finally:
         err.__exit__(None, None, None)
         bar.close()
+        res.notes = floor_notes(health, desc)
     return res

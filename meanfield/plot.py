@@ -59,4 +59,8 @@ def plot_dir(path, fmt="png", **scan_opts):
     from .figures import write_figures
 
     files += write_figures(res, path, fmt)
+    # predicted fluctuations ([fluctuations] predict = true): bands over the seed spread, N Var collapse
+    from .twolayer.fluct_plot import write_prediction_figures
+
+    files += write_prediction_figures(res, path, fmt)
     return files

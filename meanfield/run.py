@@ -85,7 +85,9 @@ def run(cfg, progress: bool = False, log=None) -> Result:
         summary["messages"] += side.messages
         diverged += side.diverged
     if diverged:
-        summary["status"] = "diverged"
+        # 'failed' (a record that cannot be vouched for: precision lost, a risk NaN from the start)
+        # outranks 'diverged'; either way the run is not 'completed' (meanfield.health)
+        summary["status"] = "failed" if any(d.get("status") == "failed" for d in diverged) else "diverged"
         summary["diverged"] = diverged
     widths = list(cfg.train.widths) if cfg.train.seeds > 0 else []
     summary.update(wing.final_metrics(arrays, widths))

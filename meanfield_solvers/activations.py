@@ -193,6 +193,12 @@ class Activation:
         ``(q1, q2, c) -> E[σ'(u)σ'(v)]`` (the derivative kernel of the NTK recursion).
     doc : str
         One line: the formula, e.g. ``"erf(z/sqrt 2)"``.
+    kernel_error : callable or None
+        ``eps -> r``: the closed-form kernel's rounding error is at most
+        :math:`r\,\lVert\sigma(u)\rVert\,\lVert\sigma(v)\rVert` in a precision of unit roundoff
+        ``eps`` (None: :math:`16\varepsilon`, a few correctly rounded operations). Forms that
+        take a square root of a difference lose half the digits (relu: :math:`\sqrt{q_1q_2-c^2}`
+        and :math:`\arccos\rho` of (nearly) parallel neurons): see :func:`kernel_rounding`.
 
     ``None`` means "no closed form": callers then use quadrature or Monte Carlo, or refuse with
     a :class:`MissingClosedForm` error.
@@ -209,6 +215,11 @@ class Activation:
     kernel_and_grad: Callable | None = None
     dkernel: Callable | None = None
     doc: str = field(default="", compare=False)
+    kernel_error: Callable | None = field(default=None, compare=False)
+
+    def kernel_rounding(self, eps: float) -> float:
+        """Relative rounding-error bound of the closed-form kernel (see ``kernel_error``)."""
+        return 16.0 * eps if self.kernel_error is None else float(self.kernel_error(eps))
 
     def __call__(self, z):
         return self.fn(z)
@@ -247,7 +258,7 @@ ACTIVATIONS: Mapping[str, Activation] = MappingProxyType(_ACTIVATIONS)
 # ------------------------------------------------------------------ registry
 def register_activation(name: str, fn, d1, d2, *, odd: bool, smooth: bool = True,
                         homogeneous: bool = False, mean_and_grad=None, kernel_and_grad=None,
-                        dkernel=None, doc: str = "", replace: bool = False) -> Activation:
+                        dkernel=None, doc: str = "", replace: bool = False, kernel_error=None) -> Activation:
     """Define an activation once and make it known to every module (see the module docstring).
 
     Returns the :class:`Activation`. Registering a name twice is an error unless ``replace``
@@ -268,7 +279,7 @@ def register_activation(name: str, fn, d1, d2, *, odd: bool, smooth: bool = True
         unregister_activation(name)
     act = Activation(name=name, fn=fn, d1=d1, d2=d2, odd=bool(odd), smooth=bool(smooth),
                      homogeneous=bool(homogeneous), mean_and_grad=mean_and_grad,
-                     kernel_and_grad=kernel_and_grad, dkernel=dkernel, doc=doc)
+                     kernel_and_grad=kernel_and_grad, dkernel=dkernel, doc=doc, kernel_error=kernel_error)
     _ACTIVATIONS[name] = act
     return act
 
@@ -513,7 +524,10 @@ register_activation("linear", lambda z: z, np.ones_like, np.zeros_like, odd=True
                     dkernel=_linear_dkernel, doc="z")
 register_activation("relu", _relu, _relu_d1, _relu_d2, odd=False, smooth=False, homogeneous=True,
                     mean_and_grad=_relu_mean_and_grad, kernel_and_grad=_relu_kernel_and_grad,
-                    dkernel=_relu_dkernel, doc="max(z, 0)")
+                    dkernel=_relu_dkernel, doc="max(z, 0)",
+                    # sqrt(q1 q2 - c^2) and arccos(rho) of parallel neurons: each term off by
+                    # sqrt(2 eps) sqrt(q1 q2) / (2 pi), i.e. 2 sqrt(2 eps)/pi of ||relu(u)|| ||relu(v)||
+                    kernel_error=lambda eps: 2.0 * np.sqrt(2.0 * eps) / np.pi)
 register_activation("erf", _erf, _erf_d1, _erf_d2, odd=True, mean_and_grad=zero_mean,
                     kernel_and_grad=_erf_kernel_and_grad, dkernel=_erf_dkernel, doc="erf(z/sqrt 2)")
 register_activation("tanh", np.tanh, _tanh_d1, _tanh_d2, odd=True, mean_and_grad=zero_mean, doc="tanh z")

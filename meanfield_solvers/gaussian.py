@@ -30,6 +30,7 @@ __all__ = [
     "mean",
     "mean_and_grad",
     "gauss_hermite_kernel",
+    "trapezoid_pair_row",
 ]
 
 
@@ -81,6 +82,30 @@ def mean_and_grad(name: str, q):
 def mean(name: str, q):
     r""":math:`E[\sigma(u)]` for :math:`u \sim N(0, q)`."""
     return mean_and_grad(name, q)[0]
+
+
+def trapezoid_pair_row(f, g, q1, q2, c, h: float, Z: float = 9.0):
+    r""":math:`E[f(u)g(v)]` for one u-variance ``q1`` against arrays ``q2``, ``c`` (one row of a matrix).
+
+    With :math:`u = s_1z_1`, :math:`v = \beta z_1 + \gamma z_2` (:math:`s_1 = \sqrt{q_1}`,
+    :math:`\beta = c/s_1`, :math:`\gamma^2 = q_2 - \beta^2`), the double integral against the
+    standard normal density is the tensor trapezoid rule of step ``h`` on :math:`[-Z, Z]^2`. For
+    integrands analytic in the strip :math:`|\mathrm{Im}\,z| < d` the error decays like
+    :math:`e^{-2\pi d/h}` (plus the :math:`e^{-Z^2/2}` tail), and for an activation with poles at
+    distance :math:`\pi/2` from the real axis (tanh, sech²) :math:`d = \pi/(2\max(s_1, s_2))`: the
+    step must shrink like :math:`1/\sqrt q`, whereas a Gauss–Hermite rule of order n has node spacing
+    about :math:`\pi/\sqrt{2n}` near 0 and needs an order growing like q (80 nodes reach only 1e-5 at
+    q = 5). Returns an array of the shape of ``q2``.
+    """
+    z = h * np.arange(-int(np.ceil(Z / h)), int(np.ceil(Z / h)) + 1)
+    w = h * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+    q2, c = np.broadcast_arrays(np.asarray(q2, dtype=float), np.asarray(c, dtype=float))
+    s1 = float(np.sqrt(max(float(q1), 0.0)))
+    beta = c / s1 if s1 > 0 else np.zeros_like(c)
+    gamma = np.sqrt(np.maximum(q2 - beta * beta, 0.0))
+    fu = f(s1 * z) * w
+    v = beta[..., None, None] * z[:, None] + gamma[..., None, None] * z[None, :]
+    return np.einsum("...ij,i,j->...", g(v), fu, w)
 
 
 def gauss_hermite_kernel(f, g, q1, q2, c, order: int = 64):

@@ -137,6 +137,13 @@ def _cases():
     add("scan-huge-point", lambda t: (["scan", _spec(t, "s.toml", _toml(t, "c.toml"),
                                                      '[axes]\n"limit.particles" = [16, 10000000000]\n')],
                                       ["limit.particles", "run.max_memory_gb"]))
+    # ---------------------------------------------------------------- coordcheck
+    add("coordcheck-missing", lambda t: (["coordcheck", str(t / "nope.toml")], ["nope.toml"]))
+    add("coordcheck-bad-parametrisation", lambda t: (["coordcheck", _toml(t, "c.toml"), "--parametrisations",
+                                                      "mup,foo"], ["--parametrisations", "foo"]))
+    add("coordcheck-steps", lambda t: (["coordcheck", _toml(t, "c.toml"), "--steps", "0"], ["--steps"]))
+    add("coordcheck-out-is-file", lambda t: (["coordcheck", _toml(t, "c.toml"), "--out", _raw(t, "f", "x")],
+                                             ["--out", "not a directory"]))
     # ---------------------------------------------------------------- status, collect, plot
     add("status-missing", lambda t: (["status", str(t / "nope")], ["nope"]))
     add("status-file", lambda t: (["status", _raw(t, "f", "x")], ["not a directory"]))

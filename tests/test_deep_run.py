@@ -115,7 +115,8 @@ def test_depth_one_deep_run_is_the_two_layer_model():
 def test_divergence_is_reported():
     res = run(deep(**{"train.lr": 5.0, "limit.method": "none", "time.t_max": 500.0, "model.activation": "linear",
                       "model.gamma0": 4.0, "train.widths": [16]}))
-    assert "non-finite" in res.summary["diverged"][0]["message"] or "infinite" in res.summary["diverged"][0]["message"]
+    msg = res.summary["diverged"][0]["message"]
+    assert "non-finite" in msg or "divergence_factor" in msg  # overflow, or the loss criterion first
     assert res.status == "diverged"
 
 

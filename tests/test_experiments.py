@@ -102,3 +102,11 @@ def test_langevin_erf_1d(tmp_path):
             assert abs(got - want) < 0.06 * abs(want), (tau, name, got, want)
         # the widest noisy networks sit at R* up to their seed error and an O(1/N) bias
         assert abs(r["nn_mean"][-1] - sol.risk) < 3 * r["nn_se"][-1] + 0.02 * sol.risk
+
+
+def test_fluctuation_prediction(tmp_path):
+    rep, out = _run("fluctuation_prediction", tmp_path)
+    assert os.path.isfile(os.path.join(out, "fluct_collapse.png"))
+    for N in (32, 128):  # the prediction holds, the naive estimate does not (issue 15)
+        assert rep["frac"][N] >= 0.9 and rep["frac_naive"][N] < 0.5
+    assert rep["replica_rel_error"] < 3 * np.sqrt(2 / 12)  # forward replicas: relative error ~ sqrt(2/R)

@@ -37,6 +37,8 @@ _DECL = {
     "t": (("time",), "mean-field recording times (the limit's step grid)"),
     "t_nn": (("time",), "the networks' recording times (step * lr)"),
     "widths": (("width",), "widths N of the finite networks"),
+    "coupling_factor": (("width",), "factor by which coupling to the limit's M particles shrinks each width's "
+                                    "seed variance, 1 - N/M (1: independent draws)"),
     "x_eval": (("point", "input"), "points where f is recorded"),
     "risk_mf": (("time",), "the limit's primary risk (two-layer: population when closed-form, else test; "
                            "deep: training loss)"),
@@ -55,6 +57,15 @@ _DECL = {
     "entropy_mf": (("time",), "k-nearest-neighbour estimate of the limit particles' entropy H (temperature > 0; "
                               "NaN where unreliable)"),
     "free_energy_mf": (("time",), "the limit's free energy E - tau H (temperature > 0; NaN where H is unreliable)"),
+    "fluct_nvar": (("time", "output"), "predicted N Var of each recorded output (fluctuations.predict; independent "
+                                        "initialisations; NaN at times not predicted)"),
+    "fluct_nvar_se": (("time", "output"), "Monte Carlo standard error of fluct_nvar (finite reference sample)"),
+    "fluct_naive": (("time", "output"), "naive N Var: the output's own first variation at the transported units"),
+    "fluct_ncov": (("time", "output", "output_2"), "predicted N Cov between outputs at each recording time"),
+    "fluct_predicted": (("time",), "whether the prediction was made at this recording time"),
+    "fluct_nvar_replicas": (("time", "output"), "forward-replica estimate of N Var (relative error sqrt(2/R))"),
+    "fluct_nvar_nn": (("width", "time", "output"), "predicted N Var for each width's initialisation (coupled: "
+                                                    "times the finite-population factor)"),
     "snap_t": (("snapshot",), "snapshot times"),
     "masses_mf": (("snapshot", "particle"), "the limit's particle masses at snap_t (Wasserstein-Fisher-Rao)"),
     "masses_mf_final": (("particle",), "the limit's particle masses at the end"),
@@ -87,6 +98,9 @@ MEANING = {k: v[1] for k, v in _DECL.items()}
 _PATTERNS = (
     (re.compile(r"neurons_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}", "column"),
      "the width-N networks' neurons at snap_t, every seed"),
+    (re.compile(r"neurons_nn_final_N(\d+)$"), ("seed", "neuron_N{N}", "column"),
+     "the width-N networks' last kept state (the final one, or the last finite/accepted one of a "
+     "diverged run: summary 'diverged' says its step)"),
     (re.compile(r"masses_nn_N(\d+)$"), ("snapshot", "seed", "neuron_N{N}"),
      "the width-N networks' neuron masses at snap_t (Wasserstein-Fisher-Rao)"),
     (re.compile(r"coupling_index_N(\d+)$"), ("seed", "neuron_N{N}"),

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["is_deep", "gamma0_of", "check_deep", "point_counts", "check_dmft_supported", "size_problems"]
+__all__ = ["is_deep", "gamma0_of", "check_deep", "point_counts", "check_dmft_supported", "size_problems",
+           "parametrisation_problems"]
 
 # two-layer-only model options and the value a deep muP network implies for each
 _TWO_LAYER_ONLY = {
@@ -84,7 +85,14 @@ def check_deep(c: dict, given: dict) -> list:
         if train["algorithm"] == "flow":
             p.append("train.algorithm = 'flow' is implemented for deep runs only (model.depth >= 2 or limit.method "
                      "in 'dmft', 'dmft_linear', 'ntk'); two-layer runs use 'gd' (or limit.integrator for the limit)")
+        if model["parametrisation"] != "mup":
+            p.append(f"model.parametrisation = {model['parametrisation']!r} applies to the built-in deep network; this "
+                     f"is a two-layer run (model.depth = 1, limit.method = {method!r}), whose scaling is set by "
+                     "model.alpha: set model.parametrisation = 'mup', or use a deep limit method (ntk) or depth >= 2")
+        if model["residual"]:
+            p.append("model.residual = true needs residual blocks: set model.depth >= 2")
         return p
+    p += parametrisation_problems(c)
     # ---- deep runs (the limit method's own problems come from its adapter, meanfield.deep.limits)
     if model["kind"] != "network":
         p.append(f"model.kind = {model['kind']!r} is a particle model; deep runs (model.depth >= 2 or a deep limit "
@@ -102,6 +110,41 @@ def check_deep(c: dict, given: dict) -> list:
     if train["coupling"] is True:
         p.append("train.coupling = true is a two-layer (particles) option; deep networks draw their own weights. "
                  "Set train.coupling = 'auto' or false")
+    return p
+
+
+def parametrisation_problems(c) -> list:
+    """Whether ``model.parametrisation`` admits ``limit.method`` and the residual options fit the method and depth.
+
+    A parametrisation declares the limit methods whose limit it has
+    (:attr:`meanfield.deep.parametrisation.Parametrisation.limit_methods`); a deep limit method
+    declares whether it solves residual networks (``supports_residual``).
+    """
+    from ..core.registry import LIMIT_METHODS
+    from .parametrisation import get_parametrisation_class
+
+    model, method = c["model"], c["limit"]["method"]
+    p = []
+    try:
+        cls = get_parametrisation_class(model["parametrisation"])
+    except ValueError:
+        return p  # reported by the schema's choices
+    if method != "none" and method not in cls.limit_methods:
+        admits = ", ".join(repr(m) for m in cls.limit_methods) or "none"
+        p.append(f"limit.method = {method!r} is not a limit of model.parametrisation = {cls.name!r} (it admits: "
+                 f"{admits}); set limit.method to one of those or 'none', or choose another model.parametrisation "
+                 "(mup: dmft, dmft_linear, ntk; ntk: ntk; standard: none)")
+    if model["residual"]:
+        if model["depth"] < 2:
+            p.append("model.residual = true needs residual blocks: set model.depth >= 2")
+        m = LIMIT_METHODS.get(method)
+        if m is not None and not getattr(m, "supports_residual", False):
+            takers = sorted(n for n, k in LIMIT_METHODS.items() if getattr(k, "supports_residual", False))
+            p.append(f"model.residual = true: limit.method = {method!r} has no residual version; use one of "
+                     f"{takers + ['none']} or set model.residual = false")
+    elif (model["branch_exponent"], model["branch_scale"]) != (0.5, 1.0):
+        p.append("model.branch_exponent and model.branch_scale set the residual branches: they need "
+                 "model.residual = true")
     return p
 
 
@@ -146,6 +189,10 @@ def size_problems(c) -> list:
             what = est.describe()
         except ImportError:  # pragma: no cover
             return p
+    elif model["residual"]:
+        L = model["depth"]
+        total = (4 * L * L + 2 * L) * n * n * 8.0
+        what = f"about (4 L^2 + 2 L) n^2 doubles (residual one-pass solver) with n = (T+1)(P+Q) = {n}"
     else:
         total = (12 * model["depth"] + 6) * n * n * 8.0
         what = f"about (12 L + 6) n^2 doubles with n = (T+1)(P+Q) = {n}"

@@ -2,8 +2,10 @@ r"""The deep limit methods, one small adapter each (registered by name in
 :mod:`meanfield.core.registry`):
 
 * ``dmft`` — the sampled DMFT of deep muP networks (:func:`meanfield_solvers.dmft.solve_dmft`);
-* ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`meanfield_solvers.dmft.solve_deep_linear`);
-* ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`meanfield_solvers.dmft.solve_ntk`).
+* ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`meanfield_solvers.dmft.solve_deep_linear`;
+  residual networks: the one-pass solver of :mod:`meanfield_solvers.dmft.residual_linear`);
+* ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`meanfield_solvers.dmft.solve_ntk`;
+  residual networks: :mod:`meanfield_solvers.dmft.residual_ntk`).
 
 Each solves on the limit's grid ``dt * arange(T + 1)`` up to the last recording step and returns
 the recorded arrays (see :mod:`meanfield.deep.wing` for the keys). The DMFT family is the exact
@@ -18,8 +20,10 @@ import numpy as np
 
 from .. import checkpoint, seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
+from ..health import first_unhealthy
 from .checks import check_dmft_supported, gamma0_of, size_problems
 from .observe import alignment
+from .parametrisation import make_parametrisation
 
 __all__ = ["DMFTMethod", "DMFTLinearMethod", "NTKMethod", "DeepLimitMethod"]
 
@@ -45,9 +49,28 @@ class DeepLimitMethod(LimitMethod):
         side = Side(summary={"seconds_limit": time.perf_counter() - t0})
         info = sol["info"]
         side.summary["limit"] = dict(method=self.name, **info)
+        dt = cfg.limit.dt
+        bad = None  # (first step not vouched for, status, message)
         if info["status"] in ("diverged", "not_positive_definite"):
-            side.diverged.append({"side": "limit", "step": None, "time": None,
-                                  "message": f"{self.name}: {info['status']}: {info['message']}"})
+            # the solver keeps the state of its last stage that reached its target (good_horizon)
+            good = info.get("good_horizon") or 0
+            bad = (good + 1, "diverged", f"{self.name}: {info['status']}: {info['message']}; the solution is "
+                                         f"kept up to step {good} (t = {good * dt:g}), the last solved stage")
+        # the record criteria of every side (meanfield.health), on the loss at every step of the grid
+        k, verdict = first_unhealthy(sol["loss"], np.arange(len(sol["loss"])), dt, cfg.train.divergence_factor,
+                                     0.5 * float(np.mean(st.y ** 2)))
+        if k is not None and (bad is None or k < bad[0]):
+            bad = (k, verdict.status, f"{self.name}: {verdict.reason}")
+        if bad is not None:
+            k, status, msg = bad
+            sol = _cut(sol, k)  # nothing from step k on is reported
+            note = sol["info"].get("stability", "")
+            side.diverged.append({"side": "limit", "status": status, "step": int(k), "time": k * dt,
+                                  "kept_step": int(k) - 1, "message": msg + (f" ({note})" if note else "")})
+            log(side.diverged[-1]["message"])
+        elif info["status"] == "unstable":  # unstable, but the loss has not yet left the criterion's range
+            side.messages.append(f"{self.name}: {info['stability']}; the loss has not yet grown past "
+                                 "train.divergence_factor within time.t_max")
         elif info["status"] == "not_converged":
             side.messages.append(f"{self.name}: the fixed-point iteration did not reach limit.dmft_tol "
                                  f"(final residual {info['final_residual']:.3g}); the limit arrays are the last iterate")
@@ -67,9 +90,20 @@ class DeepLimitMethod(LimitMethod):
         return side
 
 
+def _cut(sol, k):
+    """``sol`` with every time-indexed array NaN from step ``k`` on (copies; the solver's arrays stay)."""
+    out = dict(sol)
+    for key in ("f", "loss", "f_err", "loss_err", "Phi", "G", "K"):
+        a = np.array(sol[key], dtype=float, copy=True)
+        a[k:] = np.nan
+        out[key] = a
+    return out
+
+
 def _fixed_point_record(r, log, name):
     info = {"status": r.status, "iterations": int(r.iterations), "message": r.message,
-            "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan")}
+            "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan"),
+            "good_horizon": r.info.get("good_horizon")}
     if r.message:
         log(f"{name}: {r.status}: {r.message}")
     return dict(f=r.f, loss=r.loss, f_err=r.f_err, loss_err=r.loss_err, Phi=np.moveaxis(r.Phi, 0, 1),
@@ -106,6 +140,8 @@ class DMFTLinearMethod(DeepLimitMethod):
     name = "dmft_linear"
     doc = "exact DMFT of deep linear networks (linear activation)"
     exact_for_gd = True
+    #: residual networks: the single causal pass of meanfield_solvers/dmft/residual_linear.py
+    supports_residual = True
 
     def check(self, c):
         act = c["model"]["activation"]
@@ -117,6 +153,16 @@ class DMFTLinearMethod(DeepLimitMethod):
     def solve(self, cfg, X, y, Xt, T, log):
         import meanfield_solvers.dmft as dm
 
+        if cfg.model.residual:
+            from meanfield_solvers.dmft.residual_linear import solve_residual_linear
+
+            m = cfg.model
+            b = make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=True,
+                                     branch_exponent=m.branch_exponent, branch_scale=m.branch_scale).branch(m.depth)
+            r = solve_residual_linear(X, y, m.depth, b, gamma0_of(cfg), cfg.limit.dt, T,
+                                      X_test=Xt if Xt.shape[0] else None,
+                                      max_bytes=cfg.limit.dmft_max_memory_gb * 1e9)
+            return _fixed_point_record(r, log, self.name)
         r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt))
         return _fixed_point_record(r, log, self.name)
 
@@ -124,20 +170,43 @@ class DMFTLinearMethod(DeepLimitMethod):
 class NTKMethod(DeepLimitMethod):
     name = "ntk"
     doc = "gamma0 -> 0: NNGP/NTK recursions and kernel gradient flow"
+    #: residual networks: the residual recursion of meanfield_solvers/dmft/residual_ntk.py
+    supports_residual = True
 
     def solve(self, cfg, X, y, Xt, T, log):
         import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]
-        r = dm.solve_ntk(X, y, L, cfg.limit.dt, T, activation=cfg.model.activation,
-                         X_test=Xt if Xt.shape[0] else None)
+        dt = cfg.limit.dt
+        Xq = Xt if Xt.shape[0] else None
+        if cfg.model.residual:
+            from meanfield_solvers.dmft.residual_ntk import solve_residual_ntk
+
+            m = cfg.model
+            b = make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=True,
+                                     branch_exponent=m.branch_exponent, branch_scale=m.branch_scale).branch(L)
+            r = solve_residual_ntk(X, y, L, b, dt, T, activation=m.activation, X_test=Xq)
+        else:
+            r = dm.solve_ntk(X, y, L, dt, T, activation=cfg.model.activation, X_test=Xq)
         ker = r.kernels
         zero = np.zeros
+        info = {"status": "exact", "iterations": 0, "message": ""}
+        # the Euler kernel flow multiplies each mode of the training residual by 1 - dt lambda: it is
+        # stable iff dt lambda_max(K_train / P) <= 2 (docs/dmft.md §5d); beyond, the loss grows as
+        # |1 - dt lambda_max|^(2k) and the run's divergence criterion stops it
+        P = X.shape[0]
+        lam = float(np.linalg.eigvalsh(ker.K[:P, :P] / P)[-1]) if P else 0.0
+        info["dt_lambda_max"] = dt * lam
+        if dt * lam > 2:
+            info["status"] = "unstable"
+            info["stability"] = (f"the kernel flow is unstable: limit.dt x lambda_max(K/P) = {dt * lam:.4g} > 2; "
+                                 f"limit.dt < {2 / lam:.4g} is stable")
+            info["message"] = info["stability"]
+            log(f"{self.name}: {info['stability']}")
         return dict(f=r.f, loss=r.loss, f_err=zero(r.f.shape), loss_err=zero(r.loss.shape),
                     Phi=np.broadcast_to(ker.Phi[1:L + 1], (T + 1, L, n, n)),
                     G=np.broadcast_to(ker.G[1:L + 1], (T + 1, L, n, n)),
-                    K=np.broadcast_to(ker.K, (T + 1, n, n)), residuals=np.zeros(0),
-                    info={"status": "exact", "iterations": 0, "message": ""})
+                    K=np.broadcast_to(ker.K, (T + 1, n, n)), residuals=np.zeros(0), info=info)
 
 
 for _m in (DMFTMethod(), DMFTLinearMethod(), NTKMethod()):

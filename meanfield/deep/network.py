@@ -17,7 +17,8 @@ readout :math:`w = W^L\in\mathbb R^N`):
 
 muP / mean field with richness :math:`\gamma_0` (:class:`MuP`): :math:`s_0 = D^{-1/2}`,
 :math:`s_\ell = N^{-1/2}`, :math:`s_L = 1/(\gamma_0 N)`, :math:`c_\ell = \gamma_0^2 N` for every group.
-One step of size :math:`\eta` advances time :math:`\eta`.
+One step of size :math:`\eta` advances time :math:`\eta`. The NTK and standard parametrisations and
+the residual options are in :mod:`meanfield.deep.parametrisation`.
 
 Backpropagation (no autodiff)
 -----------------------------
@@ -40,11 +41,11 @@ a^{\ell\top}_\mu` with :math:`\Delta = y - f`. The O(1) backward fields of docs/
 which in muP is exactly :math:`\sum_\ell G^{\ell+1}\odot\Phi^\ell` with :math:`\Phi^\ell = A^\ell A^{\ell\top}/N`,
 :math:`G^\ell = g^\ell g^{\ell\top}/N`, :math:`\Phi^0 = XX^\top/D`, :math:`G^{L+1}\equiv1` (docs/dmft.md §1.1).
 
-Residual variant (slot, not yet exposed in configs): a parametrisation with ``residual = True``
-gives :math:`h^{\ell+1} = h^\ell + s_\ell W^\ell\phi(h^\ell)` (ℓ = 1..L-1) and
+Residual variant (``model.residual``): a parametrisation with ``residual = True`` gives
+:math:`h^{\ell+1} = h^\ell + s_\ell W^\ell\phi(h^\ell)` (ℓ = 1..L-1) and
 :math:`e^\ell = e^{\ell+1} + \phi'(h^\ell)\odot s_\ell W^{\ell\top}e^{\ell+1}`; the weight gradients and
-the NTK formula are unchanged. A branch multiplier (BNLHP23: :math:`1/\sqrt L`) is folded into
-:math:`s_\ell`.
+the NTK formula are unchanged. The branch multiplier :math:`\beta/L^\kappa` (depth-muP: κ = ½) is a
+factor of :math:`s_\ell` (not of the initial variance), so the rates :math:`c_\ell` are unchanged.
 
 Depth 1 *is* the two-layer model
 --------------------------------
@@ -71,7 +72,6 @@ seeds. Feature arrays are ``(S, P, N)`` (points × neurons).
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,11 +80,9 @@ from meanfield_solvers.gaussian import get_activation
 from meanfield_solvers.particles import TwoLayer, get_backend, mc_risk_velocity
 from meanfield_solvers.threads import blas_threads
 
+from .parametrisation import PARAMETRISATIONS, LayerScales, MuP, make_parametrisation  # noqa: F401 (re-exported)
+
 __all__ = [
-    "LayerScales",
-    "MuP",
-    "PARAMETRISATIONS",
-    "make_parametrisation",
     "DeepNet",
     "Fields",
     "init_weights",
@@ -103,68 +101,6 @@ def _limited(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-# ---------------------------------------------------------------------------------------------
-# parametrisations
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LayerScales:
-    r"""Numbers a network of fixed (L, D, N) reads from its parametrisation.
-
-    Attributes
-    ----------
-    forward : tuple of L+1 floats
-        :math:`s_0..s_L` (``forward[L]`` multiplies the readout).
-    lr : tuple of L+1 floats
-        :math:`c_0..c_L`, learning-rate multipliers of :math:`-\nabla\hat L` per weight group.
-    g_scale : float
-        :math:`g^\ell = \text{g\_scale}\cdot\partial f/\partial h^\ell` defines the backward fields whose
-        Gram matrices are the gradient kernels :math:`G^\ell = g g^\top/N`.
-    residual : bool
-        False: plain MLP; True: residual blocks :math:`h^{\ell+1} = h^\ell + s_\ell W^\ell\phi(h^\ell)`
-        for ℓ = 1..L-1 (a branch multiplier is part of :math:`s_\ell`).
-    """
-
-    forward: tuple
-    lr: tuple
-    g_scale: float
-    residual: bool = False
-
-
-@dataclass(frozen=True)
-class MuP:
-    r"""muP / mean-field parametrisation with richness :math:`\gamma_0` (docs/dmft.md §1).
-
-    :math:`s_0 = 1/\sqrt D`, :math:`s_\ell = 1/\sqrt N`, :math:`s_L = 1/(\gamma_0 N)`,
-    :math:`c_\ell = \gamma_0^2 N`, :math:`g^\ell = \gamma_0 N\,\partial f/\partial h^\ell`.
-    """
-
-    gamma0: float
-    name: str = "mup"
-
-    def __post_init__(self):
-        if not (self.gamma0 > 0 and math.isfinite(self.gamma0)):
-            raise ValueError(f"gamma0 must be a positive finite number, got {self.gamma0!r}")
-
-    def scales(self, L: int, D: int, N: int) -> LayerScales:
-        g = float(self.gamma0)
-        fwd = (1.0 / math.sqrt(D),) + (1.0 / math.sqrt(N),) * (L - 1) + (1.0 / (g * N),)
-        lr = (g * g * N,) * (L + 1)
-        return LayerScales(forward=fwd, lr=lr, g_scale=g * N)
-
-
-#: name -> constructor(gamma0=...) of the parametrisations configs may name.
-PARAMETRISATIONS = {"mup": MuP}
-
-
-def make_parametrisation(name: str, gamma0: float):
-    """Build a parametrisation by name (``'mup'``)."""
-    try:
-        cls = PARAMETRISATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown parametrisation {name!r}; choose one of {sorted(PARAMETRISATIONS)}") from None
-    return cls(gamma0=gamma0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,6 +262,11 @@ class DeepNet:
         return e
 
     @_limited
+    def preactivations(self, theta, X) -> list:
+        r"""Pre-activations :math:`h^1..h^L` on X, a list of L arrays (S, P, N) (any depth)."""
+        return self._forward_weights(self.weights(theta), X)[0][1:]
+
+    @_limited
     def output(self, theta, X) -> np.ndarray:
         """Outputs f of shape (S, P) on X of shape (P, D) or (S, P, D)."""
         if self.L == 1:
@@ -421,6 +362,16 @@ class DeepNet:
         e = self._backward_weights(Ws, h)
         gs = self.sc.g_scale
         return Fields(phi=a[1:], g=[gs * e[l] for l in range(1, self.L + 1)], f=f)
+
+    def kernel_weights(self) -> np.ndarray:
+        r"""Factors :math:`\omega_\ell` with :math:`K = \sum_{\ell=0}^L\omega_\ell\,G^{\ell+1}\odot\Phi^\ell` in terms
+        of the recorded kernels (:math:`\Phi^\ell = a^\ell a^{\ell\top}/\text{fan}_\ell`, :math:`G^\ell = g g^\top/N`,
+        :math:`g = \text{g\_scale}\cdot e`): :math:`\omega_\ell = c_\ell s_\ell^2\,\text{fan}_\ell N/\text{g\_scale}^2`
+        (ℓ < L), :math:`\omega_L = c_L s_L^2 N`. muP: all 1 (residual blocks :math:`b^2`); shape (L+1,)."""
+        s, c, gs = self.sc.forward, self.sc.lr, self.sc.g_scale
+        fan = [self.D] + [self.N] * self.L
+        w = [c[l] * s[l] ** 2 * fan[l] * self.N / gs ** 2 for l in range(self.L)]
+        return np.asarray(w + [c[self.L] * s[self.L] ** 2 * self.N])
 
     @_limited
     def ntk(self, theta, X) -> np.ndarray:

@@ -20,19 +20,29 @@ import numpy as np
 __all__ = ["ntk_from_kernels", "alignment", "DeepObserver"]
 
 
-def ntk_from_kernels(Phi0, Phi, G):
+def ntk_from_kernels(Phi0, Phi, G, weights=None):
     r""":math:`K = G^1\odot\Phi^0 + \sum_{\ell=1}^{L-1}G^{\ell+1}\odot\Phi^\ell + \Phi^L`.
 
     Parameters
     ----------
     Phi0 : (n, n)
     Phi, G : (..., L, n, n) — layers 1..L on the layer axis
+    weights : None or (L+1,) floats
+        Per-group factors :math:`\omega_\ell` of :math:`K = \sum_\ell\omega_\ell G^{\ell+1}\odot\Phi^\ell`
+        (:meth:`meanfield.deep.network.DeepNet.kernel_weights`: :math:`b^2` on residual blocks, width
+        factors in the standard parametrisation); None: all ones (muP).
 
     Returns
     -------
     K : (..., n, n)
     """
     L = Phi.shape[-3]
+    if weights is not None:
+        w = [float(x) for x in weights]
+        K = w[0] * G[..., 0, :, :] * Phi0 + w[L] * Phi[..., L - 1, :, :]
+        for l in range(1, L):
+            K = K + w[l] * G[..., l, :, :] * Phi[..., l - 1, :, :]
+        return K
     K = G[..., 0, :, :] * Phi0 + Phi[..., L - 1, :, :]
     for l in range(1, L):
         K = K + G[..., l, :, :] * Phi[..., l - 1, :, :]
@@ -86,6 +96,15 @@ class DeepObserver:
         self.Xk = self.X[:nk]
         self.seed_mean = seed_mean_kernels
         self.Phi0 = (self.Xk @ self.Xk.T) / self.X.shape[1]
+        # what the time loop requires finite at every record, and the target's scale (risk of f = 0)
+        # for its divergence criterion (meanfield.health)
+        self.available = ("risk_train",) + (("risk_test",) if self.y_test is not None and len(self.y_test) else ())
+        ys = [np.asarray(y_train, dtype=np.float64)] + ([np.asarray(self.y_test, dtype=np.float64)]
+                                                        if "risk_test" in self.available else [])
+        self.scale = max(0.5 * float(np.mean(y * y)) for y in ys) if self.P else 0.0
+        w = net.kernel_weights()
+        # muP without branches has unit weights: keep the unweighted (historical) arithmetic there
+        self.kernel_weights = None if np.allclose(w, 1.0, rtol=1e-12, atol=0) else w
 
     def __call__(self, theta) -> dict:
         P = self.P
@@ -103,7 +122,7 @@ class DeepObserver:
             N = self.net.N
             Phi = np.stack([np.matmul(a, np.swapaxes(a, -1, -2)) / N for a in fl.phi], axis=1)
             G = np.stack([np.matmul(g, np.swapaxes(g, -1, -2)) / N for g in fl.g], axis=1)
-            K = ntk_from_kernels(self.Phi0, Phi, G)
+            K = ntk_from_kernels(self.Phi0, Phi, G, self.kernel_weights)
             out.update(K=K, align=alignment(K, self.y_train[: self.Xk.shape[0]]))
             if self.seed_mean:
                 out.update(Phi=Phi.mean(axis=0), G=G.mean(axis=0))

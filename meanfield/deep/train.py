@@ -91,9 +91,10 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
 
 
-def stack_records(records, S):
-    """Stack observer dicts over recording times: key -> (T, S, ...); unreached records are NaN."""
-    first = next((r for r in records if r is not None), None)
+def stack_records(records, S, template=None):
+    """Stack observer dicts over recording times: key -> (T, S, ...); unreached records are NaN.
+    ``template``: the refused observation, for keys and shapes when no record was accepted."""
+    first = next((r for r in records if r is not None), template)
     if first is None:
         return {}
     out = {}
@@ -104,13 +105,15 @@ def stack_records(records, S):
     return out
 
 
-def train_ensemble(net, theta0, step, record_steps, lr, observe, desc="", progress=False):
+def train_ensemble(net, theta0, step, record_steps, lr, observe, desc="", progress=False, health=None):
     """March an ensemble and record: returns ``(stacked records (T, S, ...), MarchResult)``.
+
+    ``health``: the record criteria (:class:`meanfield.health.Health`; None: the observer's own).
 
     ``record_steps`` may repeat or be unsorted: records are returned in the given order.
     """
     record_steps = np.asarray(record_steps, dtype=np.int64)
     uniq, inv = np.unique(record_steps, return_inverse=True)
-    res = march(step, theta0, uniq, lr, observe, desc=desc, progress=progress)
-    rec = stack_records(res.records, theta0.shape[0])
+    res = march(step, theta0, uniq, lr, observe, desc=desc, progress=progress, health=health)
+    rec = stack_records(res.records, theta0.shape[0], res.refused)
     return {k: v[inv] for k, v in rec.items()}, res

@@ -75,8 +75,10 @@ import numpy as np
 from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_limit_method
+from ..health import Health
 from .checks import gamma0_of
-from .network import DeepNet, make_parametrisation
+from .network import DeepNet
+from .parametrisation import make_parametrisation
 from .observe import DeepObserver
 from .train import make_step, train_ensemble
 
@@ -134,7 +136,17 @@ def setup(cfg, log) -> DeepSetup:
               "Phi0": Xall[:nk] @ Xall[:nk].T / D}
     summary = {"depth": m.depth, "gamma0": gamma0_of(cfg), "parametrisation": m.parametrisation,
                "n_train": P, "n_test": Q}
+    if m.residual:
+        summary["residual"] = {"branch_exponent": m.branch_exponent, "branch_scale": m.branch_scale,
+                               "branch_multiplier": parametrisation_of(cfg).branch(m.depth)}
     return DeepSetup(cfg, task, X, y, Xt, yt, nk, arrays=arrays, summary=summary)
+
+
+def parametrisation_of(cfg):
+    """The parametrisation object of a validated deep config (``model.parametrisation`` and the residual keys)."""
+    m = cfg.model
+    return make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=m.residual,
+                                branch_exponent=m.branch_exponent, branch_scale=m.branch_scale)
 
 
 def _sampler(task, dtype):
@@ -146,11 +158,10 @@ def _sampler(task, dtype):
 
 
 def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
-    """Train ``train.seeds`` muP networks of each width on the run's points."""
+    """Train ``train.seeds`` networks (``model.parametrisation``) of each width on the run's points."""
     cfg = st.cfg
     m = cfg.model
     L, act = m.depth, m.activation
-    g0 = gamma0_of(cfg)
     dtype = np.dtype(cfg.run.dtype)
     X, y, Xt, yt, nk = st.X, st.y, st.Xt, st.yt, st.nk
     n, D = X.shape[0] + Xt.shape[0], X.shape[1]
@@ -190,7 +201,7 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
     G_nn = np.full((W, TR, L, nk, nk), np.nan)
     K_nn = np.full((W, TR, nk, nk), np.nan)
     side.summary["seconds_train"] = {}
-    param = make_parametrisation(m.parametrisation, g0)
+    param = parametrisation_of(cfg)
     Xd, yd = X.astype(dtype), y.astype(dtype)
     for wi, N in enumerate(widths):
         net = DeepNet(act, D, N, L, param, backend=backend)
@@ -201,7 +212,8 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
         obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype), kernel_points=nk,
                            seed_mean_kernels=True)
         t0 = time.perf_counter()
-        rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress)
+        rec, res = train_ensemble(net, theta0, step, steps_nn, lr, obs, desc=f"N={N}", progress=progress,
+                                  health=Health.of(obs, cfg.train.divergence_factor))
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
         loss_nn[wi] = rec["risk_train"].T
         loss_nn_test[wi] = rec["risk_test"].T
@@ -215,8 +227,8 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
                 num = np.linalg.norm(rec["K"] - K_inf[:, None], axis=(-1, -2))
                 K_dev[wi] = (num / np.linalg.norm(K_inf, axis=(-1, -2))[:, None]).T
         if res.status != "completed":
-            side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
-                                  "message": res.message})
+            side.diverged.append({"side": f"width {N}", "status": res.status, "step": res.diverged_step,
+                                  "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
             log(res.message)
     arrays.update(widths=np.asarray(widths, dtype=np.int64), risk_nn_train=loss_nn, risk_nn_test=loss_nn_test,
                   f_nn=f_nn, align_nn=align_nn, Phi_nn=Phi_nn, G_nn=G_nn, K_nn=K_nn, risk_nn=loss_nn)

@@ -14,6 +14,8 @@ column                     meaning
 ``risk_mf_final``          the limit's final risk
 ``risk_nn_final``          final risk, mean over the run's networks of this width
 ``risk_nn_final_var``      its variance over those networks (ddof 1; NaN for one network)
+``coupling_factor``        1 - N/M when the networks were coupled to the limit's M particles (every seed
+                           variance of that width is smaller by it), 1 for independent draws
 ``risk_gap``               sup over time of \|R_N(t) - R_inf(t)\| per network, mean over the networks
                            (the typical distance of one width-N network to the limit: ~ N^-1/2)
 ``risk_gap_sup``           the run summary's sup_t \|mean-over-networks R_N(t) - R_inf(t)\|
@@ -46,7 +48,7 @@ from .store import Index, index_path, run_dir
 __all__ = ["Collected", "Group", "collect", "write_csv", "table_rows", "METRICS"]
 
 #: Per-row metric columns (after the parameters, seed and width).
-METRICS = ("n_nets", "risk_mf_final", "risk_nn_final", "risk_nn_final_var", "risk_gap", "risk_gap_sup",
+METRICS = ("n_nets", "risk_mf_final", "risk_nn_final", "risk_nn_final_var", "coupling_factor", "risk_gap", "risk_gap_sup",
            "risk_gap_final", "seconds")
 GROUP_METRICS = ("n_seeds", "risk_nn_final_seed_mean", "risk_nn_final_seed_var", "risk_gap_seed_mean",
                  "risk_gap_seed_sem")
@@ -132,6 +134,13 @@ def _nan(x):
     return float("nan") if x is None else float(x)
 
 
+def _coupling_factor(arrays, i):
+    """1 - N/M for a width coupled to the limit's M particles (its seed variance is smaller by it), 1 for
+    independent draws, NaN for results written before the factor was recorded."""
+    cf = arrays.get("coupling_factor")
+    return float(cf[i]) if cf is not None else math.nan
+
+
 def _per_width(arrays, summary):
     """Metric dicts, one per width of a run (one row with width 0 when it trained no network)."""
     risk_mf = arrays.get("risk_mf")
@@ -157,7 +166,7 @@ def _per_width(arrays, summary):
         else:
             gap = math.nan
         rows.append({"width": N, "n_nets": int(r.shape[0]), "risk_mf_final": mf_final, "risk_nn_final": m,
-                     "risk_nn_final_var": v, "risk_gap": gap,
+                     "risk_nn_final_var": v, "coupling_factor": _coupling_factor(arrays, i), "risk_gap": gap,
                      "risk_gap_sup": _nan((summary.get("risk_gap_sup") or {}).get(str(N))),
                      "risk_gap_final": abs(m - mf_final) if math.isfinite(m) and math.isfinite(mf_final) else math.nan})
     return rows

@@ -165,7 +165,7 @@ def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
 
 
 def _diverged_text(summary):
-    if summary.get("status") != "diverged":
+    if summary.get("status") not in ("diverged", "failed"):  # failed: a record check refused (meanfield.health)
         return None
     return "; ".join(d.get("message", "") for d in summary.get("diverged", [])) or "diverged"
 

@@ -152,6 +152,12 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
         ax.legend(fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
+    cf = np.asarray(t.get("coupling_factor", []), dtype=float)
+    if np.any(cf < 1):  # coupled networks: every seed variance (and gap spread) shrunk by 1 - N/M
+        fig.text(0.01, 0.005, "coupled to the limit's particles: seed variances are smaller by (1 - N/M) = "
+                 + ", ".join(f"{v:.3g}" for v in sorted(set(cf[cf < 1].tolist()))), fontsize=7, va="bottom")
+        for f in fits:
+            f["coupling_factor"] = sorted(set(cf[cf < 1].tolist()))
     return fig, fits
 
 

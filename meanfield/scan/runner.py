@@ -80,7 +80,7 @@ def plan_scan(spec) -> ScanPlan:
 
 
 def _diverged_text(summary):
-    if summary.get("status") != "diverged":
+    if summary.get("status") not in ("diverged", "failed"):  # failed: a record check refused (meanfield.health)
         return None
     return "; ".join(d.get("message", "") for d in summary.get("diverged", [])) or "diverged"
 
@@ -129,7 +129,8 @@ def reconcile(index: Index, root, ids, retry_failed: bool = False, log=None) -> 
             log(f"run {rid} is damaged ({'; '.join(damaged)}): it will be computed again")
         s = finished_on_disk(root, rid)
         if s is not None:
-            st = s.get("status") if s.get("status") in FINISHED else "completed"
+            # 'failed' on disk: the run finished but a record check refused it (meanfield.health)
+            st = s.get("status") if s.get("status") in FINISHED + ("failed",) else "completed"
             new = {"status": st, "seconds_run": s.get("seconds_total"), "error": _diverged_text(s)}
             if row["status"] != st:
                 new["finished_at"] = time.time()

@@ -23,9 +23,12 @@ from meanfield_solvers.state import ParticleState
 
 from .. import seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
+from ..health import Health
 from ..march import march
 from .dynamics import active, initial_masses, needs_stream, side_integrator, side_terms
+from .observe import primary_risk
 from .resident import resident_flow
+from . import prediction as _prediction  # noqa: F401  (registers the [fluctuations] config check)
 
 __all__ = ["particle_step", "ParticlesMethod"]
 
@@ -127,10 +130,11 @@ class ParticlesMethod(LimitMethod):
         theta0, mass = initial_masses(cfg, particles0.astype(st.dtype))
         res = march(step, ParticleState(theta0, mass=mass, rng=rng), grid.steps, cfg.limit.dt,
                     observe,
-                    snap_idx, desc="limit", progress=progress, residency=residency)
+                    snap_idx, desc="limit", progress=progress, residency=residency,
+                    health=Health.of(st.observer, cfg.train.divergence_factor))
         side = Side(summary={"seconds_limit": time.perf_counter() - t0}, extra={"particles0": particles0})
-        rec = stack_records(res.records)
-        primary = rec["risk_pop"] if np.any(np.isfinite(rec["risk_pop"])) else rec["risk_test"]
+        rec = stack_records(res.records, res.refused)
+        primary = primary_risk(rec, st.observer.available)
         a = side.arrays
         a.update(risk_mf=primary, risk_mf_test=rec["risk_test"], risk_mf_train=rec["risk_train"], f_mf=rec["f"])
         if "energy" in rec:
@@ -147,9 +151,18 @@ class ParticlesMethod(LimitMethod):
             a["masses_mf"] = np.stack([res.snapshot_masses.get(i, np.full(theta0.shape[0], np.nan))[:ns]
                                        for i in snap_idx]) if len(snap_idx) else np.zeros((0, ns))
             a["masses_mf_final"] = res.state.mass[:ns]
+        if cfg.fluctuations.predict and res.status == "completed":
+            from .prediction import predict_fluctuations, record
+
+            pred = predict_fluctuations(cfg, setup=st, particles0=particles0, steps=grid.steps, log=log)
+            record(pred, cfg, a, side.summary)
+            side.messages += [f"fluctuation prediction: {x}" for x in pred.labels]
+        for note in res.notes:  # a risk at its precision floor: recorded as NaN from there on
+            side.messages.append(note)
+            log(note)
         if res.status != "completed":
-            side.diverged.append({"side": "limit", "step": res.diverged_step, "time": res.diverged_time,
-                                  "message": res.message})
+            side.diverged.append({"side": "limit", "status": res.status, "step": res.diverged_step,
+                                  "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
             log(res.message)
         return side
 

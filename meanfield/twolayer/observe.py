@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from meanfield_solvers.losses import loss_and_residual
 from meanfield_solvers.models import Samples
 from meanfield_solvers.state import ParticleState
 
-__all__ = ["Observer"]
+__all__ = ["Observer", "primary_risk"]
+
+#: the primary risk of a side: the first of these its observer computes
+PRIMARY_ORDER = ("risk_pop", "risk_test", "risk_train")
+
+
+def primary_risk(rec, available):
+    """The primary risk curve of stacked records ``rec``: population, else test, else training risk,
+    the first one the observer declared ``available`` (a risk that is NaN by design is never chosen)."""
+    for name in PRIMARY_ORDER:
+        if name in available:
+            return rec[name]
+    return rec["risk_pop"]  # nothing available: the side failed its first record (meanfield.health)
 
 
 class Observer:
@@ -31,6 +44,20 @@ class Observer:
         With a value (``[dynamics]`` active), also record ``energy``: the regularised energy
         ``energy_scale * R + (λ/2) Σᵢ mᵢ |θᵢ|²`` (trained coordinates), R the primary risk
         (population, else training, else test).
+
+    Attributes
+    ----------
+    available : tuple of str
+        The risks this observer computes (``risk_pop`` with a closed-form population, ``risk_test``
+        with a non-empty test sample, ``risk_train`` with a training set); the others are NaN by
+        design. Every available one must be finite and in range at every record
+        (:class:`meanfield.health.Health`).
+    scale : float
+        The target's scale: the largest risk of the zero predictor over the available data
+        (the divergence criterion's floor).
+
+    A closed form that subtracts large terms (the model's :meth:`risk_rounding`) adds
+    ``risk_pop_rounding``, the bound below which ``risk_pop`` has lost its precision.
     """
 
     def __init__(self, model, backend, population, test, points, train=None, loss="square", weight_decay=None):
@@ -44,6 +71,23 @@ class Observer:
         # over the trained coordinates (those the decay acts on)
         self.weight_decay = weight_decay
         self._trained = np.asarray(model.lr_multipliers) > 0
+        self.available = tuple(name for name, have in (("risk_pop", self.population is not None),
+                                                       ("risk_test", self.test is not None and len(self.test.y) > 0),
+                                                       ("risk_train", self.train is not None and len(self.train.y) > 0))
+                               if have)
+        self.scale = self._zero_predictor_risk(backend)
+
+    def _zero_predictor_risk(self, backend) -> float:
+        """max over the available data of the risk of f = 0 (0.5 E y^2 for the square loss)."""
+        out = [0.0]
+        second = getattr(self.population, "target_second_moment", None)  # a model kind's own population may lack it
+        if second is not None:
+            out.append(0.5 * float(second(backend)))
+        for data in (self.test, self.train):
+            if data is not None and len(data.y):
+                y = np.asarray(data.y, dtype=np.float64)
+                out.append(float(np.mean(loss_and_residual(self.loss, y, np.zeros_like(y))[0])))
+        return max(out)
 
     def __call__(self, state) -> dict:
         """A dict of arrays with the leading axes of the positions: risk_pop, risk_test, risk_train, f.
@@ -56,6 +100,9 @@ class Observer:
         out = {}
         if self.population is not None:
             out["risk_pop"] = self.model.risk_velocity(self.backend, theta, self.population, mass=mass, velocity=False)[0]
+            bound = self.model.risk_rounding(self.backend, theta, self.population, mass=mass)
+            if bound is not None:
+                out["risk_pop_rounding"] = bound
         else:
             out["risk_pop"] = nan
         if self.test is not None:

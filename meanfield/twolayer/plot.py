@@ -113,7 +113,11 @@ def plot_risk(res, ax=None, band="std"):
             s = np.nanstd(r, axis=0)
             lo, hi = m - s, m + s
         c = cmap(i / max(1, len(widths) - 1) * 0.9)
-        ax.plot(tt[pos], m[pos], color=c, label=f"N = {N} (mean of {r.shape[0]})")
+        label = f"N = {N} (mean of {r.shape[0]})"
+        cf = a.get("coupling_factor")
+        if cf is not None and cf[i] < 1:  # the band of a coupled width is narrower by sqrt(1 - N/M)
+            label = f"N = {N} (mean of {r.shape[0]}; coupled: seed var x {cf[i]:.3g})"
+        ax.plot(tt[pos], m[pos], color=c, label=label)
         ax.fill_between(tt[pos], np.maximum(lo[pos], 1e-300), hi[pos], color=c, alpha=0.2, lw=0)
     if "risk_mf" in a:
         ax.plot(t[pos], a["risk_mf"][pos], color="k", lw=2.2, label="mean-field limit")

@@ -18,9 +18,10 @@ from meanfield_solvers.state import ParticleState
 from .. import seeding
 from ..core.backend import choose_backend
 from ..core.registry import Side, get_model_kind
+from ..health import Health
 from ..march import march
 from .dynamics import active, floating, initial_masses, needs_stream
-from .observe import Observer
+from .observe import Observer, primary_risk
 from .train import sgd_step
 
 __all__ = ["ParticleSetup", "setup", "train", "final_metrics", "stack_records", "snapshot_indices"]
@@ -87,9 +88,12 @@ def snapshot_indices(cfg, T):
     return np.unique(np.round(np.linspace(0, T - 1, K)).astype(int)) if K else np.zeros(0, int)
 
 
-def stack_records(records):
-    """Stack observer dicts over time; records never reached (divergence) are NaN."""
-    first = next(r for r in records if r is not None)  # step 0 is always recorded
+def stack_records(records, template=None):
+    """Stack observer dicts over time; records never reached (divergence) are NaN.
+
+    ``template``: an observation giving the keys and shapes when no record was accepted (a side
+    refused at its first record, :attr:`meanfield.march.MarchResult.refused`)."""
+    first = next((r for r in records if r is not None), template)
     return {k: np.stack([np.asarray(r[k], dtype=np.float64) if r is not None else np.full(np.shape(v), np.nan)
                          for r in records])
             for k, v in first.items()}
@@ -104,18 +108,29 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
     S = cfg.train.seeds
     widths = list(cfg.train.widths) if S > 0 else []
     particles0 = limit.extra.get("particles0") if limit is not None else None
-    coupling = cfg.train.coupling
-    if coupling == "auto":  # (a floating population's rows are slots: no identity coupling to follow)
-        coupling = (particles0 is not None and bool(widths) and max(widths) <= cfg.limit.particles
-                    and not floating(cfg))
-    side = Side(summary={"coupling": bool(coupling)})
+    coupled = coupled_widths(cfg, widths, particles0 is not None)
+    M = cfg.limit.particles
+    side = Side(summary={"coupling": bool(coupled)})
     arrays = side.arrays
+    if coupled:
+        # the seed variance of a coupled width is that of a subsample of a finite pool: smaller by 1 - N/M
+        side.summary["coupling_factor"] = {str(N): 1.0 - N / M for N in widths if N in coupled}
+        note = (f"coupled to the limit: widths {sorted(coupled)} start from subsamples of its {M} particles, "
+                f"so their seed variance is smaller by (1 - N/M) = "
+                + ", ".join(f"{1 - N / M:.3g}" for N in sorted(coupled)) + " (arrays: coupling_factor)")
+        side.messages.append(note)
+        log(note)
+    elif cfg.train.coupling == "auto" and particles0 is not None and widths:
+        note = (f"not coupled: width {max(widths)} is not smaller than the limit's {M} particles, so every "
+                "width is drawn independently (train.coupling = 'auto')")
+        side.messages.append(note)
+        log(note)
     nn = {k: np.full((len(widths), S, T), np.nan) for k in ("risk_pop", "risk_test", "risk_train")}
     f_nn = np.full((len(widths), S, T, st.points.shape[0]), np.nan)
     if widths:
         side.summary["seconds_train"] = {}
     for wi, N in enumerate(widths):
-        if coupling:
+        if N in coupled:
             drawn = [model.subsample(particles0, N, seeding.stream(seed, "nn_init", N, s)) for s in range(S)]
             theta0 = np.stack([th for th, _ in drawn])
             arrays[f"coupling_index_N{N}"] = np.stack([idx for _, idx in drawn]).astype(np.int64)
@@ -130,9 +145,10 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
         rng = tuple(seeding.stream(seed, "nn_noise", N, s) for s in range(S)) if needs_stream(cfg) else None
         theta0, mass = initial_masses(cfg, theta0.astype(dtype))
         res = march(step, ParticleState(theta0, mass=mass, rng=rng), uniq, cfg.train.lr, st.observer,
-                    sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency)
+                    sorted(set(inv[snap_idx].tolist())), desc=f"N={N}", progress=progress, residency=residency,
+                    health=Health.of(st.observer, cfg.train.divergence_factor))
         side.summary["seconds_train"][str(N)] = time.perf_counter() - t0
-        rec = stack_records(res.records)
+        rec = stack_records(res.records, res.refused)
         for k in nn:
             nn[k][wi] = rec[k].T[:, inv]
         f_nn[wi] = np.moveaxis(rec["f"], 0, 1)[:, inv]
@@ -146,19 +162,45 @@ def train(st: ParticleSetup, grid, limit: Side | None, progress, log) -> Side:
             if mass is not None:
                 arrays[f"masses_nn_N{N}"] = np.stack([res.snapshot_masses.get(int(inv[i]), np.full(mass.shape, np.nan))
                                                       for i in snap_idx])
+        # the last kept state: the final one, or the last finite / accepted one of a diverged side (the
+        # snapshots after a divergence are NaN: they were never reached)
+        arrays[f"neurons_nn_final_N{N}"] = np.array(res.theta, dtype=dtype, copy=True)
+        for note in res.notes:  # a risk at its precision floor: recorded as NaN from there on
+            side.messages.append(note)
+            log(note)
         if res.status != "completed":
-            side.diverged.append({"side": f"width {N}", "step": res.diverged_step, "time": res.diverged_time,
-                                  "message": res.message})
+            side.diverged.append({"side": f"width {N}", "status": res.status, "step": res.diverged_step,
+                                  "time": res.diverged_time, "kept_step": res.kept_step, "message": res.message})
             log(res.message)
     if widths:
         arrays["widths"] = np.asarray(widths, dtype=np.int64)
+        # factor by which coupling shrinks each width's seed variance (1: independent draws)
+        arrays["coupling_factor"] = np.array([1.0 - N / M if N in coupled else 1.0 for N in widths])
         arrays["t_nn"] = grid.t_nn
         if limit is None and len(snap_idx):  # the snapshot times (the limit records them when it runs)
             arrays["snap_t"] = grid.t[snap_idx]
-        primary = nn["risk_pop"] if np.any(np.isfinite(nn["risk_pop"])) else nn["risk_test"]
+        primary = primary_risk(nn, st.observer.available)
         arrays.update(risk_nn=primary, risk_nn_pop=nn["risk_pop"], risk_nn_test=nn["risk_test"],
                       risk_nn_train=nn["risk_train"], f_nn=f_nn)
     return side
+
+
+def coupled_widths(cfg, widths, have_limit) -> set:
+    """The widths whose networks start from subsamples of the limit's particles.
+
+    ``train.coupling = true``: every width (validation refused widths > limit.particles, and widths
+    equal to it with two seeds or more);
+    ``'auto'``: every width when the limit ran and every width is < limit.particles, else none — a
+    width that takes the whole pool (N = M) would make every seed the same network, and coupling
+    only some widths would give the widths different seed variances (a width scan's slope would mix
+    the two); ``false``: none.
+    """
+    c = cfg.train.coupling
+    if not have_limit or c is False or not widths or floating(cfg):  # (a floating population's rows are
+        return set()                                                   # slots: no identity to follow)
+    if c is True or max(widths) < cfg.limit.particles:
+        return set(widths)
+    return set()
 
 
 def final_metrics(arrays, widths):

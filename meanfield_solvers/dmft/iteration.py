@@ -17,7 +17,9 @@ parameters (the sampled map of :mod:`meanfield_solvers.dmft.sampled`, or the clo
   response and the max change of ``f`` (:meth:`DMFTState.residual`). Intermediate stages stop at
   ``stage_tol``; the final stage must reach ``tol`` within ``max_iter`` iterations, else the status is
   ``'not_converged'``. A residual that is not finite or exceeds ``diverge_at`` gives ``'diverged'``;
-  a source covariance that is not positive definite gives ``'not_positive_definite'``.
+  a source covariance that is not positive definite gives ``'not_positive_definite'``. Either way
+  the state returned is that of the last stage that reached its target (``log.good_horizon``; the
+  initial guess if none did), never the diverging iterate.
 
 A small residual certifies a fixed point of the *discrete map*, not correctness of the estimator
 inside it (docs/dmft.md §3.3(b)).
@@ -46,6 +48,7 @@ class IterationLog:
     seconds: list = field(default_factory=list)     # wall time per iteration
     status: str = "not_converged"
     message: str = ""
+    good_horizon: int | None = None  # horizon of the last stage that reached its target (None: none did)
 
     @property
     def iterations(self) -> int:
@@ -84,6 +87,7 @@ def iterate(F, state0, grids, *, tol, stage_tol=None, max_iter=60, damping=1.0, 
     stage_tol = tol if stage_tol is None else max(stage_tol, tol)
     beta = float(damping)
     state = state0
+    good = state0  # the state of the last stage that reached its target
     for s, grid in enumerate(grids):
         last = s == len(grids) - 1
         target = tol if last else stage_tol
@@ -98,7 +102,7 @@ def iterate(F, state0, grids, *, tol, stage_tol=None, max_iter=60, damping=1.0, 
                 new = (F_first if (it == 0 and F_first is not None) else F)(state)
             except KernelNotPositiveDefinite as e:
                 log.status, log.message = "not_positive_definite", str(e)
-                return state, log
+                return good, log
             res, parts = state.residual(new)
             if not np.isfinite(res) or res > diverge_at:
                 log.residuals.append(res)
@@ -108,7 +112,7 @@ def iterate(F, state0, grids, *, tol, stage_tol=None, max_iter=60, damping=1.0, 
                 log.seconds.append(time.perf_counter() - t0)
                 log.status = "diverged"
                 log.message = f"residual {res:.3e} at horizon T={grid.T} (iteration {log.iterations})"
-                return state, log
+                return good, log
             if res > growth * best and beta > min_damping:
                 beta = max(beta / 2, min_damping)
                 best = res  # judge the new beta from here
@@ -126,6 +130,7 @@ def iterate(F, state0, grids, *, tol, stage_tol=None, max_iter=60, damping=1.0, 
                       f"{log.seconds[-1]:.2f}s", flush=True)
             if res < target:
                 done = True
+                good, log.good_horizon = state, grid.T
                 break
         if last:
             if done:

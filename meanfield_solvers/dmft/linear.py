@@ -127,7 +127,7 @@ def solve_deep_linear(X, y, L: int, gamma0: float, dt: float, T: int, *, X_test=
     with blas_threads(n_threads):
         state, log = iterate(DeepLinearMap(gamma0), state0, grids, tol=tol, max_iter=max_iter,
                              damping=damping, growth=np.inf, log=IterationLog(), verbose=verbose)
-    if state.grid.n_t != grid.n_t:
+    if state.grid.n_t != grid.n_t:  # stopped early: solved up to log.good_horizon, the rest is extension
         state = state.extended(grid)
     info = dict(activation="linear", L=L, gamma0=gamma0, dt=dt, T=T, tol=tol, max_iter=max_iter,
                 stages=[gg.T for gg in grids], seconds=time.perf_counter() - t0)

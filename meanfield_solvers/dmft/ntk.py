@@ -19,7 +19,8 @@ At :math:`t=0` and :math:`N\to\infty` (docs/dmft.md §5d)
 There is no factor 2 (as in He-initialised NTK conventions): weights are :math:`N(0,1)` and every
 layer divides by :math:`\sqrt{\text{fan-in}}`. The pairwise Gaussian integrals come from
 :mod:`meanfield_solvers.activations` (an activation's closed forms where it has them, as linear/relu/erf;
-otherwise tensor Gauss–Hermite quadrature, as for tanh).
+otherwise a trapezoid rule whose step is chosen from the variances and checked against half of it to
+``QUAD_TOL``, as for tanh: :func:`_quadrature_matrix`, docs/dmft.md §5e).
 
 As :math:`\gamma_0\to0` the kernels freeze and the outputs follow the kernel flow. On the grid
 :math:`t_k = k\,dt` the discrete DMFT reduces exactly to the forward-Euler flow
@@ -44,9 +45,20 @@ import numpy as np
 
 from .. import gaussian
 
-__all__ = ["InitKernels", "NTKResult", "init_kernels", "kernel_flow", "solve_ntk", "train_loss"]
+__all__ = ["InitKernels", "NTKResult", "init_kernels", "kernel_flow", "pair_expectation", "solve_ntk",
+           "train_loss"]
 
-GH_ORDER = 80  # 2-D Gauss–Hermite order for activations without a closed form (80² nodes)
+#: accuracy the quadrature of activations without a closed form is checked to (step h against h/2)
+QUAD_TOL = 1e-12
+#: initial trapezoid step in units of the largest standard deviation: s_max h = 0.3 puts the rule's
+#: error exp(-pi^2/(s_max h)) near 1e-14 for tanh-like poles at distance pi/2 (gaussian.trapezoid_pair_row)
+QUAD_SPACING = 0.3
+#: the most nodes per dimension before the quadrature gives up
+QUAD_MAX_NODES = 4097
+
+
+class QuadratureNotConverged(ValueError):
+    """The pair expectations of an activation without closed form did not converge (step h vs h/2)."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +87,11 @@ class InitKernels:
         return self.Phi.shape[0] - 1
 
 
-def _pair_expectation(act, which, Q):
+def pair_expectation(act, which, Q):
     """E[a(u)a(v)] for all pairs of a Gaussian vector with covariance Q; a = act.fn or act.d1.
 
     The activation's closed form (``kernel_and_grad`` for fn, ``dkernel`` for d1) when it has
-    one, otherwise tensor Gauss–Hermite quadrature of ``a``.
+    one, otherwise :func:`_quadrature_matrix`.
     """
     q = np.diag(Q)
     closed = act.kernel_and_grad if which == "fn" else act.dkernel
@@ -88,11 +100,43 @@ def _pair_expectation(act, which, Q):
         if which == "fn":
             out = out[0]
     else:
-        f = act.fn if which == "fn" else act.d1
-        out = np.empty_like(Q)
-        for m in range(Q.shape[0]):  # row by row keeps the (n, order, order) work array small
-            out[m] = gaussian.gauss_hermite_kernel(f, f, q[m], q, Q[m], order=GH_ORDER)
+        out = _quadrature_matrix(act.fn if which == "fn" else act.d1, Q, f"{act.name} ({which})")
     return 0.5 * (out + out.T)
+
+
+def _quadrature_matrix(f, Q, name="activation"):
+    r"""E[f(u_m)f(u_n)] for all pairs by the trapezoid rule, with a step chosen from the variances
+    and checked against half that step.
+
+    The step starts at ``QUAD_SPACING / s_max`` (:math:`s_{max}^2` the largest variance, capped at
+    0.5). The row of the largest variance holds the pairs with the narrowest analyticity strip (the
+    rule's error depends on the pair through :math:`\max(s_1, s_2)`, see
+    :func:`meanfield_solvers.gaussian.trapezoid_pair_row`); it is recomputed at half the step and the
+    step is halved until the two agree to ``QUAD_TOL``. The whole matrix is then computed at the
+    accepted step. Raises :class:`QuadratureNotConverged` beyond ``QUAD_MAX_NODES`` nodes per axis
+    (an activation that is not smooth enough, or variances too large).
+    """
+    q = np.maximum(np.diag(Q), 0.0)
+    top = int(np.argmax(q))
+    s_max = float(np.sqrt(q[top]))
+    h = min(0.5, QUAD_SPACING / s_max) if s_max > 0 else 0.5
+    row = gaussian.trapezoid_pair_row(f, f, q[top], q, Q[top], h)
+    while True:
+        finer = gaussian.trapezoid_pair_row(f, f, q[top], q, Q[top], h / 2)
+        gap = float(np.max(np.abs(finer - row)))
+        if gap <= QUAD_TOL:
+            break
+        h /= 2
+        row = finer
+        if 18.0 / h + 1 > QUAD_MAX_NODES:
+            raise QuadratureNotConverged(
+                f"the Gaussian pair expectations of {name} did not converge (trapezoid step h against h/2 still "
+                f"differ by {gap:.2e} > {QUAD_TOL:g} at {int(18 / h) + 1} nodes per axis; largest variance "
+                f"{q[top]:.4g}): normalise the inputs (|x|^2/D of order 1) or use an activation with a closed form")
+    out = np.empty_like(Q)
+    for m in range(Q.shape[0]):  # row by row keeps the (n, nodes, nodes) work array small
+        out[m] = row if m == top else gaussian.trapezoid_pair_row(f, f, q[m], q, Q[m], h)
+    return out
 
 
 def init_kernels(X, L: int, activation: str = "tanh") -> InitKernels:
@@ -121,8 +165,8 @@ def init_kernels(X, L: int, activation: str = "tanh") -> InitKernels:
     Phidot = np.full((L + 1, n_pts, n_pts), np.nan)
     Phi[0] = X @ X.T / D
     for l in range(1, L + 1):
-        Phi[l] = _pair_expectation(act, "fn", Phi[l - 1])
-        Phidot[l] = _pair_expectation(act, "d1", Phi[l - 1])
+        Phi[l] = pair_expectation(act, "fn", Phi[l - 1])
+        Phidot[l] = pair_expectation(act, "d1", Phi[l - 1])
     G = np.full((L + 2, n_pts, n_pts), np.nan)
     G[L + 1] = 1.0
     for l in range(L, 0, -1):

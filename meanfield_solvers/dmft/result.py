@@ -99,6 +99,7 @@ def result_from_state(state: DMFTState, log: IterationLog, info=None, errors=Non
         K_err=errors.get("K", z(K)), Phi_err=errors.get("Phi", z(Phi)), G_err=errors.get("G", z(G)),
         residuals=np.asarray(log.residuals, dtype=float), horizons=np.asarray(log.horizons, dtype=int),
         status=log.status, iterations=log.iterations, message=log.message, n_train=g.n_train,
-        info=dict(info or {}, residual_parts=log.parts, betas=log.betas, seconds=log.seconds),
+        info=dict(info or {}, residual_parts=log.parts, betas=log.betas, seconds=log.seconds,
+                  good_horizon=log.good_horizon),
         state=state,
     )

@@ -398,8 +398,9 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
                         "not reachable")
     if state.grid.n_t != grid.n_t:  # stopped early on a shorter stage
         state = state.extended(grid)
-        stopped = log.horizons[-1] if log.horizons else 0
-        log.message += f" (stopped at horizon T={stopped}; later times are the extension)"
+        stopped = log.good_horizon or 0
+        log.message += (f" (solved up to horizon T={stopped}, the last stage that reached its target; later "
+                        "times are the extension)")
 
     B = int(error_batches)
     errors = _nan_errors(state, L)

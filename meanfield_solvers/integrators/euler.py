@@ -26,6 +26,9 @@ class Euler(Integrator):
 
     name = "euler"
     order = 1
+    #: explicit Runge-Kutta tableau (A strictly lower triangular, b): what the discrete adjoint
+    #: (:mod:`meanfield_solvers.integrators.adjoint`) differentiates
+    tableau = (((),), (1.0,))
 
     def advance(self, terms, state, dt):
         return state.replace(theta=euler(terms["drift"].field(state.mass), state.theta, dt))

@@ -24,6 +24,8 @@ class Heun(Integrator):
 
     name = "heun"
     order = 2
+    #: explicit Runge-Kutta tableau (A, b) for the discrete adjoint (:mod:`.adjoint`)
+    tableau = (((), (1.0,)), (0.5, 0.5))
 
     def advance(self, terms, state, dt):
         return state.replace(theta=heun(terms["drift"].field(state.mass), state.theta, dt))

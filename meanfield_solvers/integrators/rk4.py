@@ -41,6 +41,8 @@ class RK4(Integrator):
 
     name = "rk4"
     order = 4
+    #: explicit Runge-Kutta tableau (A, b) for the discrete adjoint (:mod:`.adjoint`)
+    tableau = (((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1.0 / 6, 1.0 / 3, 1.0 / 3, 1.0 / 6))
 
     def advance(self, terms, state, dt):
         return state.replace(theta=rk4(terms["drift"].field(state.mass), state.theta, dt))

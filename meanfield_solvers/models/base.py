@@ -127,6 +127,13 @@ class ParticleModel(abc.ABC):
         array), or None when ``velocity`` is false. ``data``: :class:`Samples` or a population
         object the model has closed forms for; anything else raises :class:`UnsupportedData`."""
 
+    def risk_rounding(self, backend, theta, data, mass=None):
+        r"""A bound on the rounding error of :meth:`risk_velocity`'s risk over ``data`` (shape
+        ``theta.shape[:-2]``), or None when the risk is a mean of non-negative losses (no
+        cancellation). A closed form that subtracts large terms returns its bound here; the run
+        then never reports a risk below it (README, *Reliability*)."""
+        return None
+
     def first_variation(self, backend, theta, data, mass=None):
         r""":math:`\Psi(\theta_i;\mu)` at every particle, shape (..., N)."""
         raise NotImplementedError(f"model {self.kind!r} does not define its first variation Psi; "
@@ -135,6 +142,32 @@ class ParticleModel(abc.ABC):
     def supports(self, data) -> str:
         """Why this model cannot take expectations over ``data`` ('' when it can)."""
         return ""
+
+    # ---------------------------------------------------------------- derivatives (optional)
+    # The contract of the three VJPs, stated once. They differentiate ONE system (``theta`` (n, p),
+    # ``mass`` (n,), None = 1/n; no leading batch axes) with respect to the positions AND the masses,
+    # the masses entering only through the measure (f and the expectations), never renormalised.
+    # Cotangents carry a leading channel axis C (several outputs in one reverse sweep) and every VJP
+    # returns ``(theta_bar (C, n, p), mass_bar (C, n))`` (risk_vjp: one channel, no C axis). They are
+    # exact derivatives of what output / risk_velocity compute (tested against finite differences);
+    # the discrete adjoint of the integrators (meanfield_solvers.integrators.adjoint) and the
+    # fluctuation prediction (docs/fluctuations.md) are built on them.
+    def vjp_supports(self, data) -> str:
+        """Why the VJPs below cannot run over ``data`` ('' when they can); default: not implemented."""
+        return f"model {self.kind!r} does not implement the velocity VJP (ParticleModel.velocity_vjp)"
+
+    def velocity_vjp(self, backend, theta, data, cot, mass=None):
+        r"""VJP of :math:`(\theta, m)\mapsto v(\theta_i;\mu)` (risk_velocity's velocity):
+        ``cot`` (C, n, p) -> ``(theta_bar, mass_bar)`` (see the contract above)."""
+        raise NotImplementedError(self.vjp_supports(data) or f"model {self.kind!r} has no velocity_vjp")
+
+    def output_vjp(self, backend, theta, x, cot, mass=None):
+        r"""VJP of :math:`f(x_q;\mu)`: ``cot`` (C, Q) -> ``(theta_bar (C, n, p), mass_bar (C, n))``."""
+        raise NotImplementedError(f"model {self.kind!r} has no output_vjp")
+
+    def risk_vjp(self, backend, theta, data, mass=None):
+        r"""Gradient of :math:`R(\mu)` over ``data``: ``(theta_bar (n, p), mass_bar (n,))``."""
+        raise NotImplementedError(f"model {self.kind!r} has no risk_vjp")
 
     # ---------------------------------------------------------------- the initial law
     @abc.abstractmethod
