@@ -14,7 +14,9 @@ DMFT / NTK solve). A checkpoint holds, for every part reached:
   bit-generator states — or the deep networks' weight array), the random streams its step
   function holds (``step.streams``: the resampled Monte Carlo stream of the limit, the SGD data
   streams), its position on the time grid (step ``k``, next record index ``ri``), the records
-  and snapshots so far, and the loop's bookkeeping (which risks were finite at step 0);
+  and snapshots so far, and the loop's bookkeeping (the state of the last accepted record and the
+  record criteria's state: the reference risk of step 0, the risks at their precision floor,
+  :mod:`meanfield.health`);
 * a time loop that ended (completed or diverged): the same at its end, so that a resume skips it
   and an extension (:mod:`meanfield.extend`) continues it;
 * a unit: its outputs, with the horizon they were computed for.
@@ -36,8 +38,8 @@ file against the manifest's checksums.
 from __future__ import annotations
 
 import contextlib
-import copy
 import contextvars
+import copy
 import dataclasses
 import hashlib
 import json
@@ -180,7 +182,10 @@ def read(run_dir) -> dict:
     if not isinstance(man, dict) or man.get("format") != FORMAT or not isinstance(man.get("parts"), dict):
         raise CheckpointError(f"{path} is not a checkpoint manifest of this version (format {FORMAT})")
     for key, part in man["parts"].items():
-        p = os.path.join(folder, part["file"])
+        if not isinstance(part, dict) or not all(isinstance(part.get(f), t) for f, t in
+                                                 (("file", str), ("bytes", int), ("sha256", str))):
+            raise CheckpointError(f"{path}: part {key} has no file, size and checksum: the checkpoint is damaged")
+        p = os.path.join(folder, os.path.basename(part["file"]))
         try:
             with open(p, "rb") as fh:
                 data = fh.read()
@@ -189,6 +194,8 @@ def read(run_dir) -> dict:
         if len(data) != part["bytes"] or hashlib.sha256(data).hexdigest() != part["sha256"]:
             raise CheckpointError(f"{p} (part {key}) does not match the checksum its manifest records: the "
                                   "checkpoint is damaged")
+    if not isinstance(man.get("config"), str):
+        raise CheckpointError(f"{path} holds no config: the checkpoint is damaged")
     man["folder"] = folder
     return man
 

@@ -197,6 +197,9 @@ def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=No
     out = os.fspath(out)
     man = source if source is not None else _continued_from(cfg, out, resume)
     check_out(cfg, out, overwrite or man is not None, log, resuming=man is not None or resume == "auto")
+    if overwrite and man is None and checkpoint.exists(out) and not _complete_checkpoint(out):
+        # --overwrite starts an interrupted run over: its checkpoint must not be resumed in its stead
+        shutil.rmtree(checkpoint.folder_of(out), ignore_errors=True)
     every = cfg.run.checkpoint_every
     keep = checkpoint.schedule(every) is not None
     ck = checkpoint.Checkpointer(out, _config.to_toml(cfg), every, source=man) if (keep or sigint or man) else None

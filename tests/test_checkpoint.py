@@ -13,6 +13,7 @@ checked to fail when the step functions' streams are not restored (5 arrays diff
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,44 +117,50 @@ def test_three_kills_resume_bitwise(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_random_kills_resume_bitwise(tmp_path):
-    """20 kill -9 at random points (random times, and random checkpoint phases), each followed by a
-    resume, over three configs (all particle streams; birth-death with Leimkuhler-Matthews; deep DMFT
-    with SGD networks): every final result equals its uninterrupted run bitwise."""
+    """20 trials, each a fresh `meanfield run` killed (-9) once at a random point, then resumed: half at
+    a random instant after its first checkpoint, half at a random checkpoint phase (after the n-th
+    save, or in the middle of writing it), over three configs (all particle streams; birth-death with
+    Leimkuhler-Matthews; deep DMFT with SGD networks). Every resumed result equals its uninterrupted
+    run bitwise, and no .tmp file is left."""
     rnd = random.Random(17)
-    configs = {"streams": tiny(**STREAMS),
-               "bd_lm": tiny(**{"run.checkpoint_every": 0.2, "time.spacing": "linear", "dynamics.temperature": 0.01,
-                                "limit.integrator": "leimkuhler_matthews", "dynamics.reaction_rate": 1.0,
-                                "dynamics.reaction_scheme": "birth_death", "time.t_max": 2.0}),
-               "deep": tiny(**DEEP, **{"run.checkpoint_every": 0.2, "time.t_max": 2.0})}
+    configs = [tiny(**STREAMS, **{"time.t_max": 2.0}),
+               tiny(**{"run.checkpoint_every": 0.2, "time.spacing": "linear", "dynamics.temperature": 0.01,
+                       "limit.integrator": "leimkuhler_matthews", "dynamics.reaction_rate": 1.0,
+                       "dynamics.reaction_scheme": "birth_death", "time.t_max": 2.0}),
+               tiny(**DEEP, **{"run.checkpoint_every": 0.2, "time.t_max": 2.0})]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop(store.TEST_KILL_ENV, None)
+    refs, files, seconds = [], [], []
+    for i, d in enumerate(configs):
+        files.append(_write(tmp_path, f"c{i}.toml", d))
+        t0 = time.perf_counter()
+        assert _cli(["run", files[i], "--out", str(tmp_path / f"ref{i}")]).returncode == 0
+        refs.append(tmp_path / f"ref{i}")
+        seconds.append(time.perf_counter() - t0)
     kills = 0
-    for name, d in configs.items():
-        ref = tmp_path / f"{name}-ref"
-        run_to_dir(from_dict(d), ref)
-        cfg = _write(tmp_path, f"{name}.toml", d)
-        out = str(tmp_path / name)
-        args = ["run", cfg, "--out", out]
-        for _ in range(7 if name != "deep" else 6):
-            if rnd.random() < 0.5:
-                p = _cli(args, kill=f"checkpoint-{rnd.randint(1, 3)}{rnd.choice(['', '-partial'])}")
-            else:  # a kill at a random instant
-                env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-                proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", *args, "-q"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(rnd.uniform(0.5, 3.0))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                p = subprocess.CompletedProcess(args, proc.returncode)
-            kills += p.returncode == -signal.SIGKILL
-            if p.returncode == 0:
-                break
-            if checkpoint.exists(out):
-                args = ["run", "--resume", out]
-        if not os.path.isfile(os.path.join(out, "summary.json")):
-            p = _cli(args)
-            assert p.returncode == 0, p.stderr
-        assert_bitwise(ref, out)
+    for trial in range(20):
+        i = trial % 3
+        out = str(tmp_path / f"t{trial}")
+        args = ["run", files[i], "--out", out]
+        killed = False
+        if trial % 2:  # a random instant after the first checkpoint
+            proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", *args, "-q"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while not checkpoint.exists(out) and proc.poll() is None:
+                time.sleep(0.01)
+            time.sleep(rnd.uniform(0.0, 0.3) * seconds[i])
+            proc.send_signal(signal.SIGKILL)
+            killed = proc.wait() == -signal.SIGKILL
+        if not killed:  # (or the run ended before the instant drawn) a random checkpoint phase
+            shutil.rmtree(out, ignore_errors=True)
+            phase = f"checkpoint-{rnd.randint(1, 6)}{rnd.choice(['', '-partial'])}"
+            killed = _cli(args, kill=phase).returncode == -signal.SIGKILL
+        kills += killed
+        p = _cli(["run", "--resume", out] if checkpoint.exists(out) else args)
+        assert p.returncode == 0, p.stderr
+        assert_bitwise(refs[i], out)
         _no_tmp_left(out)
-    assert kills >= 15
+    assert kills == 20
 
 
 # --------------------------------------------------------------------------- Ctrl-C
@@ -183,6 +190,7 @@ def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     man = checkpoint.read(out)
     assert not man["complete"] and not os.path.exists(os.path.join(out, "summary.json"))
     assert main(["run", cfg, "--out", out, "-q"]) == 2  # refused: resume it or --overwrite
+    assert checkpoint.read(out)["generation"] == man["generation"]  # (untouched)
     assert main(["run", "--resume", out, "-q"]) == 0
     assert_bitwise(ref, out)
 
@@ -280,6 +288,24 @@ def test_damaged_checkpoint_is_refused(tmp_path, monkeypatch):
     assert sorted(os.listdir(out / "checkpoint")) == before and not (out / "summary.json").exists()
     with pytest.raises(checkpoint.CheckpointError, match="checksum"):
         checkpoint.read(out)
+
+
+def test_overwrite_starts_an_interrupted_run_over(tmp_path, monkeypatch):
+    """--overwrite onto an interrupted run discards its checkpoint before computing (a later --resume
+    must not continue the discarded run): killed while writing its own first checkpoint, the new run
+    leaves nothing to resume; run again, it finishes with the new config and its end checkpoint."""
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 6)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(tiny()), out, sigint=True)
+    monkeypatch.undo()
+    new = _write(tmp_path, "new.toml", tiny(**{"run.seed": 5, "run.checkpoint_every": 0.3}))
+    p = _cli(["run", new, "--out", str(out), "--overwrite"], kill="checkpoint-1-partial")
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert not checkpoint.exists(out)  # the discarded run's checkpoint is gone, the new one never committed
+    assert main(["run", "--resume", str(out), "-q"]) == 2
+    assert main(["run", new, "--out", str(out), "-q"]) == 0
+    assert "seed = 5" in (out / "config.toml").read_text() and checkpoint.read(out)["complete"]
 
 
 def test_resume_without_checkpoint_and_bad_combinations_exit_2(tmp_path, capsys):
