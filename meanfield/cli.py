@@ -140,7 +140,8 @@ def _dry_run(cfg, out):
     mem = estimate(d)
     print(f"memory: ~{_fmt_bytes(mem.total)} peak (largest terms: {mem.describe()}); refused above "
           f"run.max_memory_gb")
-    est = estimate_runs([d], budget_s=30.0)
+    # probes long enough (~1 s) that the per-step time stands above the timing noise, the best of two
+    est = estimate_runs([d], budget_s=30.0, probe_target_s=1.0, repeats=2)
     print(f"time: ~{_fmt_s(float(est.seconds_each[0]))} (step counts x per-step seconds from short probe runs of "
           f"this config, {est.probe_seconds:.1f} s of probing)")
     print(f"result: ~{_fmt_bytes(result_bytes(d))} in {out}/result.npz")
