@@ -254,6 +254,26 @@ def test_a_diverged_loop_is_kept_as_it_stopped(tmp_path, monkeypatch):
     assert_bitwise(ref2, out)
 
 
+def test_a_scan_run_continues_the_checkpoint_of_a_killed_attempt(tmp_path, monkeypatch):
+    """A scan worker meeting the checkpoint of an earlier attempt of the same run continues it
+    (resume = 'auto'), bitwise equal to the uninterrupted run."""
+    from meanfield.scan.executors import execute_run
+    from meanfield.scan.identity import canonical_json
+
+    cfg = from_dict(tiny(**{"run.checkpoint_every": 0.3}))
+    ref = tmp_path / "ref"
+    run_to_dir(cfg, ref)
+    out = tmp_path / "scanrun"
+    _interrupt_at(monkeypatch, 8)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(cfg, out)
+    monkeypatch.undo()
+    r = execute_run("x", canonical_json(cfg), str(out))
+    assert r["status"] == "completed", r["error"]
+    assert_bitwise(ref, out)
+    assert json.loads((out / "summary.json").read_text())["checkpoint"]["continued_from"] == "limit at t = 0.7"
+
+
 def test_wall_clock_checkpoints(tmp_path, monkeypatch):
     """checkpoint_every = "<duration>" saves by wall-clock time (here at every boundary): a resume from
     one in the middle of the limit is bitwise the uninterrupted run."""
