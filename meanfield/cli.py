@@ -1,8 +1,9 @@
 """The ``meanfield`` command line: run, plot, template, bench (and the scan family where installed).
 
 Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged or failed a record
-check (README, Reliability; results up to the last accepted state are written); 1 any other failure.
-No traceback reaches the user: an unexpected error prints one line naming its type and how to see
+check (README, Reliability; results up to the last accepted state are written); 130 interrupted
+(Ctrl-C: ``meanfield run`` writes a checkpoint first and prints the ``--resume`` command); 1 any other
+failure. No traceback reaches the user: an unexpected error prints one line naming its type and how to see
 the traceback (``MEANFIELD_DEBUG=1``), exit 1.
 """
 from __future__ import annotations
