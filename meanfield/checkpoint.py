@@ -55,7 +55,7 @@ from meanfield_solvers.state import JumpCounts, ParticleState
 from . import store
 
 __all__ = ["Checkpointer", "CheckpointError", "Interrupted", "FOLDER", "read", "exists", "active", "activate",
-           "loop_for", "unit", "stop_on_sigint", "schedule", "describe", "config_of", "folder_of"]
+           "loop_for", "unit", "stop_on_sigint", "lock", "Busy", "schedule", "describe", "config_of", "folder_of"]
 
 #: the checkpoint's folder inside a run directory
 FOLDER = "checkpoint"
@@ -520,6 +520,34 @@ def unit(label, signature, compute):
 
     ck.pending[key] = part
     return value
+
+
+class Busy(CheckpointError):
+    """Another process is computing into the same run directory (its checkpoint folder is locked)."""
+
+
+@contextlib.contextmanager
+def lock(run_dir, needed: bool):
+    """Hold an ``flock`` on ``run_dir/checkpoint`` while a run writes checkpoints there, so that a
+    second process continuing the same checkpoint (a second ``--resume``) is refused with
+    :class:`Busy` instead of interleaving its saves (and removing the other's files)."""
+    if not needed:
+        yield
+        return
+    import fcntl
+
+    folder = folder_of(run_dir)
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise Busy(f"another meanfield process is computing into {run_dir} (its checkpoint folder is "
+                       "locked); wait for it to finish or stop it") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

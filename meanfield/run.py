@@ -203,7 +203,8 @@ def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=No
     every = cfg.run.checkpoint_every
     keep = checkpoint.schedule(every) is not None
     ck = checkpoint.Checkpointer(out, _config.to_toml(cfg), every, source=man) if (keep or sigint or man) else None
-    with checkpoint.activate(ck), checkpoint.stop_on_sigint(ck if sigint else None, log or (lambda s: None)):
+    with checkpoint.lock(out, keep or man is not None), checkpoint.activate(ck), \
+            checkpoint.stop_on_sigint(ck if sigint else None, log or (lambda s: None)):
         result = run(cfg, progress=progress, log=log)
     if ck is not None:
         result.summary["checkpoint"] = {"every": every, "saves": ck.saves + keep,

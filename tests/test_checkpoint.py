@@ -328,6 +328,21 @@ def test_overwrite_starts_an_interrupted_run_over(tmp_path, monkeypatch):
     assert "seed = 5" in (out / "config.toml").read_text() and checkpoint.read(out)["complete"]
 
 
+def test_a_second_resume_of_a_run_in_progress_is_refused(tmp_path, monkeypatch, capsys):
+    d = tiny(**{"run.checkpoint_every": 0.3})
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 6)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(d), out)
+    monkeypatch.undo()
+    before = checkpoint.read(out)["generation"]
+    with checkpoint.lock(out, True):  # as a first `--resume` holds it while it computes
+        assert main(["run", "--resume", str(out), "-q"]) == 2
+        assert "another meanfield process" in capsys.readouterr().err
+    assert checkpoint.read(out)["generation"] == before
+    assert main(["run", "--resume", str(out), "-q"]) == 0
+
+
 def test_resume_without_checkpoint_and_bad_combinations_exit_2(tmp_path, capsys):
     cfg = _write(tmp_path, "c.toml", tiny())
     out = tmp_path / "r"
