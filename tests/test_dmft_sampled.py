@@ -194,18 +194,28 @@ def test_memory_refused_before_allocation():
         solve_dmft(X, y, 2, 1.0, 0.2, 50, n_samples=8000, max_bytes=1e6)
 
 
-def test_auto_sweep_falls_back_to_chunked_jacobi_when_memory_is_short():
-    """The causal sweep holds all tangents at once; with a budget between the two estimates the solver
-    uses the chunked Jacobi iteration (recorded), and reaches the same fixed point."""
+def test_auto_sweep_falls_back_to_a_subset_sweep_when_memory_is_short():
+    """The causal sweep holds all tangents at once; with a budget between its estimate and the chunked
+    Jacobi iteration's, the solver sweeps with the tangent samples that fit (a warm start, recorded
+    with its reason) and iterates the Jacobi map with all of them on the full horizon: the same fixed
+    point as the full sweep, in fewer iterations than the Jacobi iteration from the lazy start."""
     X, y, _ = _data()
     args = (10, 3, 3, 2, 2000, 100)
     jac, cau = (estimate_memory(*args, sweep=s).total for s in ("jacobi", "causal"))
     assert jac < cau
-    kw = dict(n_samples=2000, n_tangent=100, error_batches=0, tol=1e-8, max_iter=80)
+    kw = dict(n_samples=2000, n_tangent=100, error_batches=0, tol=1e-8, max_iter=80, workers=1)
     a = solve_dmft(X, y, 2, 1.0, 0.2, 10, max_bytes=(jac + cau) / 2, **kw)
     b = solve_dmft(X, y, 2, 1.0, 0.2, 10, **kw)
-    assert a.info["sweep"] == "jacobi" and b.info["sweep"] == "causal"
-    assert a.converged and b.converged and np.max(np.abs(a.f - b.f)) < 1e-6
+    c = solve_dmft(X, y, 2, 1.0, 0.2, 10, sweep="jacobi", stages=1, **kw)
+    assert a.info["sweep"] == "causal_subset" and b.info["sweep"] == "causal"
+    n_sub = a.info["sweep_tangents"]
+    assert 8 <= n_sub < 100 and estimate_memory(*args[:5], n_sub, sweep="causal").total <= (jac + cau) / 2
+    assert f"{n_sub} of the 100 tangent samples" in a.info["iteration_reasons"][0]
+    assert "needs" in a.info["sweep_reason"] and "max_bytes" in a.info["sweep_reason"]
+    assert a.converged and b.converged and c.converged
+    assert np.max(np.abs(a.f - b.f)) < 1e-6 and np.max(np.abs(c.f - b.f)) < 1e-6
+    assert b.iterations == 2 < a.iterations < c.iterations
+    assert a.info["extra_iterations"] == a.iterations - 2
 
 
 def test_relu_deep_refused_with_reason():

@@ -28,7 +28,8 @@ reporting the residual. The sweep ignores its input state (except the grid and t
 
 Cost: one sweep ≈ one Jacobi iteration, but the marching GEMMs are step by step (the memory rows of
 future times are unknown, so the blocked march cannot be used); memory: all layers' tangents of all
-``n_tangent`` samples at once (no chunking).
+``n_tangent`` samples at once (no chunking), stored by seed time from the seed's time on only
+(:mod:`~meanfield_solvers.dmft.triangular`: half the dense storage and half its flops).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import numpy as np
 from .. import gaussian
 from .grid import Grid
 from .march import PrimalMarch, SeedLayout, TangentMarch
+from .triangular import TriangularTangents
 from .sources import JITTER, IncrementalCholesky, NoiseBank
 from .state import DMFTState
 
@@ -75,8 +77,9 @@ class CausalSweep:
             u = np.broadcast_to(self.u1, shape) if l == 1 else np.zeros(shape)
             r = np.broadcast_to(bank.rL, shape) if l == L else np.zeros(shape)
             pm.append(PrimalMarch(act, u, r, g))
-            seeds = SeedLayout(g.n_t, Pt, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
-            tm.append(TangentMarch(act, pm[l].h[:, :nt], pm[l].z[:, :nt], seeds, g) if seeds.R else None)
+            nr, nu = (P if l <= L - 1 else 0), (Pt if l >= 2 else 0)
+            tm.append(TriangularTangents(act, pm[l].h[:, :nt], pm[l].z[:, :nt], nr, nu, g)
+                      if nr + nu else None)
             if l >= 2:
                 chol_u.append(IncrementalCholesky(Phi[l - 1], Pt, self.jitter,
                                                   f"Phi^{l - 1} (covariance of u^{l})"))
@@ -106,12 +109,10 @@ class CausalSweep:
                 Phi[l][rows, upto] = pm[l].p[rows] @ pm[l].p[upto].T / S
                 Phi[l][upto, rows] = Phi[l][rows, upto].T
                 if tm[l] is not None:
-                    cols = tm[l].seeds.active(k) * tm[l].c
-                    tm[l].step_h(k, Hk @ tm[l].dg[past, :cols], cols)
+                    tm[l].step_h(k, Hk)
                     if l <= L - 1:
-                        m = tm[l].row_means(tm[l].dp, k)[:, tm[l].seeds.r_columns()]
                         RA4 = RA[l][rows].reshape(Pt, g.n_t, Pt)
-                        RA4[:, :, :P] = m.reshape(Pt, g.n_t, P)
+                        RA4[:, :k + 1, :P] = tm[l].response_rows(tm[l].dp, k, "r")
             # ---- output f[k] and Delta[k]
             if one is not None:
                 one.step_h(k, H[L][rows, past] @ one.dg[past], S)
@@ -138,10 +139,10 @@ class CausalSweep:
                 G[l][rows, upto] = pm[l].g[rows] @ pm[l].g[upto].T / S
                 G[l][upto, rows] = G[l][rows, upto].T
                 if tm[l] is not None:
-                    cols = tm[l].seeds.active(k) * tm[l].c
-                    tm[l].step_z(k, Zk @ tm[l].dp[upto, :cols], cols)
+                    tm[l].step_z(k, Zk)
                     if l >= 2:
-                        RB[l - 1][rows, :] = tm[l].row_means(tm[l].dg, k)[:, tm[l].seeds.u_columns()]
+                        RB4 = RB[l - 1][rows].reshape(Pt, g.n_t, Pt)
+                        RB4[:, :k + 1, :] = tm[l].response_rows(tm[l].dg, k, "u")
                 if l == L and one is not None:
                     one.step_z(k, Zk @ one.dp[upto], S)
         return DMFTState(g, y, Phi, G, RA, RB, f)

@@ -12,7 +12,9 @@ float64 storage is about
 * order parameters: old, new and blended states, memory operators, Cholesky factors: ``(12 L + 6) n²``
 
 The causal sweep (:mod:`meanfield_solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
-primal ``L (6 n S) + 2 n S``, tangents ``Σ_ℓ 2 n R_ℓ S_tan``; it is followed by one chunked Jacobi
+primal ``L (6 n S) + 2 n S``, tangents ``Σ_ℓ (2 n_tri + n) r_ℓ S_tan`` with ``r_ℓ = R_ℓ/(T+1)`` seeds per
+time and ``n_tri = n_pts (T+1)(T+2)/2`` (lower-triangular storage, :mod:`meanfield_solvers.dmft.triangular`:
+about half of the dense ``2 n R_ℓ S_tan``); it is followed by one chunked Jacobi
 application, so its peak is the larger of the two.
 
 i.e. the brief's ``T × points × M × L`` floats for the samples plus the tangent part.
@@ -20,6 +22,8 @@ i.e. the brief's ``T × points × M × L`` floats for the samples plus the tange
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .triangular import triangular_rows
 
 __all__ = ["MemoryEstimate", "estimate_memory", "auto_chunk", "DMFTMemoryError"]
 
@@ -88,7 +92,12 @@ def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chun
     state = _F * (12 * L + 6) * n * n
     if sweep == "causal":
         c_primal = _F * (6 * L * n * S + 2 * n * S)
-        c_tangents = _F * sum(2 * n * r * n_tangent for r in Rs)
+        # seed-time groups store only the times at or after their seed (meanfield_solvers.dmft.triangular):
+        # dφ, dg on (T+1)(T+2)/2 time rows of n_pts per group instead of (T+1)^2, plus the dh of the
+        # current time of every group (one dense time row's worth, n rows in all)
+        n_t = T + 1
+        tri = triangular_rows(n_t) * n_pts
+        c_tangents = _F * sum((2 * tri + n) * (r // n_t) * n_tangent for r in Rs)
         c_state = _F * (8 * L + 2) * n * n
         if c_primal + c_tangents + c_state > primal + tangents + state:
             primal, tangents, state = c_primal, c_tangents, c_state
