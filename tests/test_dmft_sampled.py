@@ -326,6 +326,31 @@ def test_mc_error_estimate_is_honest():
     assert 0.3 <= rms <= 2.0 and np.max(np.abs(z)) <= 5, (rms, np.max(np.abs(z)))
 
 
+def test_error_bars_are_calibrated_chi2_near_one():
+    """Calibration of the batch error bars (B = 8, the default): over 24 pairs of independent L = 2 tanh
+    solves (different noise seeds), the pooled chi^2 per output, sum (X_a - X_b)^2 / sum (err_a^2 + err_b^2),
+    is near 1 for f, the loss, the NTK and Phi at every time and point (measured 0.95, 0.85, 0.83, 1.00),
+    and so is the mean of z^2 over all 8088 of them (measured 1.06; max |z| 4.6, 0.7 % beyond 3). With
+    B = 4 the same pairs give mean z^2 1.21, max |z| 7.9, 1.6 % beyond 3: the heavier tails of an error
+    estimated from 4 values (issue 19). Errors quoted too small by sqrt(2) (B/2 in place of B) would give
+    chi^2 near 2, too large by sqrt(2) near 0.5."""
+    X, y, _ = _data(P=3, D=5, seed=13)
+    kw = dict(L=2, gamma0=1.0, dt=0.25, T=10, n_samples=1200, n_tangent=64, error_batches=8, workers=1)
+    runs = [solve_dmft(X, y, seed=1000 + s, **kw) for s in range(48)]
+    assert all(r.converged and r.info["error_batch_status"] == ["swept"] * 8 for r in runs)
+    z2_all = []
+    for key in ("f", "loss", "K", "Phi"):
+        d = np.stack([getattr(a, key) - getattr(b, key) for a, b in zip(runs[::2], runs[1::2])])
+        v = np.stack([getattr(a, key + "_err") ** 2 + getattr(b, key + "_err") ** 2
+                      for a, b in zip(runs[::2], runs[1::2])])
+        quoted = v > 1e-24  # t = 0: f and the first-layer kernels are exact, no error
+        chi2 = np.sum(d[quoted] ** 2) / np.sum(v[quoted])
+        assert 0.6 <= chi2 <= 1.6, (key, chi2)
+        z2_all.append(d[quoted] ** 2 / v[quoted])
+    z2 = np.concatenate(z2_all)
+    assert z2.size > 5000 and 0.7 <= z2.mean() <= 1.4, z2.mean()
+
+
 def test_tangent_workers_do_not_change_the_result():
     """Chunks marched in 1 or 3 threads: identical bits for a fixed chunk size (sums in chunk order)."""
     X, y, _ = _data(P=3, D=5)
