@@ -79,3 +79,38 @@ def test_progress_hook_sees_every_iteration_and_the_error_batches():
     with pytest.raises(KeyboardInterrupt):
         solve_dmft(X, y, 2, 1.0, 0.2, 8, n_samples=400, n_tangent=16, error_batches=0,
                    progress=lambda p: (_ for _ in ()).throw(KeyboardInterrupt) if p.iteration == 1 else None)
+
+
+def test_sweep_and_error_batches_on_threads_give_identical_bits():
+    """The sweep's seed-time groups split over threads, and the error batches run side by side: every
+    group's and batch's arithmetic is the same whatever the split, so 1 and 3 workers agree bit for bit
+    (the certifying Jacobi map is not compared: its Gram products run on `workers` BLAS threads)."""
+    from meanfield_solvers.dmft import solve_dmft
+    from meanfield_solvers.dmft.causal import CausalSweep
+    from meanfield_solvers.dmft.grid import Grid
+    from meanfield_solvers.dmft.ntk import init_kernels
+    from meanfield_solvers.dmft.sources import NoiseBank
+    from meanfield_solvers.dmft.state import DMFTState
+
+    rng = np.random.default_rng(2)
+    X, y, Xt = rng.standard_normal((3, 4)), np.array([1.0, -1.0, 0.5]), rng.standard_normal((2, 4))
+    L, g = 3, Grid(13, 5, 3, 0.2)
+    init = init_kernels(np.concatenate([X, Xt]), L, "tanh")
+    bank = NoiseBank(g.n, L, 300, np.random.default_rng(4), g.n_pts)
+    u1 = bank.first_layer(init.Phi[0], 1e-10)
+    s0 = DMFTState.lazy(init, g, y)
+    one, three = (CausalSweep("tanh", 1.0, bank, u1, 24, "pathwise", workers=w)(s0) for w in (1, 3))
+    for l in range(1, L + 1):
+        np.testing.assert_array_equal(one.Phi[l], three.Phi[l])
+        np.testing.assert_array_equal(one.G[l], three.G[l])
+    for l in range(1, L):
+        np.testing.assert_array_equal(one.RA[l], three.RA[l])
+        np.testing.assert_array_equal(one.RB[l], three.RB[l])
+    np.testing.assert_array_equal(one.f, three.f)
+    assert np.max(np.abs(one.RB[1])) > 0.01
+    kw = dict(n_samples=480, n_tangent=24, error_batches=4, sweep="causal", X_test=Xt)
+    a = solve_dmft(X, y, L, 1.0, 0.2, 12, workers=1, **kw)
+    b = solve_dmft(X, y, L, 1.0, 0.2, 12, workers=3, **kw)
+    assert a.info["error_batch_workers"] == 1 and b.info["error_batch_workers"] == 3
+    for key in ("f_err", "loss_err", "K_err", "Phi_err", "G_err"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import gaussian
+from ..threads import blas_threads
 from .grid import Grid
 from .march import PrimalMarch, SeedLayout, TangentMarch
 from .triangular import TriangularTangents
@@ -48,7 +49,9 @@ __all__ = ["CausalSweep"]
 class CausalSweep:
     r"""The sweep as a map ``state -> state`` (see module doc); same parameters as ``SampledMap``."""
 
-    def __init__(self, activation, gamma0, bank: NoiseBank, u1, n_tangent, f_estimator, jitter=JITTER):
+    def __init__(self, activation, gamma0, bank: NoiseBank, u1, n_tangent, f_estimator, jitter=JITTER,
+                 workers=1):
+        self.workers = max(1, int(workers))  # threads for the tangent groups of each step
         self.act = gaussian.get_activation(activation)
         self.gamma0 = float(gamma0)
         self.bank = bank
@@ -58,6 +61,14 @@ class CausalSweep:
         self.jitter = jitter
 
     def __call__(self, state: DMFTState) -> DMFTState:
+        if self.workers < 2:
+            return self._sweep(state, None)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with blas_threads(1), ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return self._sweep(state, pool)
+
+    def _sweep(self, state: DMFTState, pool) -> DMFTState:
         g: Grid = state.grid
         L, act, bank, S = state.L, self.act, self.bank, self.bank.S
         n, P, Pt, nt = g.n, g.n_train, g.n_pts, self.n_tangent
@@ -78,7 +89,7 @@ class CausalSweep:
             r = np.broadcast_to(bank.rL, shape) if l == L else np.zeros(shape)
             pm.append(PrimalMarch(act, u, r, g))
             nr, nu = (P if l <= L - 1 else 0), (Pt if l >= 2 else 0)
-            tm.append(TriangularTangents(act, pm[l].h[:, :nt], pm[l].z[:, :nt], nr, nu, g)
+            tm.append(TriangularTangents(act, pm[l].h[:, :nt], pm[l].z[:, :nt], nr, nu, g, pool, self.workers)
                       if nr + nu else None)
             if l >= 2:
                 chol_u.append(IncrementalCholesky(Phi[l - 1], Pt, self.jitter,

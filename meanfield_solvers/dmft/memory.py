@@ -101,7 +101,11 @@ def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chun
         c_state = _F * (8 * L + 2) * n * n
         if c_primal + c_tangents + c_state > primal + tangents + state:
             primal, tangents, state = c_primal, c_tangents, c_state
-            c = n_tangent
+            if chunk is None and R:
+                # the certifying Jacobi map may use larger chunks, up to the memory the sweep's tangents
+                # already took (its dense chunks are (T+1)^2 rows, the sweep's triangle about half that:
+                # all n_tangent in one chunk would exceed the sweep, issue 19)
+                c = max(c, auto_chunk(n, R, n_tangent, c_tangents / (workers + 1)))
     elif sweep != "jacobi":
         raise ValueError(f"unknown sweep {sweep!r}")
     return MemoryEstimate(noise, primal, tangents, state, c)

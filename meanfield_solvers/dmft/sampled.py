@@ -284,6 +284,19 @@ def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
                       f"or lower the tangent samples to solve in 2 iterations"), None
 
 
+def _reporting(results, B, progress, t0, grid, b_sweep, b_reason):
+    """Pass the batch results through in order, telling ``progress`` after each."""
+    for b, (sb, lb) in enumerate(results):
+        if progress is not None:
+            done = time.perf_counter() - t0
+            res_b = float(lb.residuals[-1]) if lb.residuals else float("nan")
+            progress(SolveProgress(b + 1, 1, 1, grid.T, res_b, done, done / (b + 1) * (B - b - 1),
+                                   f"error batch {b + 1}/{B}",
+                                   "causal sweep of the batch" if b_sweep == "causal" else
+                                   f"Jacobi iteration of the batch ({b_reason})"))
+        yield sb, lb
+
+
 def _sweep_only(sweep, state, grid):
     """One causal sweep, recorded as status ``'swept'`` (its residual is not measured)."""
     log = IterationLog()
@@ -467,10 +480,10 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         state = DMFTState.lazy(init, grid, y)
         return result_from_state(state, log, settings, _nan_errors(state, L))
 
-    def first(Fm, n_sweep):  # the causal sweep on the same noise (and estimators) as the Jacobi map Fm
+    def first(Fm, n_sweep, threads=workers):  # the causal sweep on the same noise (and estimators) as Fm
         if n_sweep is None:
             return None
-        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, n_sweep, f_estimator, jitter)
+        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, n_sweep, f_estimator, jitter, threads)
 
     first_reason = ("causal sweep" if sweep == "causal" else
                     f"causal sweep with {S_sweep} of the {S_tan} tangent samples (warm start)")
@@ -505,25 +518,35 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         b_sweep, b_reason, _ = choose_sweep("jacobi" if sweep_asked == "jacobi" else "auto", T, n_pts, P, L,
                                             Sb, Sb_tan, tangent_chunk, workers, max_bytes)
         t_err = time.perf_counter()
-        for b in range(B):
+
+        def one_batch(b):  # reads `par`, set below before any batch runs
             sub_bank = bank.subset(slice(b * Sb, (b + 1) * Sb))
             Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], Sb_tan, chunk,
                             f_estimator, jitter, block, workers)
             Fb.gemm_threads = F.gemm_threads
-            phase = f"error batch {b + 1}/{B}"
             if b_sweep == "causal":  # one sweep: the batch's own fixed point (certified method, see module doc)
-                sb, lb = _sweep_only(first(Fb, Sb_tan), state, grid)
-            else:
-                sb, lb = iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping,
-                                 F_first=None)
+                return _sweep_only(first(Fb, Sb_tan, 1 if par > 1 else workers), state, grid)
+            return iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping, F_first=None)
+
+        # independent sweeps: run `workers` at once (one BLAS thread each) when their memory fits
+        b_bytes = estimate_memory(T, n_pts, P, L, Sb, Sb_tan, sweep="causal", workers=1).total
+        par = min(workers, B)
+        while par > 1 and max_bytes is not None and par * b_bytes > max_bytes:
+            par -= 1
+        if b_sweep != "causal":
+            par = 1  # the Jacobi sub-solves already march their tangent chunks on `workers` threads
+        settings["error_batch_workers"] = par
+        if par > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with blas_threads(1), ThreadPoolExecutor(max_workers=par) as pool:
+                batches = list(_reporting(pool.map(one_batch, range(B)), B, progress, t_err, grid, b_sweep,
+                                          b_reason))
+        else:
+            batches = list(_reporting(map(one_batch, range(B)), B, progress, t_err, grid, b_sweep, b_reason))
+        for sb, lb in batches:
             sub_status.append(lb.status)
             subs.append(result_from_state(sb, lb))
-            if progress is not None:
-                done = time.perf_counter() - t_err
-                res_b = float(lb.residuals[-1]) if lb.residuals else float("nan")
-                progress(SolveProgress(b + 1, 1, 1, grid.T, res_b, done, done / (b + 1) * (B - b - 1), phase,
-                                       "causal sweep of the batch" if b_sweep == "causal" else
-                                       f"Jacobi iteration of the batch ({b_reason})"))
         ok = [r for r, st in zip(subs, sub_status) if st in ("converged", "swept")]
         # a failed batch returns the full solution: leaving it in would shrink the spread
         errors = _error_estimates(ok, B) if len(ok) >= 2 else errors

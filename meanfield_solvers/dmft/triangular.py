@@ -46,8 +46,9 @@ class TriangularTangents:
     grid : Grid
     """
 
-    def __init__(self, act, h, z, nr: int, nu: int, grid: Grid):
+    def __init__(self, act, h, z, nr: int, nu: int, grid: Grid, pool=None, workers: int = 1):
         self.act, self.h, self.z, self.grid = act, h, z, grid
+        self.pool, self.workers = pool, max(1, int(workers))
         self.c = h.shape[1]
         self.nr, self.nu = int(nr), int(nu)
         self.per_t = self.nr + self.nu
@@ -64,13 +65,35 @@ class TriangularTangents:
         P = self.grid.n_pts
         return X[s][(k - s) * P:(k - s + 1) * P].reshape(P, self.per_t, self.c)
 
+    def _parts(self, k):
+        """The groups s ≤ k split into ``workers`` contiguous runs of about equal work (∝ k − s + 1)."""
+        if self.pool is None or self.workers < 2 or k < 2 * self.workers:
+            return [range(k + 1)]
+        work = np.cumsum(np.arange(k + 1, 0, -1, dtype=float))
+        cuts = np.searchsorted(work, work[-1] * np.arange(1, self.workers) / self.workers)
+        edges = [0, *sorted(set(int(c) + 1 for c in cuts)), k + 1]
+        return [range(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+    def _run(self, fn, k):
+        """``fn(s)`` for every group s ≤ k, on the pool's threads when there is one (groups are disjoint
+        arrays; numpy's products and ufuncs release the GIL; every group's arithmetic is the same
+        whatever the split, so the result does not depend on ``workers``)."""
+        parts = self._parts(k)
+        if len(parts) == 1:
+            for s in parts[0]:
+                fn(s)
+            return
+        for f in [self.pool.submit(lambda part=part: [fn(s) for s in part]) for part in parts]:
+            f.result()
+
     def step_h(self, k: int, Hk) -> None:
         r"""Advance every group to :math:`dh[k]`, :math:`d\phi[k]`; ``Hk`` is the (n_pts, ≥ k n_pts) memory row."""
         P, c = self.grid.n_pts, self.c
         rows = self.grid.rows(k)
         b = self.act.d1(self.h[rows])[:, None, :]
         self._b = b
-        for s in range(k + 1):
+
+        def group(s):
             if s < k:
                 dh = (Hk[:, s * P:k * P] @ self.dg[s][:(k - s) * P]).reshape(P, self.per_t, c)
             else:  # the group's seeds enter now: dh[k] = du[k]
@@ -80,13 +103,16 @@ class TriangularTangents:
             np.multiply(dh, b, out=self._row(self.dp, s, k))
             self._dh[s] = dh
 
+        self._run(group, k)
+
     def step_z(self, k: int, Zk) -> None:
         r"""Advance every group to :math:`dz[k]`, :math:`dg[k]`; ``Zk`` is the (n_pts, ≥ (k+1) n_pts) row."""
         P, c = self.grid.n_pts, self.c
         rows = self.grid.rows(k)
         a = (self.act.d2(self.h[rows]) * self.z[rows])[:, None, :]
         curv = bool(np.any(a))
-        for s in range(k + 1):
+
+        def group(s):
             dz = (Zk[:, s * P:(k + 1) * P] @ self.dp[s][:(k - s + 1) * P]).reshape(P, self.per_t, c)
             if s == k and self.nr:  # the group's r-seeds: dr[k] = e
                 dz[self._train, self._train, :] += 1.0
@@ -95,6 +121,8 @@ class TriangularTangents:
             if curv:
                 out += self._dh[s] * a
             self._dh[s] = None
+
+        self._run(group, k)
 
     def response_rows(self, X, k: int, seeds: str):
         r"""Sample means at time ``k`` of ``X`` (``self.dp`` or ``self.dg``) for the r- or u-seeds of
