@@ -267,6 +267,8 @@ def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
     if sweep == "causal" or (sweep == "auto" and (max_bytes is None or need <= max_bytes)):
         why = "asked for" if sweep == "causal" else f"fits: {gb(need)} <= max_bytes {gb(max_bytes or np.inf)}"
         return "causal", f"one sweep solves the causal system ({why})", S_tan
+    if max_bytes is None:
+        raise ValueError("sweep='causal_subset' sizes its sweep to max_bytes; give max_bytes (or use 'causal')")
     lo, hi = 0, S_tan  # largest n with causal_bytes(n) <= max_bytes (monotone in n)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -278,7 +280,8 @@ def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
     if sweep == "causal_subset" and lo < 1:
         raise ValueError(f"sweep='causal_subset': {short}, and no tangent subset fits")
     if lo >= MIN_SUBSET_TANGENTS or (sweep == "causal_subset" and lo >= 1):
-        return "causal_subset", f"{short}; a sweep with {lo} tangent samples fits, then Jacobi with all", lo
+        return "causal_subset", (f"{short}; a sweep with {lo} tangent samples fits, then Jacobi with all (raise "
+                                 f"max_bytes, limit.dmft_max_memory_gb, to solve in 2 iterations)"), lo
     return "jacobi", (f"{short}, and a sweep with {MIN_SUBSET_TANGENTS} tangent samples does not fit: "
                       f"Jacobi iteration with horizon continuation; raise max_bytes (limit.dmft_max_memory_gb) "
                       f"or lower the tangent samples to solve in 2 iterations"), None
