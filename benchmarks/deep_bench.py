@@ -97,8 +97,8 @@ def dmft_flops(L, P, T, M, S_tan, block=8) -> float:
         F += 2.0 * n * (n + 1) * M                              # Φ and G Gram matrices (syrk)
         F += 2.0 * n * n * M * ((l >= 2) + (l <= L - 1))        # colouring u^l, r^l
         seeds = SeedLayout(n_t, P, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
-        if seeds.R:
-            F += _march_flops(n_t, P, block, lambda k: seeds.active(k) * S_tan)
+        if seeds.R:  # each seed time t marched on its own from t on (march.tangent_averages)
+            F += sum(_march_flops(n_t - t, P, block, lambda k: seeds.per_t * S_tan) for t in range(n_t))
     F += _march_flops(n_t, P, block, lambda k: M)              # output term: the all-ones tangent
     return F
 

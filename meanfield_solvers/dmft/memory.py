@@ -7,8 +7,11 @@ float64 storage is about
 * noise (fixed for the whole solve): ``2(L-1) n S + 2 n_pts S``
 * primal march of one layer (layers are marched one at a time): ``h, z, φ, g, u, r`` + temporaries,
   ``7 n S``; the all-samples output tangent of the last layer: ``4 n S``
-* tangents of one chunk: ``2 n R c`` (histories dφ, dg) ``+ 2 n c``, times the chunks marched at
-  once (``workers``), plus the running sums ``2 n R`` and each chunk's sums ``2 n R``
+* tangents of one chunk: ``2 n r c`` (histories dφ, dg of the seeds of one time, ``r = R/(T+1)``:
+  the seed times are marched one after the other, each from its own time on) ``+ 2 n c``, times the
+  chunks marched at once (``workers``), plus the running sums ``2 n R`` and each chunk's sums ``2 n R``.
+  The automatic chunk is still sized as if all R seeds were marched at once (``auto_chunk``): a
+  conservative size that keeps the chunks, hence the rounding of the sums, as before.
 * order parameters: old, new and blended states, memory operators, Cholesky factors: ``(12 L + 6) n²``
 
 The causal sweep (:mod:`meanfield_solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
@@ -88,7 +91,10 @@ def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chun
     busy = min(workers, -(-n_tangent // c))  # chunks alive at once
     noise = _F * (2 * (L - 1) * n * S + 2 * n_pts * S + S)
     primal = _F * (7 * n * S + 4 * n * S)
-    tangents = _F * (busy * (2 * n * R * c + 2 * n * c) + 2 * n * R + 2 * busy * n * R) if R else 0
+    # each chunk marches one seed time at a time (march.tangent_averages): histories of at most n rows
+    # and R / (T+1) seeds, plus the chunk's sums over all R seeds
+    r_t = R // (T + 1)
+    tangents = _F * (busy * (2 * n * r_t * c + 2 * n * c) + 2 * n * R + 2 * busy * n * R) if R else 0
     state = _F * (12 * L + 6) * n * n
     if sweep == "causal":
         c_primal = _F * (6 * L * n * S + 2 * n * S)
