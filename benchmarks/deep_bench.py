@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-__all__ = ["bench_deep", "bench_dmft_scaling", "gemm_rate", "ensemble_flops", "dmft_flops", "causal_sweep_flops"]
+__all__ = ["bench_deep", "bench_dmft_scaling", "bench_issue19_solve", "gemm_rate", "ensemble_flops", "dmft_flops", "causal_sweep_flops"]
 
 
 def _best(fn, repeat):
@@ -97,14 +97,20 @@ def dmft_flops(L, P, T, M, S_tan, block=8) -> float:
         F += 2.0 * n * (n + 1) * M                              # Φ and G Gram matrices (syrk)
         F += 2.0 * n * n * M * ((l >= 2) + (l <= L - 1))        # colouring u^l, r^l
         seeds = SeedLayout(n_t, P, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
-        if seeds.R:
-            F += _march_flops(n_t, P, block, lambda k: seeds.active(k) * S_tan)
+        if seeds.R:  # each seed time t marched on its own from t on (march.tangent_averages)
+            F += sum(_march_flops(n_t - t, P, block, lambda k: seeds.per_t * S_tan) for t in range(n_t))
     F += _march_flops(n_t, P, block, lambda k: M)              # output term: the all-ones tangent
     return F
 
 
-def causal_sweep_flops(L, P, T, M, S_tan) -> float:
-    """Matrix-product FLOPs of one causal sweep (:mod:`meanfield_solvers.dmft.causal`), as performed."""
+def causal_sweep_flops(L, P, T, M, S_tan, triangular=True) -> float:
+    """Matrix-product FLOPs of one causal sweep (:mod:`meanfield_solvers.dmft.causal`), as performed.
+
+    The tangents are stored by seed time (:mod:`meanfield_solvers.dmft.triangular`): at step k the
+    group of seed time s ≤ k multiplies its own k − s past rows (H) and k − s + 1 rows (Z), so
+    the step costs 2 P² r S_tan (k+1)² in all (r seeds per point and time); ``triangular=False``
+    gives the dense count 2 P² r S_tan (2k+1)(k+1) of the march over the whole past (before issue 19).
+    """
     from meanfield_solvers.dmft.march import SeedLayout
 
     n_t = T + 1
@@ -113,10 +119,12 @@ def causal_sweep_flops(L, P, T, M, S_tan) -> float:
         past, upto = k * P, (k + 1) * P
         for l in range(1, L + 1):
             seeds = SeedLayout(n_t, P, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
-            cols = seeds.active(k) * S_tan if seeds.R else 0
             F += 2.0 * P * (past + 3 * upto) * M                     # H·g, Z·φ, two Gram rows
             F += 2.0 * P * upto * M * ((l >= 2) + (l <= L - 1))     # colouring
-            F += 2.0 * P * (past + upto) * cols                      # tangents
+            if triangular:                                           # tangents
+                F += 2.0 * P * P * seeds.per_t * S_tan * (k + 1) ** 2
+            else:
+                F += 2.0 * P * (past + upto) * (seeds.active(k) * S_tan if seeds.R else 0)
         F += 2.0 * P * (past + upto) * M                             # output tangent
     return F
 
@@ -206,6 +214,55 @@ def bench_dmft(rate, quick=False, L=2, P=8):
     return recs
 
 
+def bench_issue19_solve(quick=False):
+    """The whole solve of issue 19 as a user runs it (records ``dmft_solve_issue19``).
+
+    L = 2 tanh, γ₀ = 1, 8 training and 8 test points, T = 40 steps, the config defaults (4000
+    samples, 500 tangent samples, tolerance 1e-6, 8 error batches, 4 GB; quick: 400 samples, 16
+    tangent samples). Before the fix this solve took 914 s and 26 iterations (issue 19: the dense
+    causal sweep exceeded 4 GB, so the solver ran the Jacobi iteration with 4 continuation stages);
+    that is not rerun at full size. Instead (not in quick mode) a second record runs the same
+    configuration at 1/5 of the tangent samples (4000 samples, 100 tangent samples) both ways, the
+    solver now and ``sweep='jacobi'`` (what it did before), for a same-run ratio
+    (``ratio_vs_numpy`` = t(before) / t(now)). Records the iteration counts, their reasons, and
+    the load average at start.
+    """
+    import os
+
+    from meanfield_solvers.dmft import solve_dmft
+
+    rng = np.random.default_rng(0)
+    X, Xt = rng.standard_normal((8, 10)), rng.standard_normal((8, 10))
+    y = np.sign(rng.standard_normal(8))
+
+    def timed(S, S_tan, **extra):
+        t0 = time.perf_counter()
+        r = solve_dmft(X, y, 2, 1.0, 0.05, 40, X_test=Xt, n_samples=S, n_tangent=S_tan, tol=1e-6,
+                       error_batches=8, max_bytes=4e9, **extra)
+        return r, time.perf_counter() - t0
+
+    sizes = [(400, 16, False)] if quick else [(4000, 500, False), (4000, 100, True)]
+    recs = []
+    for S, S_tan, with_ref in sizes:
+        load = os.getloadavg()[0]
+        r, sec = timed(S, S_tan)
+        ref_r, ref = timed(S, S_tan, sweep="jacobi") if with_ref else (None, None)
+        recs.append({
+            "workload": "dmft_solve_issue19", "backend": "numpy", "dtype": "float64", "N": None, "d": 10,
+            "M": S, "S": S_tan, "seconds_per_step": sec, "throughput": None, "throughput_unit": None,
+            "ratio_vs_numpy": (ref / sec) if ref else None, "ratio_vs_torch": None, "roofline_fraction": None,
+            "iterations": r.iterations, "status": r.status, "sweep": r.info["sweep"],
+            "iteration_reasons": r.info["iteration_reasons"], "load_average_at_start": load,
+            "reference_seconds": ref, "reference_iterations": ref_r.iterations if ref_r else None,
+            "f_err_max": float(np.nanmax(r.f_err)),
+            "notes": (f"whole solve with 8 error batches, L=2 tanh gamma0=1, 8+8 points, T=40, M={S}, "
+                      f"S_tan={S_tan}: {r.iterations} iterations ({r.info['sweep']}), {sec:.1f} s; timings "
+                      f"{ {k: round(v, 2) for k, v in r.info['timings'].items()} }; "
+                      + (f"before issue 19 (jacobi with continuation): {ref_r.iterations} iterations, {ref:.1f} s"
+                         if ref else "before issue 19 at full size: 914 s, 26 iterations (not rerun)"))})
+    return recs
+
+
 def bench_dmft_scaling(rate, quick=False, L=2):
     """How one DMFT iteration's time scales with M, T and P (records with a fitted exponent).
 
@@ -267,6 +324,7 @@ def bench_deep(quick: bool = False) -> list:
         for N in (8, 16, 32):
             recs += bench_ensemble(rate, False, S=64, N=N, L=3, P=64, D=16)
     recs += bench_dmft(rate, quick)
+    recs += bench_issue19_solve(quick)
     recs += bench_dmft_scaling(rate, quick)
     for r in recs:
         r["calibration_gemm_gflops"] = rate / 1e9

@@ -230,7 +230,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                check=_ge1, check_doc=">= 1"),
         "dmft_stages": Field("int", 0, "dmft, dmft_linear: horizon-continuation stages (0: automatic).",
                              check=_nonneg, check_doc=">= 0"),
-        "dmft_error_batches": Field("int", 4, "dmft: batch sub-solves for the MC standard error (0: none).",
+        "dmft_error_batches": Field("int", 8, "dmft: batch sub-solves for the MC standard error (0: none; "
+                                    "the error estimate is uncertain by about 1/sqrt(2(B-1)): 27 % at 8).",
                                     check=lambda v: v == 0 or v >= 2, check_doc="0 or >= 2"),
         "dmft_max_memory_gb": Field("float", 4.0, "dmft, dmft_linear: refuse a solve whose estimated peak memory "
                                     "exceeds this (GB).", check=_pos, check_doc="> 0"),

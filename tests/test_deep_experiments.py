@@ -48,10 +48,13 @@ def test_bench_deep_quick_records():
     assert [r["backend"] for r in recs[:6]] == ["numpy batched", "numba batched", "numpy-loop", "numba-loop",
                                                  "numpy batched", "numba batched"]
     assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + [
-        "dmft_iteration", "dmft_causal_sweep", "dmft_iteration_scaling_M", "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
+        "dmft_iteration", "dmft_causal_sweep", "dmft_solve_issue19", "dmft_iteration_scaling_M",
+        "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
     for r in recs:
         assert keys <= set(r) and r["seconds_per_step"] > 0
-        if "scaling" in r["workload"]:
+        if r["workload"] == "dmft_solve_issue19":  # issue 19: one sweep + one certification, not 26
+            assert r["iterations"] == 2 and r["status"] == "converged" and r["sweep"] == "causal"
+        elif "scaling" in r["workload"]:
             # plumbing only: at quick sizes (~10 ms) the timing ratios are too noisy to assert on
             assert r["ratio_vs_numpy"] > 0 and np.isfinite(r["scaling_exponent"])
         else:

@@ -25,7 +25,7 @@ from .checks import check_dmft_supported, gamma0_of, size_problems
 from .observe import alignment
 from .parametrisation import make_parametrisation
 
-__all__ = ["DMFTMethod", "DMFTLinearMethod", "NTKMethod", "DeepLimitMethod"]
+__all__ = ["DMFTMethod", "DMFTLinearMethod", "NTKMethod", "DeepLimitMethod", "progress_logger"]
 
 
 class DeepLimitMethod(LimitMethod):
@@ -100,10 +100,39 @@ def _cut(sol, k):
     return out
 
 
+def progress_logger(log, name, min_interval=5.0, clock=time.perf_counter):
+    """A solver progress callback (:class:`meanfield_solvers.dmft.SolveProgress`) writing one line to
+    ``log``: always the start (the sweep chosen and why) and the end of a phase, in between at most
+    one line every ``min_interval`` seconds (a solve of 2 iterations says little; one of minutes
+    says where it is and how long it expects to take)."""
+    last = [-np.inf]
+
+    def report(p):
+        now = clock()
+        end = p.remaining == 0.0  # the phase is finished
+        if p.iteration and not end and now - last[0] < min_interval:
+            return
+        last[0] = now
+        if p.iteration == 0:
+            log(f"{name}: {p.reason}")
+            return
+        eta = "?" if p.remaining is None else f"{p.remaining:.3g}s"
+        where = (f"iteration {p.iteration} (stage {p.stage}/{p.n_stages}, T={p.horizon}) residual "
+                 f"{p.residual:.2e}" if p.phase == "solve" else "done")
+        log(f"{name}: {p.phase}: {where}, {p.elapsed:.3g}s elapsed, about {eta} left [{p.reason}]")
+
+    return report
+
+
 def _fixed_point_record(r, log, name):
     info = {"status": r.status, "iterations": int(r.iterations), "message": r.message,
             "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan"),
             "good_horizon": r.info.get("good_horizon")}
+    # why each iteration was needed and how the solve was organised (sampled DMFT only)
+    for key in ("sweep", "sweep_reason", "iterations_minimum", "extra_iterations", "iteration_reasons",
+                "error_batches", "error_batch_method", "timings"):
+        if key in r.info:
+            info[key] = r.info[key]
     if r.message:
         log(f"{name}: {r.status}: {r.message}")
     return dict(f=r.f, loss=r.loss, f_err=r.f_err, loss_err=r.loss_err, Phi=np.moveaxis(r.Phi, 0, 1),
@@ -132,7 +161,7 @@ class DMFTMethod(DeepLimitMethod):
         r = dm.solve_dmft(X, y, cfg.model.depth, gamma0_of(cfg), lim.dt, T, activation=cfg.model.activation,
                           n_samples=lim.dmft_samples, n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
                           error_batches=lim.dmft_error_batches, max_bytes=lim.dmft_max_memory_gb * 1e9,
-                          **_common(cfg, Xt))
+                          progress=progress_logger(log, self.name), **_common(cfg, Xt))
         return _fixed_point_record(r, log, self.name)
 
 

@@ -9,7 +9,7 @@ r"""Infinite-width (DMFT) solvers for deep muP networks: arrays in, arrays out.
 
 Equations and conventions: docs/dmft.md (in this repository); Bordelon & Pehlevan (2022), arXiv:2205.09653.
 """
-from .iteration import IterationLog
+from .iteration import IterationLog, SolveProgress
 from .linear import solve_deep_linear
 from .memory import DMFTMemoryError, MemoryEstimate, estimate_memory
 from .ntk import InitKernels, NTKResult, init_kernels, kernel_flow, solve_ntk, train_loss
@@ -30,6 +30,7 @@ __all__ = [
     "NTKResult",
     "InitKernels",
     "IterationLog",
+    "SolveProgress",
     "MemoryEstimate",
     "DMFTMemoryError",
     "KernelNotPositiveDefinite",

@@ -28,15 +28,18 @@ reporting the residual. The sweep ignores its input state (except the grid and t
 
 Cost: one sweep ≈ one Jacobi iteration, but the marching GEMMs are step by step (the memory rows of
 future times are unknown, so the blocked march cannot be used); memory: all layers' tangents of all
-``n_tangent`` samples at once (no chunking).
+``n_tangent`` samples at once (no chunking), stored by seed time from the seed's time on only
+(:mod:`~meanfield_solvers.dmft.triangular`: half the dense storage and half its flops).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import gaussian
+from ..threads import blas_threads
 from .grid import Grid
 from .march import PrimalMarch, SeedLayout, TangentMarch
+from .triangular import TriangularTangents
 from .sources import JITTER, IncrementalCholesky, NoiseBank
 from .state import DMFTState
 
@@ -46,7 +49,9 @@ __all__ = ["CausalSweep"]
 class CausalSweep:
     r"""The sweep as a map ``state -> state`` (see module doc); same parameters as ``SampledMap``."""
 
-    def __init__(self, activation, gamma0, bank: NoiseBank, u1, n_tangent, f_estimator, jitter=JITTER):
+    def __init__(self, activation, gamma0, bank: NoiseBank, u1, n_tangent, f_estimator, jitter=JITTER,
+                 workers=1):
+        self.workers = max(1, int(workers))  # threads for the tangent groups of each step
         self.act = gaussian.get_activation(activation)
         self.gamma0 = float(gamma0)
         self.bank = bank
@@ -56,6 +61,14 @@ class CausalSweep:
         self.jitter = jitter
 
     def __call__(self, state: DMFTState) -> DMFTState:
+        if self.workers < 2:
+            return self._sweep(state, None)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with blas_threads(1), ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return self._sweep(state, pool)
+
+    def _sweep(self, state: DMFTState, pool) -> DMFTState:
         g: Grid = state.grid
         L, act, bank, S = state.L, self.act, self.bank, self.bank.S
         n, P, Pt, nt = g.n, g.n_train, g.n_pts, self.n_tangent
@@ -75,8 +88,9 @@ class CausalSweep:
             u = np.broadcast_to(self.u1, shape) if l == 1 else np.zeros(shape)
             r = np.broadcast_to(bank.rL, shape) if l == L else np.zeros(shape)
             pm.append(PrimalMarch(act, u, r, g))
-            seeds = SeedLayout(g.n_t, Pt, P, r_seeds=l <= L - 1, u_seeds=l >= 2, one_seed=False)
-            tm.append(TangentMarch(act, pm[l].h[:, :nt], pm[l].z[:, :nt], seeds, g) if seeds.R else None)
+            nr, nu = (P if l <= L - 1 else 0), (Pt if l >= 2 else 0)
+            tm.append(TriangularTangents(act, pm[l].h[:, :nt], pm[l].z[:, :nt], nr, nu, g, pool, self.workers)
+                      if nr + nu else None)
             if l >= 2:
                 chol_u.append(IncrementalCholesky(Phi[l - 1], Pt, self.jitter,
                                                   f"Phi^{l - 1} (covariance of u^{l})"))
@@ -106,12 +120,10 @@ class CausalSweep:
                 Phi[l][rows, upto] = pm[l].p[rows] @ pm[l].p[upto].T / S
                 Phi[l][upto, rows] = Phi[l][rows, upto].T
                 if tm[l] is not None:
-                    cols = tm[l].seeds.active(k) * tm[l].c
-                    tm[l].step_h(k, Hk @ tm[l].dg[past, :cols], cols)
+                    tm[l].step_h(k, Hk)
                     if l <= L - 1:
-                        m = tm[l].row_means(tm[l].dp, k)[:, tm[l].seeds.r_columns()]
                         RA4 = RA[l][rows].reshape(Pt, g.n_t, Pt)
-                        RA4[:, :, :P] = m.reshape(Pt, g.n_t, P)
+                        RA4[:, :k + 1, :P] = tm[l].response_rows(tm[l].dp, k, "r")
             # ---- output f[k] and Delta[k]
             if one is not None:
                 one.step_h(k, H[L][rows, past] @ one.dg[past], S)
@@ -138,10 +150,10 @@ class CausalSweep:
                 G[l][rows, upto] = pm[l].g[rows] @ pm[l].g[upto].T / S
                 G[l][upto, rows] = G[l][rows, upto].T
                 if tm[l] is not None:
-                    cols = tm[l].seeds.active(k) * tm[l].c
-                    tm[l].step_z(k, Zk @ tm[l].dp[upto, :cols], cols)
+                    tm[l].step_z(k, Zk)
                     if l >= 2:
-                        RB[l - 1][rows, :] = tm[l].row_means(tm[l].dg, k)[:, tm[l].seeds.u_columns()]
+                        RB4 = RB[l - 1][rows].reshape(Pt, g.n_t, Pt)
+                        RB4[:, :k + 1, :] = tm[l].response_rows(tm[l].dg, k, "u")
                 if l == L and one is not None:
                     one.step_z(k, Zk @ one.dp[upto], S)
         return DMFTState(g, y, Phi, G, RA, RB, f)

@@ -7,12 +7,17 @@ float64 storage is about
 * noise (fixed for the whole solve): ``2(L-1) n S + 2 n_pts S``
 * primal march of one layer (layers are marched one at a time): ``h, z, φ, g, u, r`` + temporaries,
   ``7 n S``; the all-samples output tangent of the last layer: ``4 n S``
-* tangents of one chunk: ``2 n R c`` (histories dφ, dg) ``+ 2 n c``, times the chunks marched at
-  once (``workers``), plus the running sums ``2 n R`` and each chunk's sums ``2 n R``
+* tangents of one chunk: ``2 n r c`` (histories dφ, dg of the seeds of one time, ``r = R/(T+1)``:
+  the seed times are marched one after the other, each from its own time on) ``+ 2 n c``, times the
+  chunks marched at once (``workers``), plus the running sums ``2 n R`` and each chunk's sums ``2 n R``.
+  The automatic chunk is still sized as if all R seeds were marched at once (``auto_chunk``): a
+  conservative size that keeps the chunks, hence the rounding of the sums, as before.
 * order parameters: old, new and blended states, memory operators, Cholesky factors: ``(12 L + 6) n²``
 
 The causal sweep (:mod:`meanfield_solvers.dmft.causal`) holds all layers at once and cannot chunk the tangents:
-primal ``L (6 n S) + 2 n S``, tangents ``Σ_ℓ 2 n R_ℓ S_tan``; it is followed by one chunked Jacobi
+primal ``L (6 n S) + 2 n S``, tangents ``Σ_ℓ (2 n_tri + n) r_ℓ S_tan`` with ``r_ℓ = R_ℓ/(T+1)`` seeds per
+time and ``n_tri = n_pts (T+1)(T+2)/2`` (lower-triangular storage, :mod:`meanfield_solvers.dmft.triangular`:
+about half of the dense ``2 n R_ℓ S_tan``); it is followed by one chunked Jacobi
 application, so its peak is the larger of the two.
 
 i.e. the brief's ``T × points × M × L`` floats for the samples plus the tangent part.
@@ -20,6 +25,8 @@ i.e. the brief's ``T × points × M × L`` floats for the samples plus the tange
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .triangular import triangular_rows
 
 __all__ = ["MemoryEstimate", "estimate_memory", "auto_chunk", "DMFTMemoryError"]
 
@@ -84,15 +91,27 @@ def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chun
     busy = min(workers, -(-n_tangent // c))  # chunks alive at once
     noise = _F * (2 * (L - 1) * n * S + 2 * n_pts * S + S)
     primal = _F * (7 * n * S + 4 * n * S)
-    tangents = _F * (busy * (2 * n * R * c + 2 * n * c) + 2 * n * R + 2 * busy * n * R) if R else 0
+    # each chunk marches one seed time at a time (march.tangent_averages): histories of at most n rows
+    # and R / (T+1) seeds, plus the chunk's sums over all R seeds
+    r_t = R // (T + 1)
+    tangents = _F * (busy * (2 * n * r_t * c + 2 * n * c) + 2 * n * R + 2 * busy * n * R) if R else 0
     state = _F * (12 * L + 6) * n * n
     if sweep == "causal":
         c_primal = _F * (6 * L * n * S + 2 * n * S)
-        c_tangents = _F * sum(2 * n * r * n_tangent for r in Rs)
+        # seed-time groups store only the times at or after their seed (meanfield_solvers.dmft.triangular):
+        # dφ, dg on (T+1)(T+2)/2 time rows of n_pts per group instead of (T+1)^2, plus the dh of the
+        # current time of every group (one dense time row's worth, n rows in all)
+        n_t = T + 1
+        tri = triangular_rows(n_t) * n_pts
+        c_tangents = _F * sum((2 * tri + n) * (r // n_t) * n_tangent for r in Rs)
         c_state = _F * (8 * L + 2) * n * n
         if c_primal + c_tangents + c_state > primal + tangents + state:
             primal, tangents, state = c_primal, c_tangents, c_state
-            c = n_tangent
+            if chunk is None and R:
+                # the certifying Jacobi map may use larger chunks, up to the memory the sweep's tangents
+                # already took (its dense chunks are (T+1)^2 rows, the sweep's triangle about half that:
+                # all n_tangent in one chunk would exceed the sweep, issue 19)
+                c = max(c, auto_chunk(n, R, n_tangent, c_tangents / (workers + 1)))
     elif sweep != "jacobi":
         raise ValueError(f"unknown sweep {sweep!r}")
     return MemoryEstimate(noise, primal, tangents, state, c)

@@ -43,10 +43,23 @@ Two sweep orders (``sweep``):
   (:mod:`~meanfield_solvers.dmft.causal`) which, because the discrete system is causal, lands on the fixed
   point of the same map (same noise, same estimators) in one pass; the following Jacobi iterations
   certify it: their residual is the distance from a fixed point and must reach ``tol`` as before.
-  Typically 2 iterations in total; needs all tangents in memory at once. Measured (L = 2 tanh,
-  P = 4, T = 50, S = 8000, 500 tangent samples, 1 BLAS thread, shared 2-core machine): causal
-  4–6 s, certifying residual ~2e-9; Jacobi 48 s (54 iterations in 5 stages); the two differ by
-  2.5e-7 in f.
+  2 iterations in total — the fewest the causal structure allows (one to solve, one to certify);
+  needs all tangents in memory at once (stored lower-triangular by seed time,
+  :mod:`~meanfield_solvers.dmft.triangular`). Measured (L = 2 tanh, P = 4, T = 50, S = 8000, 500
+  tangent samples, 1 BLAS thread, shared 2-core machine): causal 4–6 s, certifying residual ~2e-9;
+  Jacobi 48 s (54 iterations in 5 stages); the two differ by 2.5e-7 in f.
+* ``'causal_subset'`` (``'auto'`` when the full sweep does not fit but a sweep with fewer tangent
+  samples does) — the first iteration is the causal sweep with the largest number of tangent samples
+  that fits in ``max_bytes``; its responses carry the Monte Carlo noise of that subset, so it is
+  not the fixed point, only close to it on every time at once, and the Jacobi map with all the
+  tangent samples (chunked) iterates from there on the full horizon, with no continuation stages.
+  Measured on the issue-19 setting at 1/5 tangent size (L = 2 tanh, 8 + 8 points, T = 40, S = 4000,
+  100 tangents, 25 in the sweep): 10 iterations instead of the 27 of the continued Jacobi iteration.
+* ``'jacobi'`` when not even a small subset fits (``'auto'``), or asked for.
+
+Every iteration is recorded with the reason it was needed (``info['iteration_reasons']``), the
+choice of sweep with its reason (``info['sweep_reason']``), and the number of iterations beyond
+the minimum of 2 (``info['extra_iterations']``).
 
 Estimators
 ----------
@@ -70,12 +83,15 @@ Estimators
 Monte Carlo error
 -----------------
 Batch sub-solves: the samples are split into ``error_batches`` = B contiguous blocks (tangent
-samples likewise), each block is solved to the same tolerance (warm-started from the full solution),
-and the standard error of the full solve is estimated as ``std_b(X_b) / sqrt(B)`` (assumes the
-:math:`S^{-1/2}` law; the :math:`O(1/S)` bias is not included). With B = 4 the error estimate itself
-is uncertain by about ±40%. Measured: at S = 8000, 500 tangents it matches the spread of independent
-seeds (2–5e-3 in f for the setting above); with few tangent samples per batch (50) it overestimates
-that spread by ~1.6× (conservative).
+samples likewise), each block is solved on its own, and the standard error of the full solve is
+estimated as ``std_b(X_b) / sqrt(B)`` (assumes the :math:`S^{-1/2}` law; the :math:`O(1/S)` bias is
+not included). The relative uncertainty of that estimate is about :math:`1/\sqrt{2(B-1)}`: ±41 % at
+B = 4 (independent solves then scatter up to 2.5× their quoted errors on some outputs), ±27 % at the
+default B = 8. A batch is solved by one causal sweep (its exact fixed point for its own noise; the
+certifying iteration is the main solve's, the batch values serve only for their spread) when the
+sweep fits in memory, else by the Jacobi iteration warm-started from the full solution.
+Calibration (tests/test_dmft_sampled.py): over independent seeds, the mean of
+:math:`(f_a - f_b)^2/(\sigma_a^2 + \sigma_b^2)` over many outputs is near 1.
 """
 from __future__ import annotations
 
@@ -88,9 +104,9 @@ from .. import gaussian
 from .causal import CausalSweep
 from .grid import Grid
 from ..threads import blas_threads
-from .iteration import IterationLog, iterate, stage_horizons
+from .iteration import IterationLog, SolveProgress, iterate, stage_horizons
 from .march import PrimalMarch, SeedLayout, gram, tangent_averages
-from .memory import check_memory, estimate_memory
+from .memory import MemoryEstimate, check_memory, estimate_memory
 from .ntk import init_kernels
 from .result import DMFTResult, result_from_state
 from .sources import JITTER, KernelNotPositiveDefinite, NoiseBank
@@ -229,6 +245,76 @@ class SampledMap:
         return one.reshape(g.n_t, g.n_pts) / self.gamma0
 
 
+SWEEPS = ("auto", "causal", "causal_subset", "jacobi")
+MIN_ITERATIONS = 2  # one causal sweep solves the causal system, one Jacobi application certifies it
+MIN_SUBSET_TANGENTS = 8  # fewer tangent samples in a warm-start sweep: too noisy to be worth it
+
+
+def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
+    """The first map of the solve: ``(sweep, reason, tangent samples of the causal sweep or None)``.
+
+    ``'auto'``: the full causal sweep if its memory estimate fits ``max_bytes``; else the causal
+    sweep on the largest number of tangent samples that fits (at least ``MIN_SUBSET_TANGENTS``) as
+    a warm start of the chunked Jacobi iteration; else the Jacobi iteration with continuation.
+    """
+    def causal_bytes(n):
+        return estimate_memory(T, n_pts, P, L, S, n, chunk=chunk, sweep="causal", workers=workers).total
+
+    gb = lambda b: f"{b / 1e9:.3g} GB"  # noqa: E731
+    if sweep == "jacobi":
+        return sweep, "asked for (sweep='jacobi')", None
+    need = causal_bytes(S_tan)
+    if sweep == "causal" or (sweep == "auto" and (max_bytes is None or need <= max_bytes)):
+        why = "asked for" if sweep == "causal" else f"fits: {gb(need)} <= max_bytes {gb(max_bytes or np.inf)}"
+        return "causal", f"one sweep solves the causal system ({why})", S_tan
+    if max_bytes is None:
+        raise ValueError("sweep='causal_subset' sizes its sweep to max_bytes; give max_bytes (or use 'causal')")
+    lo, hi = 0, S_tan  # largest n with causal_bytes(n) <= max_bytes (monotone in n)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if causal_bytes(mid) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    short = f"the full causal sweep needs {gb(need)} > max_bytes {gb(max_bytes)}"
+    if sweep == "causal_subset" and lo < 1:
+        raise ValueError(f"sweep='causal_subset': {short}, and no tangent subset fits")
+    if lo >= MIN_SUBSET_TANGENTS or (sweep == "causal_subset" and lo >= 1):
+        return "causal_subset", (f"{short}; a sweep with {lo} tangent samples fits, then Jacobi with all (raise "
+                                 f"max_bytes, limit.dmft_max_memory_gb, to solve in 2 iterations)"), lo
+    return "jacobi", (f"{short}, and a sweep with {MIN_SUBSET_TANGENTS} tangent samples does not fit: "
+                      f"Jacobi iteration with horizon continuation; raise max_bytes (limit.dmft_max_memory_gb) "
+                      f"or lower the tangent samples to solve in 2 iterations"), None
+
+
+def _reporting(results, B, progress, t0, grid, b_sweep, b_reason):
+    """Pass the batch results through in order, telling ``progress`` after each."""
+    for b, (sb, lb) in enumerate(results):
+        if progress is not None:
+            done = time.perf_counter() - t0
+            res_b = float(lb.residuals[-1]) if lb.residuals else float("nan")
+            progress(SolveProgress(b + 1, 1, 1, grid.T, res_b, done, done / (b + 1) * (B - b - 1),
+                                   f"error batch {b + 1}/{B}",
+                                   "causal sweep of the batch" if b_sweep == "causal" else
+                                   f"Jacobi iteration of the batch ({b_reason})"))
+        yield sb, lb
+
+
+def _sweep_only(sweep, state, grid):
+    """One causal sweep, recorded as status ``'swept'`` (its residual is not measured)."""
+    log = IterationLog()
+    t0 = time.perf_counter()
+    try:
+        new = sweep(state if state.grid.n_t == grid.n_t else state.extended(grid))
+    except KernelNotPositiveDefinite as e:
+        log.status, log.message = "not_positive_definite", str(e)
+        return state, log
+    log.seconds.append(time.perf_counter() - t0)
+    log.reasons.append("causal sweep of an error batch")
+    log.status = "swept"
+    return new, log
+
+
 def _error_estimates(results, B):
     """Standard error of the full solve from B batch sub-solves: std_b / sqrt(B)."""
     def se(key):
@@ -241,10 +327,10 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
                X_test=None, n_samples: int | None = None, n_tangent: int = 500, tol: float = 1e-6,
                stage_tol: float | None = None, max_iter: int = 60, damping: float = 1.0,
                stages: int | None = None, seed: int = 0, jitter: float = JITTER,
-               f_estimator: str = "auto", error_batches: int = 4, antithetic: bool = False,
+               f_estimator: str = "auto", error_batches: int = 8, antithetic: bool = False,
                u1=None, rL=None, tangent_chunk: int | None = None, block: int = 8, sweep: str = "auto",
                max_bytes: float | None = 4e9, n_threads: int | None = 1, workers: int | None = None,
-               verbose: bool = False) -> DMFTResult:
+               verbose: bool = False, progress=None) -> DMFTResult:
     r"""Solve the infinite-width DMFT of an L-hidden-layer muP network by sample-and-solve.
 
     Parameters
@@ -268,15 +354,17 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
     seed : int, seed of the white noise
     jitter : float, absolute Cholesky jitter (never raised silently)
     f_estimator : 'auto' | 'pathwise' | 'stein' | 'empirical' (see module doc)
-    error_batches : int, B ≥ 2 batch sub-solves for the MC error (0 or 1: not estimated, NaN)
+    error_batches : int, B ≥ 2 batch sub-solves for the MC error (0 or 1: not estimated, NaN);
+        default 8 (the error estimate is then uncertain by about ±27 %, ±41 % at B = 4)
     antithetic : bool, pair samples with opposite backward noise (exactly even in γ₀)
     u1 : (P+Q, S), rL : (S,), optional explicit static sources (a network's own initial weights:
         ``u1[μ, i] = W⁰_i·x_μ/√D``, ``rL[i] = w^L_i``)
     tangent_chunk : int, tangent samples per chunk (default: fit 512 MB)
     block : int, time steps per blocked GEMM of the march
-    sweep : 'auto' | 'causal' | 'jacobi', order of the first sweep of each stage (see module doc);
-        'auto' takes 'causal' when its memory estimate fits in ``max_bytes``, else 'jacobi' (recorded
-        in ``info['sweep']``)
+    sweep : 'auto' | 'causal' | 'causal_subset' | 'jacobi', the first map of each stage (see module
+        doc); 'auto' takes 'causal' when its memory estimate fits in ``max_bytes``, else
+        'causal_subset' when a sweep with at least ``MIN_SUBSET_TANGENTS`` tangent samples fits, else
+        'jacobi' (recorded in ``info['sweep']`` with ``info['sweep_reason']``)
     max_bytes : float, refuse (:class:`~meanfield_solvers.dmft.memory.DMFTMemoryError`) above this estimate
     n_threads : int or None, BLAS threads during the solve (default 1, see
         :func:`~meanfield_solvers.threads.blas_threads`;
@@ -287,6 +375,11 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         size, and with it the rounding of the result, depends on ``workers``: the same seed and
         the same ``workers`` give bitwise-identical results.
     verbose : bool, print one line per iteration
+    progress : callable, optional
+        Receives a :class:`~meanfield_solvers.dmft.iteration.SolveProgress` (iteration, stage,
+        residual, elapsed, estimated remaining seconds, phase ``'solve'`` or ``'error batch b/B'``)
+        after every iteration of the solve and of the error batches, and once at the start
+        (iteration 0, with the sweep chosen as ``reason``).
 
     Returns
     -------
@@ -312,7 +405,7 @@ def usable_cores() -> int:
 
 def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tangent, tol, stage_tol,
                 max_iter, damping, stages, seed, jitter, f_estimator, error_batches, antithetic, u1, rL,
-                tangent_chunk, block, sweep, max_bytes, workers, n_threads, verbose):
+                tangent_chunk, block, sweep, max_bytes, workers, n_threads, verbose, progress):
     t_start = time.perf_counter()
     f_estimator = check_supported(activation, L, f_estimator)
     if gamma0 == 0:
@@ -346,17 +439,22 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         raise ValueError(f"need at least 2 samples, got {S}")
     if not jitter >= 0:
         raise ValueError(f"jitter must be >= 0, got {jitter}")
-    if sweep not in ("auto", "causal", "jacobi"):
-        raise ValueError(f"unknown sweep {sweep!r}; choose 'auto', 'causal' or 'jacobi'")
-    if sweep == "auto":
-        causal_bytes = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep="causal",
-                                       workers=workers).total
-        sweep = "causal" if max_bytes is None or causal_bytes <= max_bytes else "jacobi"
+    if sweep not in SWEEPS:
+        raise ValueError(f"unknown sweep {sweep!r}; choose one of {SWEEPS}")
+    sweep_asked = sweep
+    sweep, sweep_reason, S_sweep = choose_sweep(sweep, T, n_pts, P, L, S, S_tan, tangent_chunk, workers,
+                                                max_bytes)
     if stages is None:
-        stages = 1 if sweep == "causal" else int(np.ceil(T / 12))
+        stages = int(np.ceil(T / 12)) if sweep == "jacobi" else 1
     stage_tol = max(tol, 1e-4) if stage_tol is None else stage_tol
 
-    est = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk, sweep=sweep, workers=workers)
+    est = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk,
+                          sweep="causal" if sweep == "causal" else "jacobi", workers=workers)
+    if sweep == "causal_subset":  # the subset sweep, then the chunked Jacobi map with all tangents
+        est_c = estimate_memory(T, n_pts, P, L, S, S_sweep, chunk=tangent_chunk, sweep="causal",
+                                workers=workers)
+        if est_c.total > est.total:
+            est = MemoryEstimate(est_c.noise, est_c.primal, est_c.tangents, est_c.state, est.chunk)
     check_memory(est, max_bytes)
     chunk = est.chunk
 
@@ -369,8 +467,11 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
                     n_tangent=S_tan, tol=tol, stage_tol=stage_tol, max_iter=max_iter, damping=damping,
                     stages=[gg.T for gg in grids], seed=seed, jitter=jitter, f_estimator=f_estimator,
                     error_batches=error_batches, antithetic=antithetic, chunk=chunk, block=block,
-                    sweep=sweep, workers=workers,
+                    sweep=sweep, sweep_reason=sweep_reason, sweep_tangents=S_sweep, workers=workers,
                     memory_estimate_bytes=est.total)
+    if progress is not None:
+        progress(SolveProgress(0, 1, len(grids), grids[0].T, float("nan"), 0.0, None, "solve",
+                               f"{sweep}: {sweep_reason}"))
 
     log = IterationLog()
     try:
@@ -382,16 +483,23 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         state = DMFTState.lazy(init, grid, y)
         return result_from_state(state, log, settings, _nan_errors(state, L))
 
-    def first(Fm):  # the causal sweep on the same noise and estimators as the Jacobi map Fm
-        if sweep != "causal":
+    def first(Fm, n_sweep, threads=workers):  # the causal sweep on the same noise (and estimators) as Fm
+        if n_sweep is None:
             return None
-        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, Fm.n_tangent, f_estimator, jitter)
+        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, n_sweep, f_estimator, jitter, threads)
 
+    first_reason = ("causal sweep" if sweep == "causal" else
+                    f"causal sweep with {S_sweep} of the {S_tan} tangent samples (warm start)")
     state0 = DMFTState.lazy(init, grids[0], y)
     state, log = iterate(F, state0, grids, tol=tol, stage_tol=stage_tol, max_iter=max_iter,
-                         damping=damping, log=log, verbose=verbose, F_first=first(F))
+                         damping=damping, log=log, verbose=verbose, F_first=first(F, S_sweep),
+                         first_reason=first_reason, first_exact=sweep == "causal", progress=progress,
+                         phase="solve")
     t_main = time.perf_counter() - t_start
     settings["timings"] = dict(F.timings, main_solve=t_main)
+    settings["iteration_reasons"] = list(log.reasons)
+    settings["iterations_minimum"] = MIN_ITERATIONS
+    settings["extra_iterations"] = max(0, log.iterations - MIN_ITERATIONS)
     if log.status == "not_converged" and log.residuals and min(log.residuals) < 1e-7:
         log.message += ("; residuals below 1e-7 stall at the rounding floor of the sampled map "
                         "(~1e-9: Cholesky of numerically low-rank kernels), so tol below ~1e-8 is "
@@ -410,20 +518,47 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         if antithetic and (S // B) % 2:
             raise ValueError("antithetic sampling needs an even number of samples per error batch")
         subs, sub_status = [], []
-        Sb = S // B
-        for b in range(B):
+        Sb, Sb_tan = S // B, max(1, S_tan // B)
+        b_sweep, b_reason, _ = choose_sweep("jacobi" if sweep_asked == "jacobi" else "auto", T, n_pts, P, L,
+                                            Sb, Sb_tan, tangent_chunk, workers, max_bytes)
+        t_err = time.perf_counter()
+
+        def one_batch(b):  # reads `par`, set below before any batch runs
             sub_bank = bank.subset(slice(b * Sb, (b + 1) * Sb))
-            Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], max(1, S_tan // B), chunk,
+            Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], Sb_tan, chunk,
                             f_estimator, jitter, block, workers)
             Fb.gemm_threads = F.gemm_threads
-            sb, lb = iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping,
-                             F_first=first(Fb))
+            if b_sweep == "causal":  # one sweep: the batch's own fixed point (certified method, see module doc)
+                return _sweep_only(first(Fb, Sb_tan, 1 if par > 1 else workers), state, grid)
+            return iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping, F_first=None)
+
+        # independent sweeps: run `workers` at once (one BLAS thread each) when their memory fits
+        b_bytes = estimate_memory(T, n_pts, P, L, Sb, Sb_tan, sweep="causal", workers=1).total
+        par = min(workers, B)
+        while par > 1 and max_bytes is not None and par * b_bytes > max_bytes:
+            par -= 1
+        if b_sweep != "causal":
+            par = 1  # the Jacobi sub-solves already march their tangent chunks on `workers` threads
+        settings["error_batch_workers"] = par
+        if par > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with blas_threads(1), ThreadPoolExecutor(max_workers=par) as pool:
+                batches = list(_reporting(pool.map(one_batch, range(B)), B, progress, t_err, grid, b_sweep,
+                                          b_reason))
+        else:
+            batches = list(_reporting(map(one_batch, range(B)), B, progress, t_err, grid, b_sweep, b_reason))
+        for sb, lb in batches:
             sub_status.append(lb.status)
             subs.append(result_from_state(sb, lb))
-        errors = _error_estimates(subs, B)
+        ok = [r for r, st in zip(subs, sub_status) if st in ("converged", "swept")]
+        # a failed batch returns the full solution: leaving it in would shrink the spread
+        errors = _error_estimates(ok, B) if len(ok) >= 2 else errors
         settings["error_batch_status"] = sub_status
         settings["error_batch_iterations"] = [r.iterations for r in subs]
-        if any(s != "converged" for s in sub_status):
+        settings["error_batch_method"] = "causal sweep" if b_sweep == "causal" else "jacobi from the full solution"
+        settings["timings"]["error_batches"] = time.perf_counter() - t_err
+        if any(s not in ("converged", "swept") for s in sub_status):
             log.message += f"; MC-error batch sub-solves: {sub_status}"
     settings["timings"]["total"] = time.perf_counter() - t_start
     return result_from_state(state, log, settings, errors)
