@@ -1,8 +1,9 @@
 """The ``meanfield`` command line: run, plot, template, bench (and the scan family where installed).
 
 Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged or failed a record
-check (README, Reliability; results up to the last accepted state are written); 1 any other failure.
-No traceback reaches the user: an unexpected error prints one line naming its type and how to see
+check (README, Reliability; results up to the last accepted state are written); 130 interrupted
+(Ctrl-C: ``meanfield run`` writes a checkpoint first and prints the ``--resume`` command); 1 any other
+failure. No traceback reaches the user: an unexpected error prints one line naming its type and how to see
 the traceback (``MEANFIELD_DEBUG=1``), exit 1.
 """
 from __future__ import annotations
@@ -21,21 +22,48 @@ def _err(msg):
 
 
 def _cmd_run(args):
+    from . import checkpoint as CK
     from . import config as C
+    from .extend import ExtendError, extend_dir, parse_changes
     from .run import RunDirError, run_to_dir
 
+    problem = _run_args_problem(args)
+    if problem:
+        _err(problem)
+        return 2
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     try:
-        cfg = C.load(args.config, args.set or ())
-    except C.ConfigError as e:
+        if args.extend:
+            out = args.out or args.resume or args.config
+            changes = parse_changes(args.extend)
+            go = lambda: extend_dir(args.resume or args.config, changes, out=args.out,  # noqa: E731
+                                    overwrite=args.overwrite, progress=not args.quiet, log=log, sigint=True)
+        elif args.resume:
+            out = args.resume
+            cfg = CK.config_of(CK.read(out))
+            go = lambda: run_to_dir(cfg, out, progress=not args.quiet, log=log, resume=True, sigint=True)  # noqa: E731
+        else:
+            cfg = C.load(args.config, args.set or ())
+            out = args.out or os.path.join("runs", cfg.run.name)
+            if args.dry_run:
+                return _dry_run(cfg, out)
+            go = lambda: run_to_dir(cfg, out, overwrite=args.overwrite, progress=not args.quiet,  # noqa: E731
+                                    log=log, sigint=True)
+    except (C.ConfigError, CK.CheckpointError, ExtendError) as e:
         _err(str(e))
         return 2
-    out = args.out or os.path.join("runs", cfg.run.name)
     try:
-        res = run_to_dir(cfg, out, overwrite=args.overwrite, progress=not args.quiet,
-                         log=lambda s: print(s, file=sys.stderr))
-    except RunDirError as e:
+        res = go()
+    except (RunDirError, CK.CheckpointError, ExtendError) as e:
         _err(str(e))
         return 2
+    except CK.Interrupted as e:
+        _err(f"interrupted: the run stopped at {e.where}, t = {e.t:g}, after writing a checkpoint to {e.folder}; "
+             f"continue it with: meanfield run --resume {out}")
+        return 130
+    except KeyboardInterrupt:
+        _err(_interrupted_text(out))
+        return 130
     except OSError as e:  # the disk filled up or vanished after the checks: nothing finished was touched
         _err(f"could not write the run to {out}: {e}. A finished run already there is intact; free space or "
              "choose another --out and run again")
@@ -50,6 +78,80 @@ def _cmd_run(args):
         for dv in s["diverged"]:
             _err(f"{dv.get('status', 'diverged')}: {dv['message']}")
         return 3
+    return 0
+
+
+def _run_args_problem(args):
+    """What is wrong with a combination of ``meanfield run`` options (None when nothing)."""
+    if args.extend:
+        if args.set or args.dry_run:
+            return "--extend continues a finished run with its own config: --set and --dry-run do not apply"
+        if bool(args.config) == bool(args.resume):
+            return "--extend needs the finished run's directory: meanfield run --extend t_max=T DIR"
+        d = args.resume or args.config
+        if not os.path.isdir(d):
+            return f"--extend: {d} is not a run directory"
+        return None
+    if args.resume:
+        if args.config or args.set or args.dry_run or args.overwrite or args.out:
+            return ("--resume DIR continues the interrupted run in DIR with the config of its checkpoint: give no "
+                    "config, --set, --out, --overwrite or --dry-run with it")
+        if not os.path.isdir(args.resume):
+            return f"--resume {args.resume}: not a directory"
+        return None
+    if not args.config:
+        return "give a config file (meanfield run CONFIG), or --resume DIR, or --extend t_max=T DIR"
+    return None
+
+
+def _interrupted_text(out):
+    """What a Ctrl-C that stopped the run at once (no checkpoint written then) leaves: said truthfully."""
+    from . import checkpoint as CK
+
+    try:
+        man = CK.read(out)
+    except (CK.CheckpointError, OSError, ValueError):
+        man = None
+    finished = os.path.isfile(os.path.join(out, "summary.json"))
+    if man is not None and not man.get("complete"):
+        return (f"interrupted; the last checkpoint ({CK.describe(man)}, written {man.get('written')}) is in "
+                f"{CK.folder_of(out)}: meanfield run --resume {out} continues from it (the work since then is lost)")
+    if man is not None and not finished:  # stopped while writing the result of a run whose end is saved
+        return (f"interrupted while writing the result; the checkpoint at the run's end is in {CK.folder_of(out)}: "
+                f"meanfield run --resume {out} writes the result from it")
+    return (f"interrupted before any checkpoint of this run was written: nothing of it was kept (a finished run "
+            f"already in {out} is untouched)")
+
+
+def _fmt_bytes(b):
+    return f"{b / 1e9:.3g} GB" if b >= 1e9 else f"{b / 1e6:.3g} MB"
+
+
+def _fmt_s(s):
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _dry_run(cfg, out):
+    """``meanfield run --dry-run``: the memory and time estimates, nothing written."""
+    from .checkpoint import schedule
+    from .core.memory import estimate, result_bytes
+    from .scan.estimate import estimate_runs
+
+    d = cfg.to_dict()
+    mem = estimate(d)
+    print(f"memory: ~{_fmt_bytes(mem.total)} peak (largest terms: {mem.describe()}); refused above "
+          f"run.max_memory_gb")
+    # probes long enough (~1 s) that the per-step time stands above the timing noise, the best of two
+    est = estimate_runs([d], budget_s=30.0, probe_target_s=1.0, repeats=2)
+    print(f"time: ~{_fmt_s(float(est.seconds_each[0]))} (step counts x per-step seconds from short probe runs of "
+          f"this config, {est.probe_seconds:.1f} s of probing)")
+    print(f"result: ~{_fmt_bytes(result_bytes(d))} in {out}/result.npz")
+    sch = schedule(cfg.run.checkpoint_every)
+    if sch:
+        every = f"every {sch[1]:g} of mean-field time" if sch[0] == "time" else f"every {cfg.run.checkpoint_every}"
+        print(f"checkpoints: {every}, each up to ~{_fmt_bytes(result_bytes(d) + mem.total - 150e6)} in "
+              f"{out}/checkpoint (the states and the records so far)")
+    print("nothing was written (--dry-run)")
     return 0
 
 
@@ -143,10 +245,15 @@ def build_parser():
     p = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one config: the limit and the finite-width ensemble")
-    r.add_argument("config", help="TOML config file")
+    r.add_argument("config", nargs="?", help="TOML config file (with --extend: the finished run's directory)")
     r.add_argument("--out", help="output directory (default: runs/<run.name>)")
     r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
     r.add_argument("--overwrite", action="store_true", help="replace a finished run already in --out")
+    r.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR from its checkpoint "
+                   "(bit-identical to an uninterrupted run)")
+    r.add_argument("--extend", action="append", metavar="t_max=T", help="continue the finished run DIR (kept with "
+                   "run.checkpoint_every) to the later time T; also records=R, snapshots=K (repeatable)")
+    r.add_argument("--dry-run", action="store_true", help="estimate memory and time (short probe runs); write nothing")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary line")
     r.set_defaults(func=_cmd_run)
     t = sub.add_parser("template", help="print a config with every key at its default (run the defaults on purpose)")
@@ -196,8 +303,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        _err("interrupted; files already written are intact")
+    except KeyboardInterrupt:  # (meanfield run says what its checkpoint holds itself)
+        _err("interrupted")
         return 130
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback reaches a user
         if os.environ.get("MEANFIELD_DEBUG"):

@@ -33,6 +33,7 @@ __all__ = [
     "analytic_obstacles",
     "read_toml",
     "TEMPLATE_HINT",
+    "duration_seconds",
 ]
 
 
@@ -59,6 +60,19 @@ class Field:
     def options(self) -> tuple:
         """The allowed values (empty: any value of the type)."""
         return tuple(self.choices()) if callable(self.choices) else self.choices
+
+
+_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str):
+    """Seconds of a wall-clock duration ``"<number><unit>"`` (unit s, sec, min or h), None if malformed."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|sec|min|h)\s*", text)
+    if not m or not float(m.group(1)) > 0 or not math.isfinite(float(m.group(1))):
+        return None
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 def _pos(v):
@@ -118,6 +132,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                "the estimate and its terms are in meanfield/core/memory.py. Not part of a scan run's "
                                "id (it cannot change a result).", check=lambda v: v == "auto" or v > 0,
                                check_doc="> 0 or \"auto\""),
+        "checkpoint_every": Field("float_or_duration", 0.0, "Write a checkpoint of both sides (states, random streams, "
+                                  "records) into the run's folder every this much mean-field time (a number), or every "
+                                  "so much wall-clock time (a string: \"30s\", \"10min\", \"2h\"); 0 = off. A stopped "
+                                  "run continues bit-identically with meanfield run --resume DIR; the checkpoint at the "
+                                  "end is kept so that meanfield run --extend can continue it (README, \"Long runs\"). "
+                                  "Not part of a scan run's id (it cannot change a result).",
+                                  check=lambda v: duration_seconds(v) is not None if isinstance(v, str) else v >= 0,
+                                  check_doc=">= 0 (mean-field time), or a duration such as \"10min\""),
     },
     "task": {
         "kind": Field("str", "teacher_student", "Task: Gaussian-input teacher-student, the isotropic Gaussians "
@@ -364,12 +386,15 @@ def _type_ok(f: Field, v):
         return isinstance(v, bool) or v == "auto"
     if f.type == "float_or_auto":
         return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v == "auto"
+    if f.type == "float_or_duration":
+        return isinstance(v, (int, float, str)) and not isinstance(v, bool)
     raise AssertionError(f.type)
 
 
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
                "int_list": "a list of integers", "bool_or_auto": "true, false or \"auto\"",
-               "float_or_auto": "a number or \"auto\""}
+               "float_or_auto": "a number or \"auto\"",
+               "float_or_duration": "a number or a duration string such as \"10min\""}
 
 
 def _suggest(word, options):
@@ -454,7 +479,7 @@ def _check_value(sec, key, f, v, problems, out):
         problems.append(f"{sec}.{key} must be {_TYPE_NAMES[f.type]}, got {v!r} ({type(v).__name__}){hint}")
         out[key] = copy.deepcopy(f.default)
         return
-    if f.type == "float" or (f.type == "float_or_auto" and v != "auto"):
+    if f.type == "float" or (f.type in ("float_or_auto", "float_or_duration") and not isinstance(v, str)):
         v = float(v)
         if not math.isfinite(v):
             problems.append(f"{sec}.{key} must be finite, got {v}")

@@ -114,7 +114,7 @@ def _host_copy(host):
 
 
 def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress=False,
-          residency=None, health=None) -> MarchResult:
+          residency=None, health=None, checkpoint=None) -> MarchResult:
     """Advance ``theta0`` to ``record_steps[-1]`` steps of size ``h``, recording on the way.
 
     Parameters
@@ -129,7 +129,19 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     health : :class:`meanfield.health.Health` or None
         The record criteria; None: ``Health.of(observe)`` (the observer's available risks and
         target scale, the default divergence factor).
+    checkpoint : None, or the :class:`meanfield.checkpoint.Loop` of this call. When None and the run
+        in progress writes checkpoints (:func:`meanfield.checkpoint.active`), the call goes through
+        its Loop: a loop that ended before an interruption returns its saved result, a resumed one
+        starts at its saved position, and a checkpoint is written at step boundaries when due.
+        The random streams that ``step`` holds are those in ``step.streams`` (saved and restored).
     """
+    if checkpoint is None:
+        from .checkpoint import loop_for
+
+        loop = loop_for(step, record_steps, snapshot_records, h, desc)
+        if loop is not None:
+            return loop.run(march, step, theta0, record_steps, h, observe, snapshot_records=snapshot_records,
+                            desc=desc, progress=progress, residency=residency, health=health)
     where = _Host if residency is None else residency
     if isinstance(theta0, ParticleState):
         where = _States(where)
@@ -147,6 +159,9 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     err.__enter__()
     try:
         k = 0
+        if checkpoint is not None:  # a resumed loop starts at its saved position
+            k, ri, kept, theta = checkpoint.start(res, where, theta, k, ri, kept, health)
+            bar.update(k)
         while True:
             host = None
             while ri < len(record_steps) and record_steps[ri] == k:
@@ -171,6 +186,9 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
                     if getattr(host, "mass", None) is not None:
                         res.snapshot_masses[ri] = np.array(host.mass, copy=True)
                 ri += 1
+            if checkpoint is not None:
+                checkpoint.boundary(k, ri, kept, health, res, lambda: where.get(theta) if host is None else host,
+                                    n_total)
             if k >= n_total:
                 break
             try:

@@ -16,10 +16,12 @@ Every run goes the same way, whatever the model:
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 from meanfield_solvers.heap import retain_freed_memory
 
+from . import checkpoint
 from . import config as _config
 from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
 from .core.provenance import provenance, versions
@@ -97,16 +99,19 @@ def run(cfg, progress: bool = False, log=None) -> Result:
     return Result(arrays, summary, cfg)
 
 
-def check_out(cfg, out, overwrite: bool = False, log=None):
+def check_out(cfg, out, overwrite: bool = False, log=None, resuming: bool = False):
     """Everything about ``out`` that can be known before computing, refused as :class:`RunDirError`.
 
     * the leftovers of a killed earlier run there are repaired or removed
       (:func:`meanfield.store.recover_run_dir`: ``.tmp-*`` files, staging directories, an
       interrupted ``--overwrite``);
+    * a directory holding the checkpoint of an interrupted run is refused unless ``resuming`` it
+      or ``overwrite`` (start over), so that a stopped run is never lost by running into its folder;
     * a directory holding a finished run is refused unless ``overwrite``;
     * the location must be a directory (or creatable under one) where files can be written, with
       free space for the estimated ``result.npz`` (:func:`meanfield.core.memory.result_bytes`,
-      twice over: the file and a margin for the other files and the staging of an overwrite).
+      twice over: the file and a margin for the other files and the staging of an overwrite;
+      once more with checkpoints).
     """
     from . import store
     from .core.memory import result_bytes
@@ -115,10 +120,13 @@ def check_out(cfg, out, overwrite: bool = False, log=None):
         (log or (lambda s: None))(note)
     if os.path.exists(out) and not os.path.isdir(out):
         raise RunDirError(f"--out {out} exists and is not a directory; choose another --out")
+    if not resuming and not overwrite and checkpoint.exists(out) and not _complete_checkpoint(out):
+        raise RunDirError(f"{out} holds the checkpoint of an interrupted run; continue it with meanfield run "
+                          f"--resume {out}, or start over with --overwrite")
     if os.path.exists(os.path.join(out, "summary.json")) and not overwrite:
         raise RunDirError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
     try:
-        need = 2 * result_bytes(cfg.to_dict()) + 1e6
+        need = (2 + bool(checkpoint.schedule(cfg.run.checkpoint_every))) * result_bytes(cfg.to_dict()) + 1e6
         store.check_output_location(out, need)
         if os.path.exists(os.path.join(out, "summary.json")):  # the new run is staged beside it
             store.check_output_location(os.path.dirname(os.path.realpath(out)), need)
@@ -126,18 +134,84 @@ def check_out(cfg, out, overwrite: bool = False, log=None):
         raise RunDirError(str(e)) from None
 
 
-def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None) -> Result:
+def _complete_checkpoint(out) -> bool:
+    from . import store
+
+    try:
+        return bool(store.load_json(os.path.join(checkpoint.folder_of(out), checkpoint.MANIFEST)).get("complete"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _continued_from(cfg, out, resume):
+    """The checkpoint manifest of ``out`` that this run continues (see :func:`run_to_dir`), or None."""
+    if not resume:
+        return None
+    if not checkpoint.exists(out):
+        if resume == "auto":
+            return None
+        if os.path.isfile(os.path.join(out, "summary.json")):
+            raise checkpoint.CheckpointError(f"the run in {out} is finished: nothing to resume")
+        raise checkpoint.CheckpointError(f"{out} holds no checkpoint to resume: only a run with "
+                                         "run.checkpoint_every set, or stopped with Ctrl-C, leaves one")
+    man = checkpoint.read(out)
+    if man["config"] != _config.to_toml(cfg):
+        if resume == "auto":
+            return None
+        raise checkpoint.CheckpointError(f"the checkpoint in {out} is of another config than the one given")
+    if man.get("complete") and os.path.isfile(os.path.join(out, "summary.json")):
+        if resume == "auto":
+            return None
+        raise checkpoint.CheckpointError(f"the run in {out} is finished: nothing to resume (continue it to a later "
+                                         f"time with meanfield run --extend t_max=... {out})")
+    return man
+
+
+def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None, *, resume=False,
+               sigint: bool = False, source: dict | None = None) -> Result:
     """Run and write ``out/config.toml``, ``out/result.npz``, ``out/summary.json`` atomically.
 
     Refuses (before computing anything, :func:`check_out`) a directory that already holds a
     finished run unless ``overwrite``, and a location that is unwritable or too full for the
     estimated result; a refused or failed run never touches a finished run already there, and a
     replaced one is swapped whole (:func:`meanfield.store.write_run`).
+
+    Checkpoints (:mod:`meanfield.checkpoint`; README, "Long runs")
+    --------------------------------------------------------------
+    With ``run.checkpoint_every`` set, the state of both sides is saved into ``out/checkpoint``
+    while the run computes, and the checkpoint at its end is kept (an extension continues it).
+
+    resume : False, True or ``"auto"``
+        True: continue the interrupted run whose checkpoint is in ``out`` (the config must be the
+        checkpoint's); ``"auto"``: continue it when there is one of this config, else start (scan
+        workers); False: a checkpoint of an interrupted run in ``out`` is refused unless
+        ``overwrite`` (this run then starts over).
+    sigint : bool
+        Ctrl-C writes a checkpoint at the next step boundary and stops the run with
+        :class:`meanfield.checkpoint.Interrupted` (``meanfield run``).
+    source : a checkpoint manifest (:func:`meanfield.checkpoint.read`) to continue from, of another
+        directory or config (``--extend``, :mod:`meanfield.extend`).
     """
     if isinstance(cfg, dict):
         cfg = _config.from_dict(cfg)
     out = os.fspath(out)
-    check_out(cfg, out, overwrite, log)
-    result = run(cfg, progress=progress, log=log)
-    result.save(out)
+    man = source if source is not None else _continued_from(cfg, out, resume)
+    check_out(cfg, out, overwrite or man is not None, log, resuming=man is not None or resume == "auto")
+    if overwrite and man is None and checkpoint.exists(out) and not _complete_checkpoint(out):
+        # --overwrite starts an interrupted run over: its checkpoint must not be resumed in its stead
+        shutil.rmtree(checkpoint.folder_of(out), ignore_errors=True)
+    every = cfg.run.checkpoint_every
+    keep = checkpoint.schedule(every) is not None
+    ck = checkpoint.Checkpointer(out, _config.to_toml(cfg), every, source=man) if (keep or sigint or man) else None
+    with checkpoint.lock(out, keep or man is not None), checkpoint.activate(ck), \
+            checkpoint.stop_on_sigint(ck if sigint else None, log or (lambda s: None)):
+        result = run(cfg, progress=progress, log=log)
+    if ck is not None:
+        result.summary["checkpoint"] = {"every": every, "saves": ck.saves + keep,
+                                        "continued_from": checkpoint.describe(man) if man else None}
+    if keep:
+        ck.finish()  # before the result: a finished run always has the checkpoint at its end
+    result.save(out, carry=(checkpoint.FOLDER,) if keep else ())
+    if not keep:  # a checkpoint of an interruption, now superseded by the finished run
+        shutil.rmtree(checkpoint.folder_of(out), ignore_errors=True)
     return result

@@ -279,12 +279,14 @@ def _write_files(folder, payload, summary, phase):
     return summary
 
 
-def write_run(out, config_text: str, arrays: dict, summary: dict) -> dict:
+def write_run(out, config_text: str, arrays: dict, summary: dict, carry=()) -> dict:
     """Write a run directory; returns the summary as written (with ``files``: sizes and sha256).
 
     Where ``out`` holds no finished run, the files are written in place (each atomically,
     ``summary.json`` last). Where it does, the new run is written whole into a staging directory
     beside it and swapped in atomically (module docstring), then the old run is removed.
+    ``carry``: folders of ``out`` that belong to the new run (its checkpoint, written there while it
+    computed): they are linked into the staging directory, so the swap publishes them with it.
     """
     out = os.path.realpath(os.fspath(out))  # a symlinked --out: swap at the real location
     payload = {"config.toml": config_text.encode("utf-8"), "result.npz": arrays_bytes(arrays)}
@@ -299,6 +301,9 @@ def write_run(out, config_text: str, arrays: dict, summary: dict) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)  # recover_run_dir of another process leaves it alone
         try:
             written = _write_files(stage, payload, summary, "staged-result")
+            for name in carry:
+                if os.path.isdir(os.path.join(out, name)):
+                    _link_tree(os.path.join(out, name), os.path.join(stage, name))
             os.chmod(stage, _dir_mode())  # mkdtemp makes 0700
             _fsync_dir(stage)
         except BaseException:
@@ -318,6 +323,18 @@ def write_run(out, config_text: str, arrays: dict, summary: dict) -> dict:
     finally:
         os.close(lock)
     return written
+
+
+def _link_tree(src, dst):
+    """``dst`` a copy of the folder ``src`` made of hard links (copies where links are impossible)."""
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link,
+                    ignore=lambda d, names: [n for n in names if n.startswith(".tmp-")])
 
 
 def verify_run(out, deep: bool = True) -> list:

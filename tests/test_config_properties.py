@@ -40,6 +40,7 @@ def _wrong_type(f):
                               st.lists(_floats.filter(lambda v: v != int(v)), min_size=1, max_size=2)),
         "bool_or_auto": st.one_of(_ints, _floats, _text.filter(lambda s: s != "auto")),
         "float_or_auto": st.one_of(st.booleans(), _lists, _text.filter(lambda s: s != "auto"), _nonfinite),
+        "float_or_duration": st.one_of(st.booleans(), _lists, _nonfinite),
     }[f.type]
 
 
@@ -54,6 +55,8 @@ def _invalid(f):
             opts.append(_ints.filter(lambda v: not f.check(v)))
         elif f.type in ("float", "float_or_auto"):
             opts.append(st.one_of(_ints, _floats).filter(lambda v: not f.check(v)))
+        elif f.type == "float_or_duration":  # negative numbers, strings that are no duration
+            opts.append(st.one_of(_ints, _floats, _text).filter(lambda v: not f.check(v)))
         elif f.type == "int_list":
             opts.append(st.lists(_ints, max_size=3).filter(lambda v: not f.check(v)))
         elif f.type == "str":

@@ -199,18 +199,20 @@ class Result:
         return (f"<meanfield.Result kind={self.kind!r} status={self.status!r} "
                 f"arrays: {shapes}{more}>")
 
-    def save(self, out):
+    def save(self, out, carry=()):
         """Write ``config.toml``, ``result.npz`` then ``summary.json`` into ``out`` atomically.
 
         A finished run already in ``out`` is replaced atomically as a whole directory
         (:func:`meanfield.store.write_run`): a kill at any point leaves the old run whole or the new
         run whole, never a mix. The summary records the size and sha256 of the other files
         (``summary["files"]``) so that :func:`meanfield.store.verify_run` can tell a damaged run.
+        ``carry``: folders of ``out`` that belong to this run (its checkpoint), kept through the swap.
         """
         from .. import config as _config
         from .. import store
 
-        self.summary = store.write_run(out, _config.to_toml(self.config), dict(self.arrays), self.summary)
+        self.summary = store.write_run(out, _config.to_toml(self.config), dict(self.arrays), self.summary,
+                                       carry=carry)
 
     def to_xarray(self):
         """A labelled ``xarray.Dataset``: every array with its named dimensions and meaning,

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .. import seeding
+from .. import checkpoint, seeding
 from ..core.registry import LimitMethod, Side, register_limit_method
 from ..health import first_unhealthy
 from .checks import check_dmft_supported, gamma0_of, size_problems
@@ -43,7 +43,9 @@ class DeepLimitMethod(LimitMethod):
         cfg = st.cfg
         P, Q, nk = st.X.shape[0], st.Xt.shape[0], st.nk
         t0 = time.perf_counter()
-        sol = self.solve(cfg, st.X, st.y, st.Xt, int(grid.steps[-1]), log)
+        T = int(grid.steps[-1])
+        # one unit for checkpoints (meanfield.checkpoint): a resumed run reuses a solve of the same horizon
+        sol = checkpoint.unit(self.name, {"T": T}, lambda: self.solve(cfg, st.X, st.y, st.Xt, T, log))
         side = Side(summary={"seconds_limit": time.perf_counter() - t0})
         info = sol["info"]
         side.summary["limit"] = dict(method=self.name, **info)

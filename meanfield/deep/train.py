@@ -42,6 +42,9 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
     sampler : callable (rng, n, batch=(S,)) -> (x (S, n, D), y (S, n)) (online_sgd)
     rng : numpy Generator (sgd, online_sgd)
     dtype : numpy dtype of the data fed to the network (None: as given); use the state's dtype
+
+    Where minibatches are drawn (sgd, online_sgd), ``step.streams = (rng,)``: the stream a checkpoint
+    saves and restores (:mod:`meanfield.checkpoint`).
     """
     if algorithm in ("gd", "flow", "sgd"):
         if train is None:
@@ -70,6 +73,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
             v += th
             return v
 
+        step.streams = (rng,)
         return step
     if algorithm == "online_sgd":
         if sampler is None:
@@ -82,6 +86,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
             v += th
             return v
 
+        step.streams = (rng,)
         return step
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
 

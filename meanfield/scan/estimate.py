@@ -135,7 +135,9 @@ def _probe(d, steps):
     d = copy.deepcopy(d)
     h = max(d["limit"]["dt"] if d["limit"]["method"] != "none" else 0.0,
             d["train"]["lr"] if d["train"]["seeds"] else 0.0)
-    d["time"].update(t_max=steps * h, records=2, snapshots=0)
+    # linear: two log-spaced records would be [0, h] (np.geomspace with one point is its start), so
+    # every probe would take one step whatever `steps` says and the per-step time would be lost
+    d["time"].update(t_max=steps * h, records=2, snapshots=0, spacing="linear")
     return run(C.from_dict(d)).summary, d
 
 
@@ -163,11 +165,29 @@ def _steps(d):
     return nL, nN, R
 
 
-def _calibrate(d):
-    """Predicted seconds of a full run of config dict ``d`` from two short probes."""
+def _loops_seconds(summary):
+    return summary.get("seconds_limit", 0.0) + sum(summary.get("seconds_train", {}).values())
+
+
+def _best_probe(d, steps, repeats):
+    """The fastest of ``repeats`` probes (the least disturbed by other work on the machine)."""
+    runs = [_probe(d, steps) for _ in range(max(1, repeats))]
+    return min(runs, key=lambda r: r[0]["seconds_total"])
+
+
+def _calibrate(d, probe_target_s=None, repeats=1):
+    """Predicted seconds of a full run of config dict ``d`` from two short probes.
+
+    The probes take 1 and 3 steps; with ``probe_target_s`` the second takes as many steps (3 to 50) as
+    fill about ``probe_target_s`` seconds by the first probe's time, so that the difference that gives the
+    seconds per step stands well above the timing noise (``meanfield run --dry-run``).
+    """
     _warm(d)
-    sa, da = _probe(d, 1)
-    sb, db = _probe(d, 3)
+    sa, da = _best_probe(d, 1, repeats)
+    steps_b = 3
+    if probe_target_s:
+        steps_b = int(min(50, max(3, probe_target_s / max(1e-6, _loops_seconds(sa)))))
+    sb, db = _best_probe(d, steps_b, repeats)
     nLa, nNa, _ = _steps(da)
     nLb, nNb, _ = _steps(db)
     nL, nN, R = _steps(d)
@@ -184,7 +204,8 @@ def _calibrate(d):
     return total
 
 
-def estimate_runs(configs, budget_s: float = 15.0, calibrate: bool = True) -> Estimate:
+def estimate_runs(configs, budget_s: float = 15.0, calibrate: bool = True, probe_target_s=None,
+                  repeats: int = 1) -> Estimate:
     """Estimate time and memory of runs given as resolved config dicts (``Config.to_dict()``).
 
     Parameters
@@ -194,6 +215,8 @@ def estimate_runs(configs, budget_s: float = 15.0, calibrate: bool = True) -> Es
         Seconds allowed for probing (at least one class is always probed).
     calibrate : bool
         False: no probes, a fixed cost per unit of work (fast but rough).
+    probe_target_s, repeats : longer probes (about ``probe_target_s`` seconds) and the fastest of ``repeats``
+        (see :func:`_calibrate`): steadier numbers for one run (``meanfield run --dry-run``).
     """
     from .. import run as _run  # noqa: F401 - import before measuring the baseline memory
 
@@ -212,7 +235,7 @@ def estimate_runs(configs, budget_s: float = 15.0, calibrate: bool = True) -> Es
             if measured and time.perf_counter() - t0 > budget_s:
                 break
             try:
-                measured[k] = _calibrate(configs[classes[k][0]])
+                measured[k] = _calibrate(configs[classes[k][0]], probe_target_s, repeats)
             except Exception:  # noqa: BLE001 - an unprobeable class is estimated from the others
                 continue
     probe_s = time.perf_counter() - t0

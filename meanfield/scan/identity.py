@@ -10,7 +10,7 @@ resolved configs are one run.
 Note that a config whose schema gains a key with a default gets a new id (its resolved dict
 changed): results are then recomputed rather than silently reused under a different meaning.
 The keys of :data:`NOT_IN_ID` are left out of the hash: they can refuse a run but never change
-its result (``run.max_memory_gb``), so changing them must not recompute a scan.
+its result (``run.max_memory_gb``, ``run.checkpoint_every``), so changing them must not recompute a scan.
 
 A dataset run (``task.kind = 'dataset'``) is identified by the *contents* of ``task.path`` as well
 as by the config: the sha256 of the file enters the hash, so rewriting the file and rescanning
@@ -27,7 +27,7 @@ import os
 __all__ = ["canonical_json", "run_id", "content_digest", "ID_LENGTH", "NOT_IN_ID"]
 
 #: (section, key) pairs that cannot change a result and are not hashed into a run's id.
-NOT_IN_ID = (("run", "max_memory_gb"),)
+NOT_IN_ID = (("run", "max_memory_gb"), ("run", "checkpoint_every"))
 
 #: Hex digits kept (64 bits: collisions are negligible for any scan that fits on a disk).
 ID_LENGTH = 16

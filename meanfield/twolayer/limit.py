@@ -42,7 +42,8 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
 
     ``step(state, k) -> state`` on :class:`meanfield_solvers.state.ParticleState`; ``residency`` is None
     (host arrays) or the GPU-resident flow whose device positions ``step`` maps (see
-    :func:`meanfield.march.march`).
+    :func:`meanfield.march.march`). With a resampled Monte Carlo expectation, ``step.streams`` holds
+    the stream the samples are drawn from (saved and restored by checkpoints, :mod:`meanfield.checkpoint`).
     """
     integ = side_integrator(cfg, cfg.limit.integrator)
     dt = cfg.limit.dt
@@ -79,6 +80,7 @@ def particle_step(cfg, model, backend, task, expectation, dtype, log=None):
                 return _resident_step(flow)(st, k)
             return integ.step(terms_over(Samples(xs, ys, loss)), st, dt)
 
+        step.streams = (rng,)
         return step, flow
     if flow is not None:
         flow.set_samples(x, y)  # uploaded once

@@ -30,7 +30,8 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
 
     ``rngs`` holds one generator per seed, so a network's minibatches do not depend on how many
     other seeds are trained beside it. ``residency`` is None (host arrays) or the GPU-resident
-    flow (an Euler step of size lr) whose device positions ``step`` maps.
+    flow (an Euler step of size lr) whose device positions ``step`` maps. Where minibatches are
+    drawn, ``step.streams`` holds ``rngs`` (saved and restored by checkpoints, :mod:`meanfield.checkpoint`).
     """
     lr, B, loss, alg = cfg.train.lr, cfg.train.batch, task.loss, cfg.train.algorithm
     pop = task.population if alg == "population_gd" else None
@@ -74,6 +75,7 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
                 return on_device(st)
             return euler.step(terms_over(Samples(x[idx], y[idx], loss)), st, lr)
 
+        step.streams = tuple(rngs)
         return step, flow
 
     def step(st, k):
@@ -85,4 +87,5 @@ def sgd_step(cfg, model, backend, task, train_set, rngs, S, dtype, log=None):
             return on_device(st)
         return euler.step(terms_over(Samples(xb, yb, loss)), st, lr)
 
+    step.streams = tuple(rngs)
     return step, flow
