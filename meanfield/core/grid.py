@@ -20,7 +20,9 @@ def record_grid(t_max, records, spacing, h):
     if spacing == "linear":
         t = np.linspace(0.0, t_max, records)
     else:
-        t = np.concatenate([[0.0], np.geomspace(min(h, t_max), t_max, records - 1)])
+        # (geomspace with one point returns its start: two log-spaced records are 0 and t_max)
+        late = np.geomspace(min(h, t_max), t_max, records - 1) if records > 2 else np.array([t_max])
+        t = np.concatenate([[0.0], late])
     return np.unique(np.clip(np.round(t / h).astype(np.int64), 0, n))
 
 
