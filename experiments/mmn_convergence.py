@@ -24,13 +24,16 @@ from _report import pm, save, table, write_results
 
 
 def config(quick: bool) -> meanfield.Config:
+    widths = [16, 64, 256] if quick else [16, 64, 256, 1024, 4096]
+    # the coupled networks are subsamples of the limit's particles: the pool is twice the widest
+    # network, since a width equal to the pool would start every seed from the same neurons
     return meanfield.Config.from_dict({
         "run": {"name": "mmn_convergence", "seed": 0},
         "task": {"kind": "gaussians", "d": 10 if quick else 40, "delta": 0.5},
         "model": {"activation": "relu", "a_init": "constant", "a_value": 1.0},
-        "limit": {"particles": 256 if quick else 4096, "expectation": "analytic",
+        "limit": {"particles": 2 * max(widths), "expectation": "analytic",
                   "integrator": "heun" if quick else "rk4", "dt": 0.1},
-        "train": {"widths": [16, 64, 256] if quick else [16, 64, 256, 1024, 4096], "seeds": 4 if quick else 8,
+        "train": {"widths": widths, "seeds": 4 if quick else 8,
                   "algorithm": "online_sgd", "lr": 0.02, "batch": 16},
         "time": {"t_max": 6.0 if quick else 50.0, "records": 20 if quick else 40, "snapshots": 3},
         "eval": {"n_points": 16},
