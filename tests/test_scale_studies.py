@@ -37,3 +37,17 @@ def test_lr_transfer_quick(tmp_path):
     assert np.all(mup["argmin"] < mup["lrs"][-1]) and not np.any(mup["stable"][:, -1])
     assert sp["lr_max"][0] / sp["lr_max"][-1] > 4
     assert np.all(np.diff(sp["lr_max"]) < 0)  # falls at every doubling of the width pair
+
+
+def test_width_consistency_quick(tmp_path):
+    """muP networks approach the exact DMFT like N^(-1/2) and stay away from the NTK curve; NTK-parametrised
+    networks approach the NTK flow from their own initial outputs like N^(-1/2)."""
+    out = str(tmp_path / "wc")
+    st = _load("width_consistency").main(["--quick", "--out", out])
+    _files(out, "results.md", "width_consistency.png")
+    s = st["stats"]
+    mup, cross, ntk = s["muP → DMFT"], s["muP → NTK"], s["NTK-param → NTK (own init)"]
+    assert -0.8 < mup["fit"].slope < -0.25, mup["fit"]
+    assert ntk["fit"].slope < -0.25, ntk["fit"]
+    # the muP networks do not collapse on the NTK curve: their gap to it stays at the DMFT - NTK separation
+    assert cross["mean"][-1] > 0.5 * st["separation"] and cross["mean"][-1] > 3 * mup["mean"][-1]
