@@ -51,3 +51,22 @@ def test_width_consistency_quick(tmp_path):
     assert ntk["fit"].slope < -0.25, ntk["fit"]
     # the muP networks do not collapse on the NTK curve: their gap to it stays at the DMFT - NTK separation
     assert cross["mean"][-1] > 0.5 * st["separation"] and cross["mean"][-1] > 3 * mup["mean"][-1]
+
+
+def test_depth_consistency_quick(tmp_path):
+    """With 1/sqrt(L) branches the gap between depths L and 2L of the exact limit shrinks at every doubling
+    (towards the O(1/L) ratio 1/2); with kappa = 0 it grows and GD at the same step diverges at depth."""
+    out = str(tmp_path / "dc")
+    res = _load("depth_consistency").main(["--quick", "--out", out])
+    _files(out, "results.md", "depth_consistency.png")
+    mup, flat = res["κ = ½ (β = 1)"], res["κ = 0 (β = ½)"]
+    assert mup["ok"].all()
+    g = mup["gaps"]
+    assert np.all(np.isfinite(g)) and np.all(np.diff(g) < 0), g
+    assert g[-1] / g[-2] < 0.7 and mup["fit"].slope < -0.4
+    assert np.all(np.abs(np.diff(mup["K0"]) / mup["K0"][1:]) < 0.5)  # initial NTK converges in depth
+    assert mup["z"][0] < 3 and np.nanmax(mup["z"]) < 4  # finite networks (N = 256) follow the limit at every depth
+    # kappa = 0: the gap grows with depth and the flow leaves the stable range (recorded as diverged)
+    gf = flat["gaps"]
+    assert gf[1] > 2 * gf[0] and not flat["ok"][-1]
+    assert flat["K0"][-1] > 100 * flat["K0"][0]
