@@ -24,6 +24,8 @@ Workloads
    kernel of :mod:`meanfield.deep._fused`: one parallel region over seeds), and at small N
    (8 … 64, S = 16; and 8 … 32 with S = 64) the Python loops over seeds ``numpy-loop`` /
    ``numba-loop``; see :func:`bench_ensemble` for the ratios. ``ratio_vs_torch`` is None (torch is not a dependency).
+   ``residual_gd_step`` (:mod:`benchmarks.residual_bench`): the same step for S = 16 depth-muP residual
+   networks, N = 256, L = 64, P = 64 (quick: L = 16).
 2. ``dmft_iteration`` — one Jacobi application of the sampled-DMFT fixed-point map
    (:func:`meanfield_solvers.dmft.solve_dmft` with ``sweep='jacobi'``, from the lazy initial state on the full
    horizon): the iteration the solver repeats to convergence. L = 2, P = 8, T = 100 steps,
@@ -310,6 +312,11 @@ def bench_deep(quick: bool = False) -> list:
     from meanfield.deep.network import blas_limit
     from meanfield_solvers.heap import retain_freed_memory
 
+    try:
+        from .residual_bench import bench_residual
+    except ImportError:  # loaded as a lone file (tests/test_deep_experiments.py): import it as a package module
+        from benchmarks.residual_bench import bench_residual
+
     retain_freed_memory()
     n, rep = (1024, 2) if quick else (2048, 3)
     rate_all = gemm_rate(n, rep)
@@ -323,6 +330,7 @@ def bench_deep(quick: bool = False) -> list:
     if not quick:  # more seeds amortise the batched call's fixed cost (~30 µs: dispatch, thread wake-up)
         for N in (8, 16, 32):
             recs += bench_ensemble(rate, False, S=64, N=N, L=3, P=64, D=16)
+    recs += bench_residual(rate, quick)
     recs += bench_dmft(rate, quick)
     recs += bench_issue19_solve(quick)
     recs += bench_dmft_scaling(rate, quick)

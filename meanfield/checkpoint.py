@@ -359,12 +359,18 @@ class Loop:
     def __init__(self, ck: Checkpointer, key, desc, step, record_steps, snapshot_records, h):
         self.ck, self.key, self.desc, self.h = ck, key, desc, h
         self.streams = list(getattr(step, "streams", ()))
+        # state the step function itself carries between steps (e.g. Adam's moments): an object with
+        # get_memory() -> packable tree and set_memory(tree)
+        self.memory = getattr(step, "memory", None)
         self.record_steps = [int(s) for s in record_steps]
         self.snaps = sorted(int(i) for i in snapshot_records)
         self.k0 = 0
         self.end = None  # (k, ri, kept, health state, state) at the final step
 
-    def _part(self, k, ri, kept, health, res, state, done, streams=None):
+    def _memory(self):
+        return None if self.memory is None else self.memory.get_memory()
+
+    def _part(self, k, ri, kept, health, res, state, done, streams=None, memory=False):
         """The manifest record (without file) and the arrays of the loop at step ``k``."""
         arrays = {}
         fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)
@@ -378,7 +384,8 @@ class Loop:
                 "record_steps": self.record_steps[:ri], "record_names": names,
                 "record_scalar": [not isinstance(records[0][n], np.ndarray) for n in names],
                 "streams": streams if streams is not None else [g.bit_generator.state for g in self.streams],
-                "meta": pack({"res": fields, "kept": kept, "health": health, "state": state}, arrays, "m")}
+                "meta": pack({"res": fields, "kept": kept, "health": health, "state": state,
+                              "memory": self._memory() if memory is False else memory}, arrays, "m")}
         return part, arrays
 
     def _restore(self, res, saved, theta0, resume=True):
@@ -408,6 +415,11 @@ class Loop:
             _set_states(_generators(theta0.rng), _generators(state.rng), self.desc)
             state = state.replace(rng=theta0.rng)
         _set_states(self.streams, part["streams"], f"{self.desc} (step streams)")
+        if self.memory is not None:
+            if tree.get("memory") is None:
+                raise CheckpointError(f"{self.desc}: the checkpoint holds no state of the step function "
+                                      "(e.g. Adam's moments); it was written by a run that did not use it")
+            self.memory.set_memory(tree["memory"])
         res.state = state
         res.theta = state.theta if isinstance(state, ParticleState) else state
         res.steps_done = k
@@ -460,9 +472,11 @@ class Loop:
             kept, hstate, state = None, None, res.state
         # the streams as they are now (the part is written later, with the next save)
         streams = [g.bit_generator.state for g in self.streams]
+        memory = self._memory()
         if isinstance(state, ParticleState) and state.rng is not None:
             state = state.replace(rng=copy.deepcopy(state.rng))
-        self.ck.pending[self.key] = lambda: self._part(k, ri, kept, hstate, res, state, done=True, streams=streams)
+        self.ck.pending[self.key] = lambda: self._part(k, ri, kept, hstate, res, state, done=True, streams=streams,
+                                                       memory=memory)
 
     def run(self, march, step, theta0, record_steps, h, observe, **kw):
         """``march(step, theta0, record_steps, h, observe, **kw)`` through this Loop (see march)."""

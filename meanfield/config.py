@@ -246,6 +246,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "integrator": Field("str", "rk4", "Integrator of train.algorithm = 'flow' (deep runs).",
                             choices=("heun", "rk4")),
         "lr": Field("float", 0.01, "Step size eta = mean-field time advanced per step.", check=_pos, check_doc="> 0"),
+        "optimizer": Field("str", "sgd", "Step rule of deep runs' networks (gd, sgd, online_sgd): sgd (the plain "
+                           "step W -= lr c grad) or adam (Adam with the parametrisation's per-layer step sizes, "
+                           "muP: Tensor Programs V; meanfield/deep/optim.py; needs limit.method = 'none').",
+                           choices=("sgd", "adam")),
+        "adam_beta1": Field("float", 0.9, "Adam's first-moment decay beta1 (train.optimizer = 'adam').",
+                            check=lambda v: 0 <= v < 1, check_doc="in [0, 1)"),
+        "adam_beta2": Field("float", 0.999, "Adam's second-moment decay beta2 (train.optimizer = 'adam').",
+                            check=lambda v: 0 <= v < 1, check_doc="in [0, 1)"),
+        "adam_eps": Field("float", 1e-8, "Adam's epsilon, relative to each layer's nominal gradient size "
+                          "(train.optimizer = 'adam').", check=_pos, check_doc="> 0"),
         "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
         "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "

@@ -462,3 +462,22 @@ def test_duration_strings():
     assert duration_seconds("10min") == 600 and duration_seconds("2h") == 7200 and duration_seconds("1.5 s") == 1.5
     assert duration_seconds("0min") is None and duration_seconds("ten min") is None
     assert checkpoint.schedule(0.0) is None and checkpoint.schedule(2.0) == ("time", 2.0)
+
+
+@pytest.mark.parametrize("algorithm", ["gd", "sgd"])
+def test_adam_networks_resume_bitwise(tmp_path, monkeypatch, algorithm):
+    """Adam carries moments between steps (step.memory): interrupted mid-run and resumed, the result
+    is bitwise the uninterrupted one; without the moments in the checkpoint it would not be (the
+    moments would restart at zero)."""
+    d = tiny(**{"model.depth": 2, "limit.method": "none", "train.optimizer": "adam", "train.algorithm": algorithm,
+                "train.n_train": 8, "train.widths": [16], "eval.n_points": 2, "time.spacing": "linear",
+                "train.lr": 0.05, "time.t_max": 1.0, "run.checkpoint_every": 0.25})
+    ref = tmp_path / "ref"
+    run_to_dir(from_dict(d), ref)
+    out = tmp_path / "k"
+    _interrupt_at(monkeypatch, 7)
+    with pytest.raises(checkpoint.Interrupted):
+        run_to_dir(from_dict(d), out)
+    monkeypatch.undo()
+    run_to_dir(from_dict(d), out, resume=True)
+    assert_bitwise(ref, out)

@@ -47,7 +47,7 @@ def test_bench_deep_quick_records():
             "ratio_vs_numpy", "ratio_vs_torch", "roofline_fraction"}
     assert [r["backend"] for r in recs[:6]] == ["numpy batched", "numba batched", "numpy-loop", "numba-loop",
                                                  "numpy batched", "numba batched"]
-    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + [
+    assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + ["residual_gd_step"] * 2 + [
         "dmft_iteration", "dmft_causal_sweep", "dmft_solve_issue19", "dmft_iteration_scaling_M",
         "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
     for r in recs:

@@ -14,7 +14,7 @@ import math
 import os
 
 __all__ = ["is_deep", "gamma0_of", "check_deep", "point_counts", "check_dmft_supported", "size_problems",
-           "parametrisation_problems"]
+           "parametrisation_problems", "optimizer_problems"]
 
 # two-layer-only model options and the value a deep muP network implies for each
 _TWO_LAYER_ONLY = {
@@ -91,8 +91,12 @@ def check_deep(c: dict, given: dict) -> list:
                      "model.alpha: set model.parametrisation = 'mup', or use a deep limit method (ntk) or depth >= 2")
         if model["residual"]:
             p.append("model.residual = true needs residual blocks: set model.depth >= 2")
+        if train["optimizer"] != "sgd":
+            p.append(f"train.optimizer = {train['optimizer']!r} trains the built-in deep networks (model.depth >= 2, "
+                     "or a deep limit method); two-layer runs take the plain step: set train.optimizer = 'sgd'")
         return p
     p += parametrisation_problems(c)
+    p += optimizer_problems(c)
     # ---- deep runs (the limit method's own problems come from its adapter, meanfield.deep.limits)
     if model["kind"] != "network":
         p.append(f"model.kind = {model['kind']!r} is a particle model; deep runs (model.depth >= 2 or a deep limit "
@@ -145,6 +149,22 @@ def parametrisation_problems(c) -> list:
     elif (model["branch_exponent"], model["branch_scale"]) != (0.5, 1.0):
         p.append("model.branch_exponent and model.branch_scale set the residual branches: they need "
                  "model.residual = true")
+    return p
+
+
+def optimizer_problems(c) -> list:
+    """``train.optimizer = 'adam'`` is a step rule: not for ``flow``, and no limit method solves it."""
+    train, method = c["train"], c["limit"]["method"]
+    if train["optimizer"] == "sgd":
+        return []
+    p = []
+    if train["algorithm"] == "flow":
+        p.append("train.optimizer = 'adam' is a step rule; train.algorithm = 'flow' integrates the gradient flow. "
+                 "Use train.algorithm = 'gd' (or 'sgd', 'online_sgd') with Adam, or train.optimizer = 'sgd'")
+    if method != "none" and train["seeds"] > 0:
+        p.append(f"train.optimizer = 'adam': limit.method = {method!r} solves gradient descent, not Adam, so the "
+                 "networks would be compared with the limit of another dynamics. Set limit.method = 'none' (or "
+                 "train.optimizer = 'sgd')")
     return p
 
 

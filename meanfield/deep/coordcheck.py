@@ -13,8 +13,8 @@ For every parametrisation p, width N, step t = 0..T and layer ℓ = 1..L (plus t
     \text{upd}[p,N,t,\ell] = \Big\langle\frac{1}{PN}\sum_{\mu,i}|h^\ell_{\mu i}(t)-h^\ell_{\mu i}(0)|\Big\rangle_{\text{seeds}}
 
 (``mup`` calls the mean absolute coordinate "l1"), and the fitted width exponents
-:math:`\partial\log(\cdot)/\partial\log N` by least squares over the widths. Training is full-batch GD at
-step ``lr`` on the given points, every parametrisation at the same ``lr`` (that is the point: muP
+:math:`\partial\log(\cdot)/\partial\log N` by least squares over the widths. Training is full-batch GD (or Adam:
+``optimizer = 'adam'``, ``train.optimizer``) at step ``lr`` on the given points, every parametrisation at the same ``lr`` (that is the point: muP
 transfers one step size across widths; the standard parametrisation does not).
 
 Expected (docs/residual.md §1.1, measured in tests/test_coordcheck.py): muP exponents ≈ 0 for every layer
@@ -84,7 +84,7 @@ class CoordData:
 
 
 def coord_data(activation, X, y, depth, widths, parametrisations, lr, steps=4, seeds=4, seed=0,
-               backend="numpy") -> CoordData:
+               backend="numpy", optimizer="sgd", adam=None) -> CoordData:
     """Train ``seeds`` networks per width and parametrisation by GD for ``steps`` steps; record the sizes.
 
     Parameters
@@ -95,6 +95,8 @@ def coord_data(activation, X, y, depth, widths, parametrisations, lr, steps=4, s
     lr : GD step (the same for every width and parametrisation)
     steps : T;  seeds : networks per width;  seed : root of the weight streams
     backend : 'numpy' or 'numba' (the fused step)
+    optimizer : 'sgd' (plain GD steps) or 'adam' (each parametrisation's Adam rates, :mod:`meanfield.deep.optim`)
+    adam : :class:`meanfield.deep.optim.AdamSpec` or None
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -110,7 +112,7 @@ def coord_data(activation, X, y, depth, widths, parametrisations, lr, steps=4, s
             net = DeepNet(activation, D, N, depth, param, backend=backend)
             rngs = [[np.random.default_rng([seed, N, s, l]) for l in range(depth + 1)] for s in range(seeds)]
             theta = net.init(rngs)
-            step = make_step(net, "gd", lr, train=(X, y))
+            step = make_step(net, "gd", lr, train=(X, y), optimizer=optimizer, adam=adam)
             h0 = None
             for t in range(steps + 1):
                 hs = net.preactivations(theta, X) + [net.output(theta, X)[..., None]]
@@ -193,8 +195,11 @@ def coordcheck_config(cfg, parametrisations=None, steps=4, out=None, log=print) 
                                       branch_scale=m.branch_scale) for n in names}
     X, y, _, _ = deep_points(cfg, make_task(cfg))
     backend = "numba" if cfg.run.backend in ("numba", "auto") and m.depth >= 2 else "numpy"
+    from .wing import adam_spec_of
+
     cd = coord_data(m.activation, X, y, m.depth, cfg.train.widths, params, cfg.train.lr, steps=steps,
-                    seeds=max(2, cfg.train.seeds), seed=cfg.run.seed, backend=backend)
+                    seeds=max(2, cfg.train.seeds), seed=cfg.run.seed, backend=backend,
+                    optimizer=cfg.train.optimizer, adam=adam_spec_of(cfg))
     text = coord_table(cd, "act") + "\n\n" + coord_table(cd, "upd")
     log(text)
     if out:

@@ -33,6 +33,14 @@ name          s_0, s_ℓ            s_L (readout)          c_ℓ (every group)  
   fan-in in our convention. :math:`\gamma_0` is an output multiplier (default 1). The NTK grows ∝ N, so
   no width-independent step exists and no limit is admitted (``limit.method = 'none'``).
 
+Adam (``train.optimizer = 'adam'``, :mod:`meanfield.deep.optim`): Adam normalises each gradient entry,
+so its step size per entry, :math:`\eta a_\ell`, is what a parametrisation must scale. Each declares
+:math:`a_\ell` (``adam_rates``; docs/residual.md §4): muP :math:`a_0 = \gamma_0/\sqrt D`,
+:math:`a_\ell = \gamma_0/\sqrt N`, :math:`a_L = \gamma_0` (Yang et al. 2022, Tensor Programs V, Table 3/8:
+hidden matrices at Adam rate ∝ 1/fan-in, vectors unscaled, as ``mup.MuAdam``); ``ntk`` the same at
+:math:`\gamma = \gamma_0/\sqrt N`; ``standard`` one global rate on the stored weights,
+:math:`a_\ell = \sqrt{\text{fan-in}}`. Residual blocks multiply the hidden rate by :math:`\beta L^{\kappa-1}`.
+
 Residual networks (every parametrisation): ``residual = True`` gives
 :math:`h^{\ell+1} = h^\ell + b_L\,s_\ell W^\ell\phi(h^\ell)` for ℓ = 1..L−1 (L − 1 blocks) with branch
 multiplier :math:`b_L = \beta/L^\kappa` (``branch_scale`` β, ``branch_exponent`` κ; κ = ½ is depth-muP,
@@ -70,12 +78,16 @@ class LayerScales:
     residual : bool
         False: plain MLP; True: residual blocks :math:`h^{\ell+1} = h^\ell + s_\ell W^\ell\phi(h^\ell)`
         for ℓ = 1..L-1.
+    adam : tuple of L+1 floats or None
+        :math:`a_0..a_L`, per-entry Adam step multipliers: an Adam step of size η moves every entry of
+        :math:`W^\ell` by :math:`\eta a_\ell\,\hat m/(\sqrt{\hat v}+\epsilon)` (:mod:`meanfield.deep.optim`).
     """
 
     forward: tuple
     lr: tuple
     g_scale: float
     residual: bool = False
+    adam: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ class Parametrisation:
             hidden = hidden * self.branch(L)
         fwd = (1.0 / math.sqrt(D),) + (hidden,) * (L - 1) + (self.readout_scale(N),)
         return LayerScales(forward=fwd, lr=self.rates(L, D, N), g_scale=self.g_scale_of(N),
-                           residual=bool(self.residual))
+                           residual=bool(self.residual), adam=self.adam_rates(L, D, N))
 
     # -- per-parametrisation pieces
     def readout_scale(self, N: int) -> float:  # pragma: no cover - abstract
@@ -124,6 +136,24 @@ class Parametrisation:
 
     def g_scale_of(self, N: int) -> float:
         return float(self.gamma0) * math.sqrt(N)
+
+    def adam_rates(self, L: int, D: int, N: int) -> tuple:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _block_adam(self, L: int) -> float:
+        r"""Depth factor of the hidden-block Adam rates: :math:`\beta L^{\kappa-1}` for residual blocks
+        (the L − 1 block updates add up coherently, each moving :math:`h` by :math:`b_L a\sqrt N`, so
+        :math:`a\propto 1/(L b_L)` keeps their sum O(1); at κ = ½ this is :math:`b_L = \beta/\sqrt L`),
+        1 for a plain network. docs/residual.md §4."""
+        if not self.residual:
+            return 1.0
+        return self.branch_scale * float(L) ** (self.branch_exponent - 1.0)
+
+    def _mup_adam(self, gamma: float, L: int, D: int, N: int) -> tuple:
+        r"""The muP Adam rule at richness ``gamma``: :math:`a_0 = \gamma/\sqrt D`,
+        :math:`a_\ell = \gamma\,\beta L^{\kappa-1}/\sqrt N` (plain: :math:`\gamma/\sqrt N`), :math:`a_L = \gamma`."""
+        hidden = gamma * self._block_adam(L) / math.sqrt(N)
+        return (gamma / math.sqrt(D),) + (hidden,) * (L - 1) + (gamma,)
 
 
 @dataclass(frozen=True)
@@ -145,7 +175,7 @@ class MuP(Parametrisation):
         g = float(self.gamma0)
         fwd = (1.0 / math.sqrt(D),) + (1.0 / math.sqrt(N),) * (L - 1) + (1.0 / (g * N),)
         lr = (g * g * N,) * (L + 1)
-        return LayerScales(forward=fwd, lr=lr, g_scale=g * N)
+        return LayerScales(forward=fwd, lr=lr, g_scale=g * N, adam=self.adam_rates(L, D, N))
 
     def readout_scale(self, N):
         return 1.0 / (float(self.gamma0) * N)
@@ -156,6 +186,10 @@ class MuP(Parametrisation):
 
     def g_scale_of(self, N):
         return float(self.gamma0) * N
+
+    def adam_rates(self, L, D, N):
+        """muP Adam (Tensor Programs V, Table 3/8; ``mup.MuAdam``): hidden matrices at rate ∝ 1/fan-in."""
+        return self._mup_adam(float(self.gamma0), L, D, N)
 
 
 @dataclass(frozen=True)
@@ -174,6 +208,10 @@ class NTKParam(Parametrisation):
         g = float(self.gamma0)
         return (g * g,) * (L + 1)
 
+    def adam_rates(self, L, D, N):
+        r"""The muP Adam rule at :math:`\gamma = \gamma_0/\sqrt N` (as for the GD rates): lazy as N grows."""
+        return self._mup_adam(float(self.gamma0) / math.sqrt(N), L, D, N)
+
 
 @dataclass(frozen=True)
 class Standard(Parametrisation):
@@ -189,6 +227,11 @@ class Standard(Parametrisation):
 
     def rates(self, L, D, N):
         return (float(D),) + (float(N),) * L
+
+    def adam_rates(self, L, D, N):
+        r"""One global Adam rate η on the stored weights :math:`W' = W/\sqrt{\text{fan-in}}`, i.e.
+        :math:`a_\ell = \sqrt{\text{fan-in}}` on :math:`W` (the branch multiplier stays explicit)."""
+        return (math.sqrt(D),) + (math.sqrt(N),) * L
 
 
 #: name -> class of the parametrisations configs may name (``model.parametrisation``).

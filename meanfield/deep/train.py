@@ -13,6 +13,10 @@ All trainers discretise the same flow :math:`\dot\theta = v(\theta) = -c\,\nabla
 * ``online_sgd`` — a fresh minibatch of B samples from the task per seed and step.
 
 For minibatch algorithms :math:`\hat L` is the minibatch average, so one step still advances time η.
+
+Optimiser (``train.optimizer``): ``'sgd'`` is the plain step above; ``'adam'`` replaces it, for ``gd``,
+``sgd`` and ``online_sgd``, by Adam with the parametrisation's per-layer step sizes
+(:mod:`meanfield.deep.optim`). ``flow`` is a flow, not a step rule, and takes no optimiser.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np
 from meanfield_solvers.particles import get_integrator
 
 from ..march import march
+from .optim import OPTIMIZERS, Adam
 
 __all__ = ["ALGORITHMS", "make_step", "train_ensemble", "stack_records"]
 
@@ -28,7 +33,7 @@ ALGORITHMS = ("gd", "flow", "sgd", "online_sgd")
 
 
 def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "rk4", batch: int = 32,
-              sampler=None, rng=None, dtype=None):
+              sampler=None, rng=None, dtype=None, optimizer: str = "sgd", adam=None):
     r"""Return ``step(theta, k) -> theta_next`` for the ensemble state of ``net``.
 
     Parameters
@@ -42,14 +47,20 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
     sampler : callable (rng, n, batch=(S,)) -> (x (S, n, D), y (S, n)) (online_sgd)
     rng : numpy Generator (sgd, online_sgd)
     dtype : numpy dtype of the data fed to the network (None: as given); use the state's dtype
-
+    optimizer : 'sgd' (the plain step) or 'adam' (:class:`meanfield.deep.optim.Adam`; gd, sgd, online_sgd)
+    adam : :class:`meanfield.deep.optim.AdamSpec` or None (defaults)
     Where minibatches are drawn (sgd, online_sgd), ``step.streams = (rng,)``: the stream a checkpoint
     saves and restores (:mod:`meanfield.checkpoint`).
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZERS}")
     if algorithm in ("gd", "flow", "sgd"):
         if train is None:
             raise ValueError(f"algorithm {algorithm!r} needs a training set")
         X, y = (np.asarray(a, dtype=dtype) for a in train)
+    if optimizer == "adam":
+        return _adam_step(net, algorithm, lr, X if algorithm in ("gd", "sgd") else None,
+                          y if algorithm in ("gd", "sgd") else None, batch, sampler, rng, dtype, adam)
     if algorithm == "gd":
         def step(th, k):
             v = net.velocity(th, X, y, scale=lr)[1]
@@ -88,6 +99,41 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         step.streams = (rng,)
         return step
+    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+
+
+def _adam_step(net, algorithm, lr, X, y, batch, sampler, rng, dtype, spec):
+    """The Adam step of ``algorithm`` (the same batches as the plain step draws)."""
+    opt = Adam(net, lr, spec)
+    # what a checkpoint saves besides the weights: the moments (step.memory) and the data stream
+    if algorithm == "gd":
+        def step(th, k):
+            return opt(th, X, y)
+
+        step.memory = opt
+        return step
+    if algorithm == "sgd":
+        P = X.shape[0]
+
+        def step(th, k):
+            idx = rng.integers(0, P, size=(th.shape[0], batch))
+            return opt(th, X[idx], y[idx])
+
+        step.memory, step.streams = opt, (rng,)
+        return step
+    if algorithm == "online_sgd":
+        if sampler is None:
+            raise ValueError("online_sgd needs a sampler")
+
+        def step(th, k):
+            xb, yb = sampler(rng, batch, batch=(th.shape[0],))
+            return opt(th, np.asarray(xb, dtype=dtype or th.dtype), np.asarray(yb, dtype=dtype or th.dtype))
+
+        step.memory, step.streams = opt, (rng,)
+        return step
+    if algorithm == "flow":
+        raise ValueError("train.algorithm = 'flow' integrates the gradient flow; it takes no optimizer (use 'gd' "
+                         "with train.optimizer = 'adam')")
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
 
 

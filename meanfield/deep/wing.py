@@ -80,6 +80,7 @@ from .checks import gamma0_of
 from .network import DeepNet
 from .parametrisation import make_parametrisation
 from .observe import DeepObserver
+from .optim import AdamSpec
 from .train import make_step, train_ensemble
 
 __all__ = ["DeepSetup", "setup", "train", "final_metrics", "deep_points", "KERNEL_MAX_POINTS", "COMMON_GRID"]
@@ -149,6 +150,12 @@ def parametrisation_of(cfg):
                                 branch_exponent=m.branch_exponent, branch_scale=m.branch_scale)
 
 
+def adam_spec_of(cfg):
+    """Adam's constants of a config (used only when ``train.optimizer = 'adam'``)."""
+    t = cfg.train
+    return AdamSpec(t.adam_beta1, t.adam_beta2, t.adam_eps)
+
+
 def _sampler(task, dtype):
     def sample(rng, n, batch=()):
         x, y = task.sample(rng, n, batch=batch)
@@ -188,6 +195,9 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
             "CPU backend")
         backend_name, backend = choose_backend("numba", log)
     side.summary["backend"] = backend_name
+    if cfg.train.optimizer != "sgd":
+        side.summary["optimizer"] = {"name": cfg.train.optimizer, "beta1": cfg.train.adam_beta1,
+                                     "beta2": cfg.train.adam_beta2, "eps": cfg.train.adam_eps}
     arrays = side.arrays
     steps_nn = grid.steps_nn
     arrays["t_nn"] = grid.t_nn
@@ -208,7 +218,8 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
         rngs = [[seeding.stream(cfg.run.seed, "nn_init", N, s, l) for l in range(L + 1)] for s in range(S)]
         theta0 = net.init(rngs, dtype=dtype)
         step = make_step(net, alg, lr, train=(Xd, yd), integrator=cfg.train.integrator, batch=cfg.train.batch,
-                         sampler=_sampler(st.task, dtype), rng=seeding.stream(cfg.run.seed, "nn_data", N), dtype=dtype)
+                         sampler=_sampler(st.task, dtype), rng=seeding.stream(cfg.run.seed, "nn_data", N), dtype=dtype,
+                         optimizer=cfg.train.optimizer, adam=adam_spec_of(cfg))
         obs = DeepObserver(net, Xd, yd, Xt.astype(dtype), yt.astype(dtype), kernel_points=nk,
                            seed_mean_kernels=True)
         t0 = time.perf_counter()
