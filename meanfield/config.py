@@ -93,9 +93,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "run": {
         "name": Field("str", "run", "Name of the run (used in the default output directory)."),
         "seed": Field("int", 0, "Root seed; every random stream is spawned from it by purpose.", check=_nonneg, check_doc=">= 0"),
-        "backend": Field("str", "numpy", "Particle backend for both the limit and the finite-width side. Deep networks "
-                         "(depth >= 2): numba trains them with a fused parallel step; cuda falls back to numba "
-                         "for them (no deep CUDA kernel).",
+        "backend": Field("str", "auto", "Particle backend for both the limit and the finite-width side. auto: cuda "
+                         "on a usable GPU, else numba, else numpy (the choice and its reason are logged and the "
+                         "resolved name is recorded in summary.json). Deep networks (depth >= 2): numba trains "
+                         "them with a fused parallel step; cuda falls back to numba for them (no deep CUDA "
+                         "kernel).",
                          choices=("auto", "numpy", "numba", "cuda")),
         "dtype": Field("str", "float64", "Floating-point type of particles and data.", choices=("float64", "float32")),
     },

@@ -14,12 +14,13 @@ particles come back only at the recording steps and the divergence check reads a
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from meanfield_solvers.state import DynamicsFailure, ParticleState
+
+from .core.progress import reporter
 
 __all__ = ["MarchResult", "march", "progress_bar"]
 
@@ -38,12 +39,10 @@ class MarchResult:
     snapshot_masses: dict = field(default_factory=dict)  # record index -> copy of the masses (if any)
 
 
-def progress_bar(total, desc, enabled):
-    """A tqdm bar on stderr, or a no-op when disabled or stderr is not a terminal."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
-                disable=not enabled or not sys.stderr.isatty(), mininterval=0.5)
+def progress_bar(total, desc, mode):
+    """The loop's progress reporter in ``mode`` (``auto``, ``bar``, ``text``, ``none`` or a bool; see
+    :mod:`meanfield.core.progress`)."""
+    return reporter(total, desc, mode, unit="step")
 
 
 class _Host:
@@ -93,7 +92,7 @@ class _States:
         return host.theta
 
 
-def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress=False,
+def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress="none",
           residency=None) -> MarchResult:
     """Advance ``theta0`` to ``record_steps[-1]`` steps of size ``h``, recording on the way.
 
@@ -106,6 +105,7 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
     snapshot_records : indices into ``record_steps`` at which to keep a copy of the positions
     residency : object with put/get/all_finite over positions, or None (host arrays; see the
         module docstring)
+    progress : progress mode of :mod:`meanfield.core.progress` (``auto``, ``bar``, ``text``, ``none``)
     """
     where = _Host if residency is None else residency
     if isinstance(theta0, ParticleState):

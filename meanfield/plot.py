@@ -18,9 +18,10 @@ def add_cli_options(parser):
     """Options of ``meanfield plot`` used for scan directories."""
     parser.add_argument("--x", help="scan plot: parameter on the x axis (e.g. width)")
     parser.add_argument("--y", help="scan plot: metric on the y axis (e.g. risk_gap)")
-    parser.add_argument("--hue", help="scan plot: parameter giving one line each")
-    parser.add_argument("--logx", action="store_true")
-    parser.add_argument("--logy", action="store_true")
+    parser.add_argument("--hue", help="scan plot: parameter giving one line each (the file name then ends in "
+                        "_by_<hue>)")
+    parser.add_argument("--logx", action="store_true", help="scan plot: logarithmic x axis")
+    parser.add_argument("--logy", action="store_true", help="scan plot: logarithmic y axis")
     parser.add_argument("--fit", action="store_true", help="scan plot: fit and show power-law slopes")
 
 

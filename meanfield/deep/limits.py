@@ -12,6 +12,7 @@ networks are trained otherwise.
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -30,16 +31,27 @@ class DeepLimitMethod(LimitMethod):
     family = "deep"
     exact_for_gd = False
 
-    def solve(self, cfg, X, y, Xt, T, log) -> dict:
+    def solver(self):
+        """The solver function whose per-iteration hook reports progress (None: no iterations)."""
+        return None
+
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None) -> dict:
         """``f`` (T+1, n), ``loss`` (T+1,), ``loss_err``, ``f_err``, ``Phi``, ``G`` (T+1, L, n, n),
-        ``K`` (T+1, n, n), ``residuals``, ``info`` (status, iterations, message, ...)."""
+        ``K`` (T+1, n, n), ``residuals``, ``info`` (status, iterations, message, ...).
+
+        ``hooks``: keyword arguments to pass to the solver (its per-iteration progress callback,
+        from :func:`iteration_hooks`)."""
         raise NotImplementedError
 
     def run(self, st, grid, progress, log) -> Side:
         cfg = st.cfg
         P, Q, nk = st.X.shape[0], st.Xt.shape[0], st.nk
         t0 = time.perf_counter()
-        sol = self.solve(cfg, st.X, st.y, st.Xt, int(grid.steps[-1]), log)
+        hooks, rep = iteration_hooks(self.solver(), self.name, progress)
+        try:
+            sol = self.solve(cfg, st.X, st.y, st.Xt, int(grid.steps[-1]), log, hooks)
+        finally:
+            rep.close()
         side = Side(summary={"seconds_limit": time.perf_counter() - t0})
         info = sol["info"]
         side.summary["limit"] = dict(method=self.name, **info)
@@ -65,6 +77,27 @@ class DeepLimitMethod(LimitMethod):
         return side
 
 
+#: names a solver may give its per-iteration hook (called with one mapping per iteration: iteration,
+#: residual, stage, beta, seconds); the first one the solver's signature has is used
+HOOK_NAMES = ("callback", "on_iteration", "progress")
+
+
+def iteration_hooks(solver, name, progress):
+    """``(kwargs, reporter)``: the progress callback of a fixed-point solve, as the keyword the solver
+    accepts (see :data:`HOOK_NAMES`), and the reporter to close after it. A solver without a hook
+    gets no keyword (its solve then runs without iteration feedback)."""
+    from ..core.progress import Reporter, iteration_callback
+
+    if solver is None:
+        return {}, Reporter()
+    params = inspect.signature(solver).parameters
+    key = next((k for k in HOOK_NAMES if k in params), None)
+    if key is None:
+        return {}, Reporter()
+    cb, rep = iteration_callback(f"limit ({name})", progress)
+    return {key: cb}, rep
+
+
 def _fixed_point_record(r, log, name):
     info = {"status": r.status, "iterations": int(r.iterations), "message": r.message,
             "final_residual": float(r.residuals[-1]) if len(r.residuals) else float("nan")}
@@ -88,7 +121,12 @@ class DMFTMethod(DeepLimitMethod):
     def check(self, c):
         return check_dmft_supported(c) or size_problems(c)
 
-    def solve(self, cfg, X, y, Xt, T, log):
+    def solver(self):
+        import meanfield_solvers.dmft as dm
+
+        return dm.solve_dmft
+
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None):
         import meanfield_solvers.dmft as dm
 
         lim = cfg.limit
@@ -96,7 +134,7 @@ class DMFTMethod(DeepLimitMethod):
         r = dm.solve_dmft(X, y, cfg.model.depth, gamma0_of(cfg), lim.dt, T, activation=cfg.model.activation,
                           n_samples=lim.dmft_samples, n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
                           error_batches=lim.dmft_error_batches, max_bytes=lim.dmft_max_memory_gb * 1e9,
-                          **_common(cfg, Xt))
+                          **_common(cfg, Xt), **(hooks or {}))
         return _fixed_point_record(r, log, self.name)
 
 
@@ -112,10 +150,16 @@ class DMFTLinearMethod(DeepLimitMethod):
                     f"model.activation is {act!r}. Use model.activation = 'linear' or limit.method = 'dmft'"]
         return size_problems(c)
 
-    def solve(self, cfg, X, y, Xt, T, log):
+    def solver(self):
         import meanfield_solvers.dmft as dm
 
-        r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt))
+        return dm.solve_deep_linear
+
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None):
+        import meanfield_solvers.dmft as dm
+
+        r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt),
+                                 **(hooks or {}))
         return _fixed_point_record(r, log, self.name)
 
 
@@ -123,7 +167,7 @@ class NTKMethod(DeepLimitMethod):
     name = "ntk"
     doc = "gamma0 -> 0: NNGP/NTK recursions and kernel gradient flow"
 
-    def solve(self, cfg, X, y, Xt, T, log):
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None):
         import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]

@@ -153,7 +153,7 @@ def _probe(d, steps):
     h = max(d["limit"]["dt"] if d["limit"]["method"] != "none" else 0.0,
             d["train"]["lr"] if d["train"]["seeds"] else 0.0)
     d["time"].update(t_max=steps * h, records=2, snapshots=0)
-    return run(C.from_dict(d)).summary, d
+    return run(C.from_dict(d), progress="none").summary, d
 
 
 def _warm(d):

@@ -162,7 +162,7 @@ def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
         _clean_partial(out_dir)
         cfg = C.from_dict(json.loads(config_json))
         _test_hook(cfg, out_dir)
-        res = run_to_dir(cfg, out_dir)
+        res = run_to_dir(cfg, out_dir, progress="none")  # the scan reports per run, not per step
         out.update(status=res.summary["status"], seconds_run=res.summary.get("seconds_total"),
                    error=_diverged_text(res.summary))
     except Exception:  # noqa: BLE001 - any failure of one run is recorded, the scan goes on
