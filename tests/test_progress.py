@@ -79,16 +79,33 @@ def test_run_defaults_to_auto():
     assert inspect.signature(meanfield.run_to_dir).parameters["progress"].default == "auto"
 
 
-def test_iteration_callback_shows_iteration_residual_stage(monkeypatch):
+def test_iteration_callback_shows_iteration_residual_stage():
+    """Mappings and dataclass records (the DMFT solver's) are both understood; every call is one iteration."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Rec:
+        iteration: int
+        stage: int
+        n_stages: int
+        horizon: int
+        residual: float
+        elapsed: float
+        remaining: float
+        phase: str = "solve"
+
     out = io.StringIO()
     cb, rep = P.iteration_callback("limit (dmft)", "text", stream=out, interval=0)
-    for it, (res, stage) in enumerate([(0.3, 10), (2e-3, 10), (4e-9, 20)], start=1):
-        cb({"iteration": it, "residual": res, "stage": stage, "beta": 1.0, "seconds": 0.01})
+    cb({"iteration": 1, "residual": 0.3, "stage": 1, "n_stages": 2, "horizon": 10})
+    cb(Rec(2, 1, 2, 10, 2e-3, 0.1, 5.0))
+    cb(Rec(1, 2, 2, 20, 4e-9, 0.2, 0.0, phase="error batch 1/4"))
     rep.close()
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("limit (dmft): 1 it") and "stage=10" in lines[0] and "residual=3.00e-01" in lines[0]
-    assert "3 it" in lines[2] and "stage=20" in lines[2] and "residual=4.00e-09" in lines[2]
-    assert lines[-1].endswith("done, stage=20, residual=4.00e-09, beta=1")
+    assert lines[0].startswith("limit (dmft): 1 it") and "stage=1/2 (T=10)" in lines[0]
+    assert "residual=3.00e-01" in lines[0]
+    assert "2 it" in lines[1] and "residual=2.00e-03" in lines[1] and "left=~5 s" in lines[1]
+    assert "3 it" in lines[2] and "phase=error batch 1/4" in lines[2] and "stage=2/2 (T=20)" in lines[2]
+    assert lines[-1].startswith("limit (dmft): 3 it") and "done" in lines[-1]
 
 
 def test_dmft_iterations_reach_the_reporter_through_the_solver_hook(monkeypatch, capsys):
@@ -100,10 +117,10 @@ def test_dmft_iterations_reach_the_reporter_through_the_solver_hook(monkeypatch,
 
     real = dm.solve_dmft
 
-    def hooked(*a, callback=None, **kw):
+    def hooked(*a, progress=None, **kw):  # the hook's name in the DMFT solver: progress
         r = real(*a, **kw)
         for i, (res, T) in enumerate(zip(r.residuals, r.horizons), start=1):
-            callback({"iteration": i, "residual": res, "stage": int(T)})
+            progress({"iteration": i, "residual": res, "horizon": int(T)})
         return r
 
     monkeypatch.setattr(dm, "solve_dmft", hooked)

@@ -201,26 +201,43 @@ def reporter(total, desc, mode="auto", unit="step", initial=0, stream=None, leav
     return Reporter(total, desc, unit, initial)
 
 
+def _as_dict(info) -> dict:
+    if isinstance(info, dict):
+        return info
+    if hasattr(info, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(info)
+    return dict(vars(info))
+
+
 def iteration_callback(desc, mode="auto", stream=None, interval=None):
     """A callback for a fixed-point solver's per-iteration hook, and its reporter.
 
-    The callback takes one mapping with (any of) ``iteration``, ``residual``, ``stage`` (the
-    continuation horizon, or a stage label), ``beta`` (damping) and ``seconds`` (of the iteration),
-    and shows ``iteration``, ``residual``, ``stage`` and the elapsed time (the reporter's own clock).
+    The callback is called once per iteration with a mapping or an object (a dataclass such as the
+    DMFT solver's progress record) holding any of ``residual``, ``stage`` and ``n_stages`` (the
+    continuation stage), ``horizon`` (its horizon T), ``phase`` (e.g. an error batch), ``beta``
+    (damping) and ``remaining`` (the solver's guess of the seconds left in the phase). It counts the
+    iterations and shows the residual, the stage and the elapsed time (the reporter's own clock).
     Returns ``(callback, reporter)``; close the reporter when the solve ends.
     """
     rep = reporter(None, desc, mode, unit="it", stream=stream, interval=interval)
 
     def callback(info):
+        d = _as_dict(info)
         fields = {}
-        if info.get("stage") is not None:
-            fields["stage"] = info["stage"]
-        if info.get("residual") is not None:
-            fields["residual"] = f"{float(info['residual']):.2e}"
-        if info.get("beta") is not None:
-            fields["beta"] = f"{float(info['beta']):g}"
+        if d.get("phase") not in (None, "", "solve"):
+            fields["phase"] = d["phase"]
+        if d.get("stage") is not None:
+            st = f"{d['stage']}/{d['n_stages']}" if d.get("n_stages") else f"{d['stage']}"
+            fields["stage"] = st + (f" (T={d['horizon']})" if d.get("horizon") is not None else "")
+        if d.get("residual") is not None:
+            fields["residual"] = f"{float(d['residual']):.2e}"
+        if d.get("beta") is not None:
+            fields["beta"] = f"{float(d['beta']):g}"
+        if d.get("remaining") is not None:
+            fields["left"] = f"~{_fmt_s(float(d['remaining']))}"
         rep.set(**fields)
-        it = info.get("iteration")
-        rep.update(1 if it is None else max(0, int(it) - rep.n))
+        rep.update(1)
 
     return callback, rep

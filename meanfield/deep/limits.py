@@ -77,9 +77,10 @@ class DeepLimitMethod(LimitMethod):
         return side
 
 
-#: names a solver may give its per-iteration hook (called with one mapping per iteration: iteration,
-#: residual, stage, beta, seconds); the first one the solver's signature has is used
-HOOK_NAMES = ("callback", "on_iteration", "progress")
+#: names a solver may give its per-iteration hook (called once per iteration with a record — a mapping
+#: or a dataclass — of residual, stage, horizon, phase, ...: see
+#: :func:`meanfield.core.progress.iteration_callback`); the first one in the solver's signature is used
+HOOK_NAMES = ("progress", "callback", "on_iteration")
 
 
 def iteration_hooks(solver, name, progress):
