@@ -40,6 +40,7 @@ from meanfield.plot import style  # noqa: E402
 from meanfield_solvers.dmft import solve_dmft, solve_ntk  # noqa: E402
 
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 
 G_REF = 1e-3
 FIT_RANGE = (0.05, 0.5)  # sampled DMFT: gamma0^2 >> |gamma0|/sqrt(S) MC term, higher orders still small
@@ -94,6 +95,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     out = args.out or os.path.join("runs", "deep_richness" + ("_quick" if args.quick else ""))
     os.makedirs(out, exist_ok=True)
     s = setup(args.quick)

@@ -36,6 +36,7 @@ from meanfield.analysis.fitting import fit_power_law  # noqa: E402
 from meanfield.plot import style  # noqa: E402
 
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 
 GAMMAS = (0.5, 1.0, 2.0)
 
@@ -160,6 +161,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     out = args.out or os.path.join("runs", "deep_width_convergence" + ("_quick" if args.quick else ""))
     os.makedirs(out, exist_ok=True)
     results, rows = [], []

@@ -25,6 +25,7 @@ import numpy as np
 from .analysis.fitting import fit_power_law
 from .twolayer.plot import cloud_axes
 from .viz import colors as _viz_colors
+from .viz import save as save_figure
 from .viz import style
 
 __all__ = [
@@ -278,7 +279,7 @@ def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
 
 def _save(fig, path, fmt, files):
     f = f"{path}.{fmt}"
-    fig.savefig(f)
+    save_figure(fig, f)
     style().close(fig)
     files.append(f)
 

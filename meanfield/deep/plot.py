@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from ..viz import save as save_figure
 from ..viz import style
 
 __all__ = ["is_deep_result", "plot_loss", "plot_outputs", "plot_kernels", "plot_alignment", "plot_deep_dir"]
@@ -164,7 +165,7 @@ def plot_deep_dir(path, res, fmt="png"):
 
     def save(fig, name):
         f = os.path.join(path, f"{name}.{fmt}")
-        fig.savefig(f)
+        save_figure(fig, f)
         plt.close(fig)
         files.append(f)
 

@@ -157,6 +157,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
 def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=False, fit=False, out=None):
     """Write ``DIR/scan_<y>_vs_<x>.<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
+    from ..viz import save as save_figure
     from ..viz import style
 
     x, y = x or "width", y or "risk_gap"
@@ -165,7 +166,7 @@ def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=Fa
     fig, fits = plot_scan(col, x=x, y=y, hue=hue, logx=bool(logx), logy=bool(logy), fit=bool(fit))
     stem = out or os.path.join(path, f"scan_{y}_vs_{x}".replace("/", "_"))
     files = [f"{stem}.{fmt}"]
-    fig.savefig(files[0])
+    save_figure(fig, files[0])
     plt.close(fig)
     if fit:
         files.append(f"{stem}.fits.json")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["STYLE", "style", "colors"]
+__all__ = ["STYLE", "style", "colors", "save", "set_banner", "banner"]
+
+_BANNER = {"text": None}
 
 STYLE = {
     "figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3,
@@ -32,3 +34,23 @@ def colors(plt, n):
     """``n`` colours of the project's sequential map (viridis, the top 10 % left out for contrast)."""
     cmap = plt.get_cmap("viridis")
     return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
+
+
+def set_banner(text):
+    """Stamp ``text`` (None: nothing) across the top of every figure saved by :func:`save` from now on
+    in this process: the experiments' quick mode marks its figures as smoke tests this way."""
+    _BANNER["text"] = text or None
+
+
+def banner():
+    """The active banner text (None when there is none)."""
+    return _BANNER["text"]
+
+
+def save(fig, path, **kw):
+    """Save ``fig`` to ``path`` (the one place figures are written: the banner, if any, goes on top)."""
+    if _BANNER["text"]:
+        fig.text(0.5, 1.0, _BANNER["text"], ha="center", va="bottom", fontsize=9, fontweight="bold",
+                 color="#b2182b", transform=fig.transFigure)
+    fig.savefig(path, **kw)
+    return path
