@@ -42,7 +42,7 @@ def test_time_loop_text_lines_count_every_step(monkeypatch, capsys):
     counts = [int(re.match(r"loop: (\d+)/7 step", ln).group(1)) for ln in lines]
     assert counts[:-1] == list(range(1, n + 1)) and counts[-1] == n
     assert lines[-1].endswith("done") and "(100 %)" in lines[-1]
-    assert "left" in lines[0]  # an estimate of the remaining time while it runs
+    assert "left" in lines[2] and "left" not in lines[0]  # an estimate once a few steps are done
 
 
 def test_short_task_prints_nothing_in_text_mode(capsys):

@@ -133,7 +133,8 @@ class _Text(Reporter):
             pct = 100.0 * self.n / self.total
             s = f"{head}{self.n}/{self.total} {self.unit} ({pct:.0f} %), {_fmt_s(el)} elapsed"
             done = self.n - self.n0
-            if not final and done > 0 and self.n < self.total:
+            # no guess from the first few steps (they carry JIT compilation and warm-up)
+            if not final and done >= max(2, 0.02 * self.total) and self.n < self.total:
                 s += f", ~{_fmt_s(el / done * (self.total - self.n))} left"
         else:
             s = f"{head}{self.n} {self.unit}, {_fmt_s(el)} elapsed"
