@@ -19,8 +19,11 @@ def begin(quick):
 
 
 def pm(x, se, digits=3):
-    """``x ± se`` with ``digits`` significant digits."""
-    return f"{x:.{digits}g} ± {se:.2g}"
+    """``x ± se`` with ``digits`` significant digits: :func:`meanfield.viz.pm`, the format of the
+    figures' legends, so a table and the figure beside it read the same."""
+    from meanfield.viz import pm as _pm
+
+    return _pm(x, se, digits)
 
 
 def table(header, rows):

@@ -152,8 +152,8 @@ def main(argv=None):
     fig, ax = plt.subplots(figsize=(5.4, 3.9))
     g = np.asarray(s["gammas"])
     ax.loglog(g, dev_raw, "s", color="0.5", label=f"vs analytic NTK (raw; MC floor ~{dev_raw[0]:.1g})")
-    ax.loglog(g, dev_crn, "o", color="C0", label=f"vs same-noise γ₀ = {G_REF:g}: slope {fit_crn.slope:.3f} ± "
-              f"{fit_crn.slope_se:.2f}")
+    ax.loglog(g, dev_crn, "o", color="C0", label=f"vs same-noise γ₀ = {G_REF:g}: slope "
+              f"{pm(fit_crn.slope, fit_crn.slope_se)}")
     gg = g[(g >= FIT_RANGE[0]) & (g <= FIT_RANGE[1])]
     ax.loglog(gg, np.exp(fit_crn.intercept) * gg ** fit_crn.slope, "-", color="C0", lw=1)
     ax.loglog(g, dev_l1, "v", color="C1", label=f"L = 1, same-noise: slope {fit_l1.slope:.3f}")

@@ -18,7 +18,7 @@ def config(quick: bool) -> meanfield.Config:
         "model": {"activation": "relu", "a_std": 0.1, "w_std": 0.3},
         "limit": {"particles": 256 if quick else 2048, "expectation": "analytic", "integrator": "rk4", "dt": 0.1},
         "train": {"widths": [8, 32, 128], "seeds": 3, "algorithm": "population_gd", "lr": 0.1},
-        "time": {"t_max": 100.0 if quick else 400.0, "records": 40, "snapshots": 4},
+        "time": {"t_max": 100.0 if quick else 400.0, "records": 40, "snapshots": 16},  # 16 GIF frames
     })
 
 

@@ -95,7 +95,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
     Returns ``(fig, fits)`` with ``fits`` a list of dicts (panel, hue, slope, slope_se, intercept).
     """
-    from ..viz import style
+    from ..viz import pm, style
 
     plt = style()
     t = col.table
@@ -133,7 +133,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
                     s, s_se, c = fit_power_law(xs, m)
                     xx = np.geomspace(np.min(xs), np.max(xs), 50)
                     ax.plot(xx, np.exp(c) * xx ** s, color=color, lw=1.2, ls="--")
-                    label += f": slope {s:.3f} ± {s_se:.3f}"
+                    label += f": slope {pm(s, s_se)}"
                     fits.append({"panel": dict(zip(varying, map(json.loads, pk))),
                                  "hue": json.loads(k[-1]) if hue else None, "slope": s, "slope_se": s_se,
                                  "intercept": c, "x": xs.tolist(), "y_mean": m.tolist(), "y_sem": se.tolist(),
@@ -156,7 +156,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
 
 def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=False, fit=False, out=None):
-    """Write ``DIR/scan_<y>_vs_<x>.<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
+    """Write ``DIR/scan_<y>_vs_<x>[_by_<hue>].<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
     from ..viz import save as save_figure
     from ..viz import style
 
@@ -164,7 +164,8 @@ def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=Fa
     col = collect(path, trajectories=False)
     plt = style()
     fig, fits = plot_scan(col, x=x, y=y, hue=hue, logx=bool(logx), logy=bool(logy), fit=bool(fit))
-    stem = out or os.path.join(path, f"scan_{y}_vs_{x}".replace("/", "_"))
+    # named by everything that shapes the figure: two plots with different --hue never overwrite each other
+    stem = out or os.path.join(path, (f"scan_{y}_vs_{x}" + (f"_by_{hue}" if hue else "")).replace("/", "_"))
     files = [f"{stem}.{fmt}"]
     save_figure(fig, files[0])
     plt.close(fig)
