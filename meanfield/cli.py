@@ -55,9 +55,10 @@ def _cmd_run(args):
             msg += f"; final limit risk {s['risk_mf_final']:.4g}"
         print(msg)
         if verbosity(args) >= 1:
-            sides = {k: v for k, v in s.items() if k.startswith("seconds_")}
-            print(f"backend {s.get('backend')}; seconds: {sides}")
-        print(f"next: meanfield plot {out}   (figures)")
+            from .show import summary_text
+
+            print(summary_text(out))
+        print(f"next: meanfield plot {out}   (figures)   meanfield show {out}   (summary)")
     if s["status"] == "diverged":
         for dv in s["diverged"]:
             _err(f"diverged: {dv['message']}")
@@ -157,7 +158,7 @@ def _extensions():
     """Subcommands contributed by other modules when present: init, show and export, and the scan
     family (scan, status, collect)."""
     hooks = []
-    for mod in ("init", "show", "scan.cli"):
+    for mod in ("init", "show", "scan.cli"):  # show also registers export
         try:
             module = __import__(f"meanfield.{mod}", fromlist=["register"])
         except ImportError:

@@ -35,7 +35,7 @@ def test_bare_meanfield_prints_help_not_an_error(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: meanfield")
-    for cmd in ("run", "plot", "scan", "status", "collect", "bench"):
+    for cmd in ("init", "run", "show", "plot", "export", "scan", "status", "collect", "bench"):
         assert f"    {cmd} " in out
 
 
@@ -86,7 +86,7 @@ def test_default_and_verbose_output(tmp_path, capsys):
     assert normal.startswith("completed: wrote") and "meanfield plot" in normal
     assert main(["-v", "run", _cfg(tmp_path), "--out", str(tmp_path / "b")]) == 0
     verbose = capsys.readouterr().out
-    assert len(verbose.splitlines()) > len(normal.splitlines()) and "backend numpy" in verbose
+    assert len(verbose.splitlines()) > len(normal.splitlines()) and "backend   numpy" in verbose
 
 
 def test_progress_text_on_the_command_line(tmp_path, capsys, monkeypatch):
