@@ -2,8 +2,9 @@
 
 ``meanfield plot DIR --x width --y risk_gap --hue task.d --logx --logy --fit`` draws, for each
 value of ``hue``, the mean of ``y`` over the seeds at each ``x`` with its standard error
-(std / sqrt(n_seeds)), and with ``--fit`` a least-squares line in log-log coordinates whose
-slope ± standard error goes to the legend (ordinary least squares on the seed means, standard
+(std / sqrt(n_seeds); on a log y axis drawn ×/÷ exp(se/mean), :mod:`meanfield.viz.bands`), and
+with ``--fit`` a least-squares line in log-log coordinates whose slope ± standard error goes to
+the legend (ordinary least squares on the seed means, standard
 error from the residual scatter with K - 2 degrees of freedom). Parameters that vary but are
 neither ``x`` nor ``hue`` get one panel per combination. The fits are also written next to the
 figure as JSON.
@@ -96,6 +97,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
     Returns ``(fig, fits)`` with ``fits`` a list of dicts (panel, hue, slope, slope_se, intercept).
     """
     from ..viz import pm, style
+    from ..viz.bands import caption, legend, legend_note, se_errorbars
 
     plt = style()
     t = col.table
@@ -123,7 +125,8 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
             xs, m, se, cnt = agg[k]
             color = cmap(0.9 * li / max(1, len(lines) - 1))
             label = f"{hue} = {json.loads(k[-1])}" if hue else (y if not fit else "seed mean")
-            ax.errorbar(xs, m, yerr=np.where(np.isfinite(se), se, 0.0), fmt="o", color=color, ms=4, capsize=3,
+            se0 = np.where(np.isfinite(se), se, 0.0)
+            ax.errorbar(xs, m, yerr=se_errorbars(m, se0, log=bool(logy)), fmt="o", color=color, ms=4, capsize=3,
                         lw=1.2)
             if fit:
                 try:
@@ -146,10 +149,11 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel(x)
-        ax.set_ylabel(y + " (mean ± s.e. over seeds)")
+        ax.set_ylabel(y + " (seed mean)")
+        legend_note(ax, caption("bars", bool(logy)))
         if varying:
             ax.set_title(", ".join(f"{p} = {json.loads(v)}" for p, v in zip(varying, pk)), fontsize=9)
-        ax.legend(fontsize=8)
+        legend(ax, fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, fits
