@@ -26,8 +26,9 @@ def netcdf_engine() -> str:
     """The netCDF engine xarray will write with: h5netcdf, netcdf4 or scipy (the first importable)."""
     import importlib.util
 
-    for mod, engine in (("h5netcdf", "h5netcdf"), ("netCDF4", "netcdf4"), ("scipy", "scipy")):
-        if importlib.util.find_spec(mod) is not None:
+    # h5netcdf writes through h5py, which it no longer requires at install time
+    for mods, engine in ((("h5netcdf", "h5py"), "h5netcdf"), (("netCDF4",), "netcdf4"), (("scipy",), "scipy")):
+        if all(importlib.util.find_spec(m) is not None for m in mods):
             return engine
     raise ImportError("writing netCDF needs h5netcdf, netCDF4 or scipy: pip install 'meanfield-dynamics[xarray]'")
 
