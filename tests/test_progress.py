@@ -164,3 +164,19 @@ def test_shipped_backend_default_is_auto_and_resolves_to_numba():
                         log=notes.append)
     assert res.summary["backend"] == "numba" and res.summary["provenance"]["backend"] == "numba"
     assert any("backend auto -> numba" in n for n in notes)
+
+
+def test_auto_shows_a_bar_in_a_notebook_kernel(monkeypatch):
+    """In Jupyter stderr is not a terminal, yet a human watches the cell: auto must pick the bar
+    (tqdm.auto then renders a widget)."""
+    import types
+
+    class ZMQInteractiveShell:
+        pass
+
+    ipy = types.SimpleNamespace(get_ipython=lambda: ZMQInteractiveShell())
+    monkeypatch.setitem(sys.modules, "IPython", ipy)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert P.resolve("auto", io.StringIO()) == "bar"
+    monkeypatch.setattr(ipy, "get_ipython", lambda: None)  # plain python with IPython merely imported
+    assert P.resolve("auto", io.StringIO()) == "text"
