@@ -96,6 +96,9 @@ def test_iteration_callback_shows_iteration_residual_stage():
 
     out = io.StringIO()
     cb, rep = P.iteration_callback("limit (dmft)", "text", stream=out, interval=0)
+    cb(Rec(0, 1, 2, 10, float("nan"), 0.0, None))  # the solver's "starting" record: no iteration yet
+    assert rep.n == 0 and "residual" not in out.getvalue()
+    out.truncate(0), out.seek(0)
     cb({"iteration": 1, "residual": 0.3, "stage": 1, "n_stages": 2, "horizon": 10})
     cb(Rec(2, 1, 2, 10, 2e-3, 0.1, 5.0))
     cb(Rec(1, 2, 2, 20, 4e-9, 0.2, 0.0, phase="error batch 1/4"))

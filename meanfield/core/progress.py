@@ -25,6 +25,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 __all__ = ["MODES", "resolve", "reporter", "iteration_callback", "Reporter"]
 
 MODES = ("auto", "bar", "text", "none")
@@ -215,7 +217,8 @@ def _as_dict(info) -> dict:
 def iteration_callback(desc, mode="auto", stream=None, interval=None):
     """A callback for a fixed-point solver's per-iteration hook, and its reporter.
 
-    The callback is called once per iteration with a mapping or an object (a dataclass such as the
+    The callback is called once per iteration (and possibly once before the first, with
+    ``iteration = 0``, which counts nothing) with a mapping or an object (a dataclass such as the
     DMFT solver's progress record) holding any of ``residual``, ``stage`` and ``n_stages`` (the
     continuation stage), ``horizon`` (its horizon T), ``phase`` (e.g. an error batch), ``beta``
     (damping) and ``remaining`` (the solver's guess of the seconds left in the phase). It counts the
@@ -226,19 +229,18 @@ def iteration_callback(desc, mode="auto", stream=None, interval=None):
 
     def callback(info):
         d = _as_dict(info)
-        fields = {}
-        if d.get("phase") not in (None, "", "solve"):
-            fields["phase"] = d["phase"]
+        start = d.get("iteration") == 0  # a "starting" record (no iteration done yet)
+        fields = {"phase": d["phase"] if d.get("phase") not in (None, "", "solve") else ""}  # first, or blank
         if d.get("stage") is not None:
             st = f"{d['stage']}/{d['n_stages']}" if d.get("n_stages") else f"{d['stage']}"
             fields["stage"] = st + (f" (T={d['horizon']})" if d.get("horizon") is not None else "")
-        if d.get("residual") is not None:
+        if d.get("residual") is not None and np.isfinite(float(d["residual"])):
             fields["residual"] = f"{float(d['residual']):.2e}"
         if d.get("beta") is not None:
             fields["beta"] = f"{float(d['beta']):g}"
         if d.get("remaining") is not None:
             fields["left"] = f"~{_fmt_s(float(d['remaining']))}"
         rep.set(**fields)
-        rep.update(1)
+        rep.update(0 if start else 1)
 
     return callback, rep
