@@ -100,7 +100,8 @@ def _provenance_lines(summary) -> list:
                                                                           if commit else ", not from a git checkout")
     lines = [head]
     if p.get("command_line"):
-        lines.append(f"  command   {p['command_line']}")
+        cmd = p["command_line"]  # in full in summary.json; one line here
+        lines.append(f"  command   {cmd if len(cmd) <= 140 else cmd[:139] + '…'}")
     lines.append(f"  backend   {p.get('backend') or summary.get('backend')}, numba threads {p.get('numba_threads')}, "
                  f"BLAS threads {p.get('blas_threads')}")
     host = p.get("host_cpu")

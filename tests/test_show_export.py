@@ -78,7 +78,7 @@ def test_show_fits_a_screen_and_states_the_numbers(runs, name, capsys):
     for i, N in enumerate(res["widths"]):
         assert f"N = {int(N)}: {res['risk_nn'][i, :, -1].mean():.4g}" in out
     p = res.summary["provenance"]
-    for word in (f"meanfield-dynamics {meanfield.__version__}", p["command_line"], f"backend   {p['backend']}",
+    for word in (f"meanfield-dynamics {meanfield.__version__}", p["command_line"][:100], f"backend   {p['backend']}",
                  p["host_cpu"], f"numpy {np.__version__}"):
         assert word in out
     if name == "deep":
