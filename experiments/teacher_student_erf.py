@@ -18,7 +18,7 @@ def config(quick: bool) -> meanfield.Config:
         "limit": {"particles": 512 if quick else 4096, "expectation": "analytic", "integrator": "rk4", "dt": 0.1},
         "train": {"widths": [16, 64, 256] if quick else [16, 64, 256, 1024], "seeds": 4 if quick else 8,
                   "algorithm": "online_sgd", "lr": 0.05, "batch": 16},
-        "time": {"t_max": 20.0 if quick else 50.0, "records": 30, "snapshots": 3},
+        "time": {"t_max": 20.0 if quick else 50.0, "records": 30, "snapshots": 12},  # 12 GIF frames
     })
 
 

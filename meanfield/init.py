@@ -61,7 +61,7 @@ batch = 32               # minibatch size B (SGD noise ~ eta / B, independent of
 t_max = 5.0              # final mean-field time
 records = 30             # recording times (log-spaced below), snapped to both step grids
 spacing = "log"
-snapshots = 3            # times at which particles and neurons are stored (particles.png)
+snapshots = 12           # times at which particles and neurons are stored: the frames of clouds.gif
 """
 
 DEEP = """\
