@@ -652,10 +652,15 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join("runs", "custom_model"))
     args = ap.parse_args(argv)
     from meanfield.cli import main as cli
+    from meanfield.viz import set_banner
+
+    set_banner("QUICK MODE: a smoke test at reduced size, not a result" if args.quick else None)
 
     res = meanfield.run_to_dir(study_config(args.quick), args.out, overwrite=True, log=print)
     assert cli(["plot", args.out]) == 0
     lines = ["# Gaussian units (Rotskoff et al. 2019) through meanfield.run" + (" (quick mode: a smoke test)" if args.quick else ""),
+             *(["", "> **Quick mode — a smoke test.** Reduced sizes; the numbers below check that the pipeline runs, "
+                "they are not measurements (run without --quick for the README's)."] if args.quick else []),
              "", f"C_f = {C_f():.6g}, K(0) = {self_energy():.6g}", "",
              "| N | mean initial risk | s.e. | C_f + K(0)/(2N) |", "|---|---|---|---|"]
     lines += [f"| {n} | {m:.5f} | {se:.5f} | {cf:.5f} |" for n, m, se, cf in initial_risk_check(res)]

@@ -18,6 +18,7 @@ from meanfield.analysis import decompose
 from meanfield.plot import style
 
 from _report import save, table, write_results
+import _report  # noqa: E402
 
 
 def config(algorithm: str, quick: bool) -> meanfield.Config:
@@ -89,6 +90,7 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/decomposition")
     ap.add_argument("--format", default="png", choices=["png", "pdf"])
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     os.makedirs(args.out, exist_ok=True)
     rep = analyse(*stages(args.quick), args.out, args.format)
     print(open(os.path.join(args.out, "results.md")).read())

@@ -40,6 +40,7 @@ from meanfield.plot import style  # noqa: E402
 from meanfield_solvers.dmft import solve_dmft, solve_ntk  # noqa: E402
 
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 
 G_REF = 1e-3
 FIT_RANGE = (0.05, 0.5)  # sampled DMFT: gamma0^2 >> |gamma0|/sqrt(S) MC term, higher orders still small
@@ -94,6 +95,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     out = args.out or os.path.join("runs", "deep_richness" + ("_quick" if args.quick else ""))
     os.makedirs(out, exist_ok=True)
     s = setup(args.quick)
@@ -150,8 +152,8 @@ def main(argv=None):
     fig, ax = plt.subplots(figsize=(5.4, 3.9))
     g = np.asarray(s["gammas"])
     ax.loglog(g, dev_raw, "s", color="0.5", label=f"vs analytic NTK (raw; MC floor ~{dev_raw[0]:.1g})")
-    ax.loglog(g, dev_crn, "o", color="C0", label=f"vs same-noise γ₀ = {G_REF:g}: slope {fit_crn.slope:.3f} ± "
-              f"{fit_crn.slope_se:.2f}")
+    ax.loglog(g, dev_crn, "o", color="C0", label=f"vs same-noise γ₀ = {G_REF:g}: slope "
+              f"{pm(fit_crn.slope, fit_crn.slope_se)}")
     gg = g[(g >= FIT_RANGE[0]) & (g <= FIT_RANGE[1])]
     ax.loglog(gg, np.exp(fit_crn.intercept) * gg ** fit_crn.slope, "-", color="C0", lw=1)
     ax.loglog(g, dev_l1, "v", color="C1", label=f"L = 1, same-noise: slope {fit_l1.slope:.3f}")

@@ -36,6 +36,7 @@ from meanfield.analysis.fitting import fit_power_law  # noqa: E402
 from meanfield.plot import style  # noqa: E402
 
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 
 GAMMAS = (0.5, 1.0, 2.0)
 
@@ -99,9 +100,12 @@ def figures(results, out, fmt):
     for i, (g, st, _) in enumerate(results):
         c = cmap(i / max(1, len(results)) * 0.85)
         w = st["widths"]
-        for ax, key, fkey in ((axes[0], "rms", "fit_rms"), (axes[1], "rms_corr", "fit_rms_c")):
+        # the same slope ± error as the results table: bootstrap over seeds for the raw RMS, the
+        # least-squares scatter for the floor-corrected one
+        for ax, key, fkey, se in ((axes[0], "rms", "fit_rms", st["boot_rms_se"]),
+                                  (axes[1], "rms_corr", "fit_rms_c", st["fit_rms_c"].slope_se)):
             fit = st[fkey]
-            ax.loglog(w, st[key], "o", color=c, label=f"γ₀ = {g:g}: slope {fit.slope:.3f} ± {fit.slope_se:.2f}")
+            ax.loglog(w, st[key], "o", color=c, label=f"γ₀ = {g:g}: slope {pm(fit.slope, se)}")
             ax.loglog(w, np.exp(fit.intercept) * w ** fit.slope, "-", color=c, lw=1)
     for ax, title in zip(axes, ("raw", "DMFT MC floor subtracted")):
         w = results[0][1]["widths"]
@@ -116,7 +120,8 @@ def figures(results, out, fmt):
     for i, (g, st, _) in enumerate(results):
         c = cmap(i / max(1, len(results)) * 0.85)
         fit = st["fit_var"]
-        ax.loglog(st["widths"], st["var"], "o", color=c, label=f"γ₀ = {g:g}: slope {fit.slope:.3f} ± {fit.slope_se:.2f}")
+        ax.loglog(st["widths"], st["var"], "o", color=c,
+                  label=f"γ₀ = {g:g}: slope {pm(fit.slope, st['boot_var_se'])} (bootstrap s.e., as in the table)")
         ax.loglog(st["widths"], np.exp(fit.intercept) * st["widths"] ** fit.slope, "-", color=c, lw=1)
     ax.set_xlabel("width N")
     ax.set_ylabel("seed variance of f (mean over t, μ)")
@@ -160,6 +165,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     out = args.out or os.path.join("runs", "deep_width_convergence" + ("_quick" if args.quick else ""))
     os.makedirs(out, exist_ok=True)
     results, rows = [], []

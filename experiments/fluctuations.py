@@ -20,6 +20,7 @@ from meanfield import figures
 from meanfield.analysis import runs
 
 from _report import pm, table, write_results
+import _report  # noqa: E402
 
 
 def config(quick: bool) -> meanfield.Config:
@@ -64,6 +65,7 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/fluctuations")
     ap.add_argument("--format", default="png", choices=["png", "pdf"])
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     res = meanfield.run_to_dir(config(args.quick), args.out, overwrite=True)
     rep = analyse(res, args.out, args.format)
     print(open(os.path.join(args.out, "results.md")).read())

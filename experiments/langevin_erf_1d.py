@@ -26,6 +26,7 @@ sys.path.insert(0, HERE)
 
 import meanfield  # noqa: E402
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 from meanfield_solvers.gibbs import gibbs_1d  # noqa: E402
 
 LAM = 0.5
@@ -51,6 +52,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer particles and seeds, shorter (a smoke test)")
     ap.add_argument("--out", default=os.path.join("runs", "langevin_erf_1d"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     os.makedirs(args.out, exist_ok=True)
     from meanfield.viz import style
 

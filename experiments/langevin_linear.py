@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 
 import meanfield  # noqa: E402
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 from meanfield_solvers.gibbs import covariance_flow, finite_n_expansion, finite_n_risk, free_energy, stationary  # noqa: E402
 
 LAM = 0.5
@@ -55,6 +56,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer particles and seeds, shorter (a smoke test)")
     ap.add_argument("--out", default=os.path.join("runs", "langevin_linear"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     os.makedirs(args.out, exist_ok=True)
     from meanfield.viz import style
 

@@ -21,6 +21,7 @@ from meanfield.plot import style
 from meanfield.figures import plot_power_laws
 
 from _report import pm, save, table, write_results
+import _report  # noqa: E402
 
 
 def config(alpha: float, quick: bool) -> meanfield.Config:
@@ -90,6 +91,7 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/lazy_vs_meanfield")
     ap.add_argument("--format", default="png", choices=["png", "pdf"])
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     os.makedirs(args.out, exist_ok=True)
     rep = analyse(*scan(args.quick), args.out, args.format)
     print(open(os.path.join(args.out, "results.md")).read())

@@ -21,6 +21,7 @@ from meanfield.analysis import runs
 from meanfield.plot import plot_risk, style
 
 from _report import pm, save, table, write_results
+import _report  # noqa: E402
 
 
 def config(quick: bool) -> meanfield.Config:
@@ -92,6 +93,7 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/mmn_convergence")
     ap.add_argument("--format", default="png", choices=["png", "pdf"])
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     res = meanfield.run_to_dir(config(args.quick), args.out, overwrite=True)
     rep = analyse(res, args.out, args.format)
     for name, f in rep["fits"].items():

@@ -21,6 +21,7 @@ from meanfield import figures
 from meanfield.plot import plot_risk, style
 
 from _report import pm, save, table, write_results
+import _report  # noqa: E402
 
 ANGLE_DEG = 10.0
 
@@ -92,6 +93,7 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/sparse_relu_2d")
     ap.add_argument("--format", default="png", choices=["png", "pdf"])
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     res = meanfield.run_to_dir(config(args.quick), args.out, overwrite=True)
     rep = analyse(res, args.out, args.format)
     print(open(os.path.join(args.out, "results.md")).read())

@@ -31,6 +31,7 @@ sys.path.insert(0, HERE)
 
 import meanfield  # noqa: E402
 from _report import pm, save, table, write_results  # noqa: E402
+import _report  # noqa: E402
 
 PLUGIN = os.path.join(HERE, "custom_model.py")
 STARTS = {"good": {}, "bad": {"y_centre": 3.5, "y_scale": 0.25}}
@@ -67,6 +68,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller and shorter (a smoke test, ~1 min)")
     ap.add_argument("--out", default=os.path.join("runs", "wfr_units"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)
     os.makedirs(args.out, exist_ok=True)
     _load_model()
     kappa = DYNAMICS["WFR"][0]

@@ -3,9 +3,13 @@
 Quick use::
 
     import meanfield
-    cfg = meanfield.Config.from_dict({"task": {"d": 20}, "train": {"widths": [64, 256]}})
-    result = meanfield.run(cfg)
+    cfg = meanfield.Config.from_dict({"task": {"d": 20}, "limit": {"particles": 256, "dt": 0.05},
+                                      "train": {"widths": [16, 64], "lr": 0.05}, "time": {"t_max": 5.0}})
+    result = meanfield.run(cfg)          # seconds; progress bars (or log lines) while it runs
     result["risk_mf"], result["risk_nn"]
+
+``meanfield init two-layer|deep|scan FILE`` writes an annotated starting config; the README's
+"Which limit method?" says which limit to use for which model.
 
 Extending it (the public API a model written outside the package uses; see
 ``experiments/custom_model.py``): subclass :class:`ParticleModel` (the model) and :class:`Task`

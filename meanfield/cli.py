@@ -1,4 +1,5 @@
-"""The ``meanfield`` command line: run, plot, template, bench (and the scan family where installed).
+"""The ``meanfield`` command line: init, run, show, plot, export, template, coordcheck, bench, and scans
+(scan, status, collect).
 
 Exit codes: 0 success; 2 invalid input (nothing written); 3 the run diverged or failed a record
 check (README, Reliability; results up to the last accepted state are written); 130 interrupted
@@ -21,6 +22,21 @@ def _err(msg):
     print(f"meanfield: {msg}", file=sys.stderr)
 
 
+def verbosity(args) -> int:
+    """-1 quiet, 0 normal, >= 1 verbose (``-q``/``-v`` before or after the subcommand)."""
+    return -1 if getattr(args, "quiet", False) else int(getattr(args, "verbose", 0) or 0)
+
+
+def progress_mode(args) -> str:
+    """``--progress`` (default auto); ``-q`` silences it."""
+    return "none" if verbosity(args) < 0 else (getattr(args, "progress", None) or "auto")
+
+
+def _notice(args):
+    """Where one-line notices go: stderr, nowhere under ``-q``."""
+    return (lambda s: None) if verbosity(args) < 0 else (lambda s: print(s, file=sys.stderr))
+
+
 def _cmd_run(args):
     from . import checkpoint as CK
     from . import config as C
@@ -31,23 +47,23 @@ def _cmd_run(args):
     if problem:
         _err(problem)
         return 2
-    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    log = _notice(args)
     try:
         if args.extend:
             out = args.out or args.resume or args.config
             changes = parse_changes(args.extend)
             go = lambda: extend_dir(args.resume or args.config, changes, out=args.out,  # noqa: E731
-                                    overwrite=args.overwrite, progress=not args.quiet, log=log, sigint=True)
+                                    overwrite=args.overwrite, progress=progress_mode(args), log=log, sigint=True)
         elif args.resume:
             out = args.resume
             cfg = CK.config_of(CK.read(out))
-            go = lambda: run_to_dir(cfg, out, progress=not args.quiet, log=log, resume=True, sigint=True)  # noqa: E731
+            go = lambda: run_to_dir(cfg, out, progress=progress_mode(args), log=log, resume=True, sigint=True)  # noqa: E731
         else:
             cfg = C.load(args.config, args.set or ())
             out = args.out or os.path.join("runs", cfg.run.name)
             if args.dry_run:
                 return _dry_run(cfg, out)
-            go = lambda: run_to_dir(cfg, out, overwrite=args.overwrite, progress=not args.quiet,  # noqa: E731
+            go = lambda: run_to_dir(cfg, out, overwrite=args.overwrite, progress=progress_mode(args),  # noqa: E731
                                     log=log, sigint=True)
     except (C.ConfigError, CK.CheckpointError, ExtendError) as e:
         _err(str(e))
@@ -69,11 +85,16 @@ def _cmd_run(args):
              "choose another --out and run again")
         return 1
     s = res.summary
-    if not args.quiet:
+    if verbosity(args) >= 0:
         msg = f"{s['status']}: wrote {out}/result.npz, summary.json, config.toml in {s['seconds_total']:.1f} s"
         if "risk_mf_final" in s:
             msg += f"; final limit risk {s['risk_mf_final']:.4g}"
         print(msg)
+        if verbosity(args) >= 1:
+            from .show import summary_text
+
+            print(summary_text(out))
+        print(f"next: meanfield plot {out}   (figures)   meanfield show {out}   (summary)")
     if s["status"] != "completed":  # diverged or failed
         for dv in s["diverged"]:
             _err(f"{dv.get('status', 'diverged')}: {dv['message']}")
@@ -241,11 +262,44 @@ def _cmd_coordcheck(args):
     return 0
 
 
+def common_options(verbose_opts=True, progress=False):
+    """A parent parser with the options every long-running subcommand shares."""
+    from .core.progress import MODES
+
+    c = argparse.ArgumentParser(add_help=False)
+    if verbose_opts:
+        # SUPPRESS: given after the subcommand they override the same options given before it
+        c.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="say more (repeatable): notices, timings, the run's summary at the end")
+        c.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only errors: no progress, notices or summary line")
+    if progress:
+        c.add_argument("--progress", choices=MODES, default="auto",
+                       help="feedback while it runs: auto (a bar on a terminal or in a notebook, a plain "
+                            "line every 10 s in logs and pipes), bar, text or none (default: auto)")
+    return c
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="meanfield", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run one config: the limit and the finite-width ensemble")
-    r.add_argument("config", nargs="?", help="TOML config file (with --extend: the finished run's directory)")
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="meanfield", description="meanfield: mean-field (infinite-width) learning dynamics simulated beside "
+                                      "finite-width networks trained on the same task.",
+        epilog="Start with: meanfield init two-layer my.toml && meanfield run my.toml && meanfield plot runs/my "
+               "(see README.md). `meanfield COMMAND -h` describes a command.")
+    p.add_argument("--version", action="version", version=f"meanfield {__version__}",
+                   help="print the package version and exit")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="say more (repeatable): notices, timings, the run's summary at the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors: no progress, notices or summary line")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    run_opts = common_options(progress=True)
+    r = sub.add_parser("run", parents=[run_opts], help="run one config: the limit and the finite-width ensemble",
+                       description="Run one config: the infinite-width limit beside the finite-width networks; "
+                                   "writes config.toml, result.npz and summary.json into --out.")
+    r.add_argument("config", nargs="?", help="TOML config file (start from `meanfield init`; with --extend: the "
+                   "finished run's directory)")
     r.add_argument("--out", help="output directory (default: runs/<run.name>)")
     r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
     r.add_argument("--overwrite", action="store_true", help="replace a finished run already in --out")
@@ -254,19 +308,20 @@ def build_parser():
     r.add_argument("--extend", action="append", metavar="t_max=T", help="continue the finished run DIR (kept with "
                    "run.checkpoint_every) to the later time T; also records=R, snapshots=K (repeatable)")
     r.add_argument("--dry-run", action="store_true", help="estimate memory and time (short probe runs); write nothing")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary line")
     r.set_defaults(func=_cmd_run)
     t = sub.add_parser("template", help="print a config with every key at its default (run the defaults on purpose)")
     t.add_argument("--out", help="write it to this new file instead of stdout")
     t.set_defaults(func=_cmd_template)
-    pl = sub.add_parser("plot", help="draw the figures of a run (or scan) directory")
-    pl.add_argument("dir")
-    pl.add_argument("--format", default="png", choices=("png", "pdf"))
+    pl = sub.add_parser("plot", parents=[common_options()], help="draw the figures of a run (or scan) directory",
+                        description="Draw the figures of a run directory (risk, particles, convergence, "
+                                    "fluctuations) or of a scan directory (a metric against a parameter).")
+    pl.add_argument("dir", help="a run directory (written by meanfield run) or a scan directory")
+    pl.add_argument("--format", default="png", choices=("png", "pdf"), help="figure file format (default: png)")
     from . import plot as _plot_mod  # noqa: F401  (light: matplotlib is imported lazily)
 
     _plot_mod.add_cli_options(pl)
     pl.set_defaults(func=_cmd_plot)
-    cc = sub.add_parser("coordcheck", help="coordinate check: per-layer activation and update sizes against width "
+    cc = sub.add_parser("coordcheck", parents=[common_options()], help="coordinate check: per-layer activation and update sizes against width "
                         "over the first GD steps (train.widths, train.seeds, train.lr of the config)")
     cc.add_argument("config", help="TOML config file (a deep network: model.depth, activation, residual keys)")
     cc.add_argument("--parametrisations", help="comma-separated, e.g. mup,ntk,standard (default: the config's)")
@@ -274,8 +329,9 @@ def build_parser():
     cc.add_argument("--out", help="output directory (default: runs/<run.name>-coordcheck)")
     cc.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
     cc.set_defaults(func=_cmd_coordcheck)
-    b = sub.add_parser("bench", help="benchmark the backends (see benchmarks/)", add_help=False)
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b = sub.add_parser("bench", help="benchmark the backends (see benchmarks/; `meanfield bench --help`)",
+                       add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark suite")
     b.set_defaults(func=_cmd_bench)
     for hook in _extensions():
         hook(sub)
@@ -283,13 +339,15 @@ def build_parser():
 
 
 def _extensions():
-    """Subcommands contributed by other modules (scan, status, collect) when present."""
+    """Subcommands contributed by other modules when present: init, show and export, and the scan
+    family (scan, status, collect)."""
     hooks = []
-    try:
-        from .scan.cli import register
-    except ImportError:
-        return hooks
-    hooks.append(register)
+    for mod in ("init", "show", "scan.cli"):  # show also registers export
+        try:
+            module = __import__(f"meanfield.{mod}", fromlist=["register"])
+        except ImportError:
+            continue
+        hooks.append(module.register)
     return hooks
 
 
@@ -300,7 +358,14 @@ def main(argv=None):
         # the suite parses its own options; argparse's REMAINDER does not capture arguments that
         # look like options (`meanfield bench --quick` was refused), so hand them over untouched
         return _cmd_bench(argparse.Namespace(rest=argv[1:]))
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:  # `meanfield` alone: the help, not an error
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:  # global options only (e.g. `meanfield -v`)
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except KeyboardInterrupt:  # (meanfield run says what its checkpoint holds itself)

@@ -28,6 +28,7 @@ __all__ = [
     "from_dict",
     "validate",
     "to_toml",
+    "family_of",
     "parse_override",
     "reference_markdown",
     "analytic_obstacles",
@@ -56,6 +57,7 @@ class Field:
     choices: tuple | Callable[[], tuple] = ()  # a callable is read at validation (a live registry)
     check: Callable[[Any], bool] | None = None
     check_doc: str = ""
+    family: str = ""  # "particle" or "deep": the only runs it applies to (to_toml leaves it out of others)
 
     def options(self) -> tuple:
         """The allowed values (empty: any value of the type)."""
@@ -122,9 +124,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "path component, so it cannot leave the runs folder).", check=lambda v: _path_component(v),
                       check_doc="one path component: not empty, '.' or '..', without '/', '\\' or NUL"),
         "seed": Field("int", 0, "Root seed; every random stream is spawned from it by purpose.", check=_nonneg, check_doc=">= 0"),
-        "backend": Field("str", "numpy", "Particle backend for both the limit and the finite-width side. Deep networks "
-                         "(depth >= 2): numba trains them with a fused parallel step; cuda falls back to numba "
-                         "for them (no deep CUDA kernel).",
+        "backend": Field("str", "auto", "Particle backend for both the limit and the finite-width side. auto: cuda "
+                         "on a usable GPU, else numba, else numpy (the choice and its reason are logged and the "
+                         "resolved name is recorded in summary.json). Deep networks (depth >= 2): numba trains "
+                         "them with a fused parallel step; cuda falls back to numba for them (no deep CUDA "
+                         "kernel).",
                          choices=("auto", "numpy", "numba", "cuda")),
         "dtype": Field("str", "float64", "Floating-point type of particles and data.", choices=("float64", "float32")),
         "max_memory_gb": Field("float_or_auto", "auto", "Refuse (before allocating) a run whose estimated peak memory "
@@ -167,19 +171,19 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         "model.kind (a path relative to the config file)."),
         "activation": Field("str", "erf", "Activation sigma; erf means erf(z/sqrt 2).", choices=_activations),
         "alpha": Field("float", 1.0, "Output scale alpha: f = (alpha/N) sum_i a_i sigma(w_i.x + b_i); 1 is mean "
-                       "field, large alpha the lazy regime.", check=_pos, check_doc="> 0"),
-        "bias": Field("bool", False, "Whether neurons have a bias b_i."),
+                       "field, large alpha the lazy regime.", check=_pos, check_doc="> 0", family="particle"),
+        "bias": Field("bool", False, "Whether neurons have a bias b_i.", family="particle"),
         "a_init": Field("str", "gaussian", "Output weights at init: N(0, a_std^2) or the constant a_value.",
-                        choices=("gaussian", "constant")),
-        "a_std": Field("float", 1.0, "Std of Gaussian output weights.", check=_nonneg, check_doc=">= 0"),
-        "a_value": Field("float", 1.0, "Value of constant output weights."),
-        "w_std": Field("float", 1.0, "w_i ~ N(0, w_std^2 I/d).", check=_pos, check_doc="> 0"),
-        "b_std": Field("float", 0.0, "b_i ~ N(0, b_std^2).", check=_nonneg, check_doc=">= 0"),
-        "train_a": Field("bool", True, "Train the output weights (false: committee-machine setting, w only)."),
+                        choices=("gaussian", "constant"), family="particle"),
+        "a_std": Field("float", 1.0, "Std of Gaussian output weights.", check=_nonneg, check_doc=">= 0", family="particle"),
+        "a_value": Field("float", 1.0, "Value of constant output weights.", family="particle"),
+        "w_std": Field("float", 1.0, "w_i ~ N(0, w_std^2 I/d).", check=_pos, check_doc="> 0", family="particle"),
+        "b_std": Field("float", 0.0, "b_i ~ N(0, b_std^2).", check=_nonneg, check_doc=">= 0", family="particle"),
+        "train_a": Field("bool", True, "Train the output weights (false: committee-machine setting, w only).", family="particle"),
         "lr_w": Field("float", 1.0, "Learning-rate multiplier of the first-layer weights (and biases).",
-                      check=_nonneg, check_doc=">= 0"),
+                      check=_nonneg, check_doc=">= 0", family="particle"),
         "antithetic": Field("bool", False, "Symmetric init: neurons in pairs (a, w, b), (-a, w, b) so f_0 = 0 "
-                            "exactly (widths and particle count must be even)."),
+                            "exactly (widths and particle count must be even).", family="particle"),
         "depth": Field("int", 1, "Number of hidden layers L. 1: the two-layer model; >= 2 (or a dmft/dmft_linear/ntk "
                        "limit): deep networks h1 = W0 x/sqrt(D), h(l+1) = W(l) phi(h(l))/sqrt(N), "
                        "f = w.phi(hL)/(gamma0 N), every weight N(0,1) (see meanfield.deep).",
@@ -188,53 +192,53 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                  "per layer, meanfield/deep/parametrisation.py): mup (f = w.phi(hL)/(gamma0 N), rate "
                                  "gamma0^2 N; limits dmft, dmft_linear, ntk), ntk (f = w.phi(hL)/(gamma0 sqrt N), rate "
                                  "gamma0^2; limit ntk), standard (weights N(0, 1/fan_in), one global rate; no limit).",
-                                 choices=_parametrisations),
+                                 choices=_parametrisations, family="deep"),
         "residual": Field("bool", False, "Deep runs: residual blocks h(l+1) = h(l) + (branch_scale / L^branch_exponent) "
-                          "W(l) phi(h(l))/sqrt(N), l = 1..L-1 (needs depth >= 2)."),
+                          "W(l) phi(h(l))/sqrt(N), l = 1..L-1 (needs depth >= 2).", family="deep"),
         "branch_exponent": Field("float", 0.5, "Residual branch exponent kappa: multiplier branch_scale / L^kappa "
-                                 "(0.5: depth-muP, a depth limit exists; 0: none)."),
+                                 "(0.5: depth-muP, a depth limit exists; 0: none).", family="deep"),
         "branch_scale": Field("float", 1.0, "Residual branch scale beta (multiplier beta / L^kappa).",
-                              check=_nonneg, check_doc=">= 0"),
+                              check=_nonneg, check_doc=">= 0", family="deep"),
         "gamma0": Field("float_or_auto", "auto", "Richness gamma0 of muP ('auto' = 1/alpha). The same knob as "
                         "alpha: alpha = 1/gamma0 (at depth 1 the muP network is the two-layer model with that "
                         "alpha); giving both with alpha*gamma0 != 1 is an error.",
-                        check=lambda v: v == "auto" or v > 0, check_doc="> 0 or \"auto\""),
+                        check=lambda v: v == "auto" or v > 0, check_doc="> 0 or \"auto\"", family="deep"),
     },
     "limit": {
         "method": Field("str", "particles", "Infinite-width method ('none' skips the limit), from the registry of "
                         "limit methods: particles (mean-field particle flow), dmft (sampled DMFT of deep muP "
                         "networks), dmft_linear (exact deep-linear DMFT, linear activation), ntk (gamma0 -> 0 "
                         "kernel flow)."),
-        "particles": Field("int", 2048, "Number of mean-field particles.", check=_ge1, check_doc=">= 1"),
+        "particles": Field("int", 2048, "Number of mean-field particles.", check=_ge1, check_doc=">= 1", family="particle"),
         "expectation": Field("str", "auto", "Expectation over x: closed-form Gaussian ('analytic'), Monte Carlo "
-                             "('mc'), or analytic where possible ('auto').", choices=("auto", "analytic", "mc")),
+                             "('mc'), or analytic where possible ('auto').", choices=("auto", "analytic", "mc"), family="particle"),
         "mc_samples": Field("int", 10000, "Monte Carlo sample size M (dataset: all rows are used).",
-                            check=_ge1, check_doc=">= 1"),
-        "mc_resample": Field("bool", False, "Draw a fresh MC sample every step (false: one fixed sample)."),
+                            check=_ge1, check_doc=">= 1", family="particle"),
+        "mc_resample": Field("bool", False, "Draw a fresh MC sample every step (false: one fixed sample).", family="particle"),
         "integrator": Field("str", "rk4", "Time integrator of the particle flow (the registered integrators that "
                             "step a drift, with noise when dynamics.temperature > 0: euler_maruyama, or leimkuhler_matthews for "
                             "second-order stationary averages).",
-                            choices=_flow_integrators),
+                            choices=_flow_integrators, family="particle"),
         "dt": Field("float", 0.01, "Mean-field time step.", check=_pos, check_doc="> 0"),
         "dmft_samples": Field("int", 4000, "dmft: Monte Carlo samples S per layer (MC error of f ~ 1/sqrt(S)).",
-                              check=lambda v: v >= 2, check_doc=">= 2"),
+                              check=lambda v: v >= 2, check_doc=">= 2", family="deep"),
         "dmft_tangent_samples": Field("int", 500, "dmft: samples used for the response functions (cost grows "
                                       "as this x (P T)^3; dominates the MC error at late times).",
-                                      check=_ge1, check_doc=">= 1"),
+                                      check=_ge1, check_doc=">= 1", family="deep"),
         "dmft_tol": Field("float", 1e-6, "dmft, dmft_linear: fixed-point tolerance (max relative change).",
-                          check=_pos, check_doc="> 0"),
+                          check=_pos, check_doc="> 0", family="deep"),
         "dmft_damping": Field("float", 1.0, "dmft, dmft_linear: initial damping beta of the fixed-point "
                               "iteration (halved automatically when the residual grows).",
-                              check=lambda v: 0 < v <= 1, check_doc="in (0, 1]"),
+                              check=lambda v: 0 < v <= 1, check_doc="in (0, 1]", family="deep"),
         "dmft_max_iter": Field("int", 60, "dmft, dmft_linear: iterations per horizon-continuation stage.",
-                               check=_ge1, check_doc=">= 1"),
+                               check=_ge1, check_doc=">= 1", family="deep"),
         "dmft_stages": Field("int", 0, "dmft, dmft_linear: horizon-continuation stages (0: automatic).",
-                             check=_nonneg, check_doc=">= 0"),
+                             check=_nonneg, check_doc=">= 0", family="deep"),
         "dmft_error_batches": Field("int", 8, "dmft: batch sub-solves for the MC standard error (0: none; "
                                     "the error estimate is uncertain by about 1/sqrt(2(B-1)): 27 % at 8).",
-                                    check=lambda v: v == 0 or v >= 2, check_doc="0 or >= 2"),
+                                    check=lambda v: v == 0 or v >= 2, check_doc="0 or >= 2", family="deep"),
         "dmft_max_memory_gb": Field("float", 4.0, "dmft, dmft_linear: refuse a solve whose estimated peak memory "
-                                    "exceeds this (GB).", check=_pos, check_doc="> 0"),
+                                    "exceeds this (GB).", check=_pos, check_doc="> 0", family="deep"),
     },
     "train": {
         "widths": Field("int_list", [16, 64, 256], "Widths N of the finite networks.", check=lambda v: all(x >= 1 for x in v) and len(v) > 0, check_doc="non-empty, each >= 1"),
@@ -244,24 +248,24 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            "gradient flow with train.integrator at step lr).",
                            choices=("online_sgd", "sgd", "gd", "population_gd", "flow")),
         "integrator": Field("str", "rk4", "Integrator of train.algorithm = 'flow' (deep runs).",
-                            choices=("heun", "rk4")),
+                            choices=("heun", "rk4"), family="deep"),
         "lr": Field("float", 0.01, "Step size eta = mean-field time advanced per step.", check=_pos, check_doc="> 0"),
         "optimizer": Field("str", "sgd", "Step rule of deep runs' networks (gd, sgd, online_sgd): sgd (the plain "
                            "step W -= lr c grad) or adam (Adam with the parametrisation's per-layer step sizes, "
                            "muP: Tensor Programs V; meanfield/deep/optim.py; needs limit.method = 'none').",
-                           choices=("sgd", "adam")),
+                           choices=("sgd", "adam"), family="deep"),
         "adam_beta1": Field("float", 0.9, "Adam's first-moment decay beta1 (train.optimizer = 'adam').",
-                            check=lambda v: 0 <= v < 1, check_doc="in [0, 1)"),
+                            check=lambda v: 0 <= v < 1, check_doc="in [0, 1)", family="deep"),
         "adam_beta2": Field("float", 0.999, "Adam's second-moment decay beta2 (train.optimizer = 'adam').",
-                            check=lambda v: 0 <= v < 1, check_doc="in [0, 1)"),
+                            check=lambda v: 0 <= v < 1, check_doc="in [0, 1)", family="deep"),
         "adam_eps": Field("float", 1e-8, "Adam's epsilon, relative to each layer's nominal gradient size "
-                          "(train.optimizer = 'adam').", check=_pos, check_doc="> 0"),
+                          "(train.optimizer = 'adam').", check=_pos, check_doc="> 0", family="deep"),
         "batch": Field("int", 32, "Minibatch size B (online_sgd, sgd).", check=_ge1, check_doc=">= 1"),
         "n_train": Field("int", 1000, "Training-set size P (sgd, gd) for synthetic tasks.", check=_ge1, check_doc=">= 1"),
         "coupling": Field("bool_or_auto", "auto", "Draw each network's initial neurons as a subsample of the "
                           "mean-field particles (true: every width, each < limit.particles with 2+ seeds; auto: when the limit is "
                           "simulated and every width < limit.particles, else independent draws). A coupled "
-                          "width's seed variance is smaller by 1 - N/M (recorded as coupling_factor)."),
+                          "width's seed variance is smaller by 1 - N/M (recorded as coupling_factor).", family="particle"),
         "divergence_factor": Field("float", 1e6, "A side (the limit or a width's networks) is declared diverged at "
                                    "the first record where a risk exceeds this multiple of max(its initial risk, "
                                    "the risk of the zero predictor); the last accepted state is kept (README, "
@@ -271,61 +275,61 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "temperature": Field("float", 0.0, "Mean-field Langevin temperature tau = 1/beta: every particle and every "
                              "neuron gets noise sqrt(2 tau) Lambda^(1/2) dB in mean-field time (sqrt(2 tau eta) per "
                              "step of size eta, the same at every width); needs limit.integrator = "
-                             "'euler_maruyama'. 0: no noise.", check=_nonneg, check_doc=">= 0"),
+                             "'euler_maruyama'. 0: no noise.", check=_nonneg, check_doc=">= 0", family="particle"),
         "weight_decay": Field("float", 0.0, "Weight decay lambda: drift -lambda Lambda theta on every trained "
                               "coordinate (preconditioned like the gradient, so the stationary law is Gibbs, "
-                              "exp(-beta (Psi + lambda |theta|^2 / 2))).", check=_nonneg, check_doc=">= 0"),
+                              "exp(-beta (Psi + lambda |theta|^2 / 2))).", check=_nonneg, check_doc=">= 0", family="particle"),
         "reaction_rate": Field("float", 0.0, "Wasserstein-Fisher-Rao reaction rate kappa: particle masses follow "
                                "dm_i/dt = -kappa (Psi_i - <Psi>) m_i (balanced) or -kappa Psi_i m_i (unbalanced), "
-                               "beside the transport; 0: fixed masses.", check=_nonneg, check_doc=">= 0"),
+                               "beside the transport; 0: fixed masses.", check=_nonneg, check_doc=">= 0", family="particle"),
         "transport_rate": Field("float", 1.0, "Transport rate: the Wasserstein velocity -Lambda grad Psi is scaled by "
                                 "it (with reaction_rate, the (alpha, beta) of Wasserstein-Fisher-Rao; 0 with a "
-                                "reaction: pure Fisher-Rao reweighting).", check=_nonneg, check_doc=">= 0"),
+                                "reaction: pure Fisher-Rao reweighting).", check=_nonneg, check_doc=">= 0", family="particle"),
         "reaction": Field("str", "balanced", "balanced (the mean of Psi subtracted: total mass conserved) or "
-                          "unbalanced (conic: the mass is free).", choices=("balanced", "unbalanced")),
+                          "unbalanced (conic: the mass is free).", choices=("balanced", "unbalanced"), family="particle"),
         "reaction_scheme": Field("str", "weights", "How the reaction acts: weights (particle masses, "
                                  "Wasserstein-Fisher-Rao), birth_death (equal-weight particles killed and cloned "
                                  "at rates from Psi, population kept by uniform clones/kills: balanced WFR in the "
                                  "limit), birth_death_prior (kills replaced by births from the initial law with "
-                                 "zero output weight).", choices=("weights", "birth_death", "birth_death_prior")),
+                                 "zero output weight).", choices=("weights", "birth_death", "birth_death_prior"), family="particle"),
         "population": Field("str", "fixed", "With reaction_scheme = birth_death: fixed (the population restored to N "
                             "every step) or float (no population control: particles of mass 1/N0 in slots, the "
                             "total mass floats; with reaction = unbalanced its limit is unbalanced WFR).",
-                            choices=("fixed", "float")),
+                            choices=("fixed", "float"), family="particle"),
         "capacity": Field("float", 4.0, "Slots per initial particle of a floating birth-death population (the "
                           "largest total mass it can reach); outgrowing them stops the run as diverged at that "
-                          "step.", check=lambda v: v >= 1, check_doc=">= 1"),
+                          "step.", check=lambda v: v >= 1, check_doc=">= 1", family="particle"),
         "splitting": Field("str", "strang", "How transport and reaction are combined in a step: lie (order 1) or "
-                           "strang (order min(2, transport order)).", choices=("lie", "strang")),
+                           "strang (order min(2, transport order)).", choices=("lie", "strang"), family="particle"),
     },
     "fluctuations": {
         "predict": Field("bool", False, "Predict N Var and N Cov of every recorded output (f at the eval points, the "
                          "risks) over training time from the limit run alone, by the discrete adjoint of "
                          "limit.integrator (two-layer particle limit, fixed masses, no Langevin noise, fixed MC "
-                         "sample or analytic expectations; README 'Fluctuations predicted from the limit')."),
+                         "sample or analytic expectations; README 'Fluctuations predicted from the limit').", family="particle"),
         "times": Field("int", 8, "Recording times the prediction is made at (spread evenly over the grid; 0: all).",
-                       check=_nonneg, check_doc=">= 0"),
+                       check=_nonneg, check_doc=">= 0", family="particle"),
         "checkpoint": Field("int", 0, "Adjoint checkpoint interval c in steps (memory ~ n p (K/c + c)); 0: sqrt(K).",
-                            check=_nonneg, check_doc=">= 0"),
+                            check=_nonneg, check_doc=">= 0", family="particle"),
         "replicas": Field("int", 0, "Forward-mode replicas R (random mass perturbations): a cheaper, noisier "
                           "estimate of N Var (relative error sqrt(2/R)) recorded beside the adjoint's; 0: none.",
-                          check=_nonneg, check_doc=">= 0"),
+                          check=_nonneg, check_doc=">= 0", family="particle"),
         "max_memory_gb": Field("float", 4.0, "Refuse a prediction whose estimated peak memory exceeds this (GB), "
-                               "before allocating.", check=_pos, check_doc="> 0"),
+                               "before allocating.", check=_pos, check_doc="> 0", family="particle"),
     },
     "time": {
         "t_max": Field("float", 10.0, "Final mean-field time.", check=_pos, check_doc="> 0"),
         "records": Field("int", 50, "Number of recording times (before snapping to the step grid).",
                          check=lambda v: v >= 2, check_doc=">= 2"),
         "spacing": Field("str", "log", "Spacing of recording times.", choices=("linear", "log")),
-        "snapshots": Field("int", 4, "Number of particle/neuron snapshot times.", check=_nonneg, check_doc=">= 0"),
+        "snapshots": Field("int", 4, "Number of particle/neuron snapshot times.", check=_nonneg, check_doc=">= 0", family="particle"),
     },
     "eval": {
         "n_test": Field("int", 4000, "Test-sample size for test risks (and the limit's risk without closed form).",
-                        check=_ge1, check_doc=">= 1"),
+                        check=_ge1, check_doc=">= 1", family="particle"),
         "n_points": Field("int", 16, "Test points at which f is recorded for both sides.", check=_ge1, check_doc=">= 1"),
         "max_snapshot_particles": Field("int", 4096, "At most this many mean-field particles per snapshot.",
-                                        check=_ge1, check_doc=">= 1"),
+                                        check=_ge1, check_doc=">= 1", family="particle"),
     },
 }
 
@@ -465,6 +469,7 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
     problems += [q for q in _safe_cross_checks(resolved, base_dir, data) if not any(_names(q, k) for k in bad)]
     if problems:
         raise ConfigError(problems)
+    _reset_foreign(resolved)
     return Config(resolved)
 
 
@@ -504,6 +509,19 @@ def _check_value(sec, key, f, v, problems, out):
     elif f.check is not None and not f.check(v):
         problems.append(f"{sec}.{key} = {v!r} is out of range: must be {f.check_doc}")
         out[key] = copy.deepcopy(f.default)
+
+
+def _reset_foreign(resolved: dict):
+    """Set the keys that do not apply to this run's family back to their defaults (they cannot affect
+    it), so that two configs differing only there resolve to the same run and :func:`to_toml`, which
+    leaves them out, loads back to an equal config. The richness knob stays: ``alpha`` of a deep run
+    with ``gamma0 = "auto"`` is its gamma0 (1/alpha); a two-layer run's ``gamma0`` has already set
+    ``alpha`` (:mod:`meanfield.deep.checks`)."""
+    fam = family_of(resolved)
+    for sec, fields in SCHEMA.items():
+        for key, f in fields.items():
+            if f.family and f.family != fam and not (sec, key) == ("model", "alpha"):
+                resolved[sec][key] = copy.deepcopy(f.default)
 
 
 def _import_plugin(plugin: str, base_dir) -> list:
@@ -845,13 +863,36 @@ def _toml_value(v):
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
+def family_of(data) -> str:
+    """``'deep'`` for a deep run (``model.depth >= 2`` or a limit method of the deep family), else
+    ``'particle'`` (the two-layer network and registered particle models)."""
+    from .core.registry import LIMIT_METHODS
+
+    data = data._data if isinstance(data, Config) else data
+    method = LIMIT_METHODS.get(data["limit"]["method"])
+    return "deep" if data["model"]["depth"] >= 2 or (method is not None and method.family == "deep") else "particle"
+
+
 def to_toml(cfg: Config) -> str:
-    """The resolved config as TOML text (every default filled in); round-trips through :func:`load`."""
+    """The resolved config as TOML text, every default filled in; loads back to the same run.
+
+    Only the keys that apply to the run's family are written (a deep run lists no two-layer-only
+    key such as ``particles`` or ``bias``, a two-layer run no ``dmft_*`` key; validation has set
+    those to their defaults). The richness is one knob written once: ``alpha`` (two-layer runs, and
+    deep runs with ``gamma0 = "auto"``) or ``gamma0`` (deep runs that set it; alpha = 1/gamma0).
+    """
     lines = []
     data = cfg.to_dict()
+    fam = family_of(data)
+    # one richness knob: a deep run writes gamma0, or alpha when gamma0 is "auto" (= 1/alpha)
+    skip = {("model", "gamma0")} if fam == "particle" or data["model"]["gamma0"] == "auto" else {("model", "alpha")}
     for sec in SCHEMA:
+        keys = [k for k in SCHEMA[sec] if (SCHEMA[sec][k].family in ("", fam) or (sec, k) == ("model", "alpha"))
+                and (sec, k) not in skip]
+        if not keys:
+            continue
         lines.append(f"[{sec}]")
-        for key in SCHEMA[sec]:
+        for key in keys:
             lines.append(f"{key} = {_toml_value(data[sec][key])}")
         for key in data[sec]:  # keys declared by a registered model kind
             if key not in SCHEMA[sec]:

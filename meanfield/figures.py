@@ -25,7 +25,10 @@ import numpy as np
 from .analysis.fitting import fit_power_law
 from .twolayer.plot import cloud_axes, occupied
 from .viz import colors as _viz_colors
+from .viz import pm
+from .viz import save as save_figure
 from .viz import style
+from .viz.bands import caption, legend, legend_note, se_band, se_errorbars
 
 __all__ = [
     "plot_power_laws",
@@ -79,9 +82,11 @@ def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=Non
         except ValueError:
             fit = None
         fits[label] = fit
-        lab = label if fit is None else f"{label}: slope {fit.slope:+.2f} ± {fit.slope_se:.2f}"
-        ax.errorbar(x[ok], y[ok], yerr=None if e is None else e[ok], fmt=markers[j % len(markers)], color=c, ms=6 - j,
-                    mfc="none" if j else c, capsize=2, label=lab)
+        lab = label if fit is None else f"{label}: slope {pm(fit.slope, fit.slope_se)}"
+        ax.errorbar(x[ok], y[ok], yerr=None if e is None else se_errorbars(y[ok], e[ok], log=True),
+                    fmt=markers[j % len(markers)], color=c, ms=6 - j, mfc="none" if j else c, capsize=2, label=lab)
+        if e is not None:
+            legend_note(ax, caption("bars", True))
         if fit is not None:
             xx = np.geomspace(x[ok].min(), x[ok].max(), 50)
             ax.plot(xx, fit.predict(xx), color=c, lw=1.2)
@@ -98,7 +103,7 @@ def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=Non
     ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     return fits
 
 
@@ -127,18 +132,23 @@ def plot_distances_vs_t(dist, fig=None):
     plt = style()
     names = [(n, lab) for n, lab in (("w2", "$W_2$ to limit cloud"), ("coupled", "coupling distance"),
                                      ("mmd2", "MMD$^2$")) if np.any(np.isfinite(getattr(dist, n)))]
-    fig = fig or plt.figure(figsize=(4.0 * max(1, len(names)), 3.4))
+    fig = fig or plt.figure(figsize=(4.0 * max(1, len(names)), 3.4), layout="constrained")
     axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
     cols = _colors(plt, len(dist.widths))
     for ax, (name, lab) in zip(axes, names):
         m, se = dist.mean(name)
+        logy = bool(name != "mmd2" and np.nanmin(m[:, 1:] if m.shape[1] > 1 else m) > 0)
         for i, N in enumerate(dist.widths):
-            ax.errorbar(dist.snap_t, m[i], yerr=se[i], marker="o", ms=3, capsize=2, color=cols[i], label=f"N = {N}")
+            ax.errorbar(dist.snap_t, m[i], yerr=se_errorbars(m[i], se[i], log=logy), marker="o", ms=3, capsize=2,
+                        color=cols[i], label=f"N = {N}")
         ax.set_xlabel("mean-field time t")
         ax.set_ylabel(lab)
-        if name != "mmd2" and np.nanmin(m[:, 1:] if m.shape[1] > 1 else m) > 0:
+        if logy:
             ax.set_yscale("log")
-    axes[0].legend(fontsize=7)
+        legend_note(ax, caption("bars", logy))
+    legend(axes[0], fontsize=7)
+    for ax in axes[1:]:
+        legend(ax, notes_only=True, fontsize=7)
     return fig
 
 
@@ -150,30 +160,35 @@ def plot_collapse(fl, fig=None):
     :math:`\pm` one standard error (mean-field CLT: :math:`-1`).
     """
     plt = style()
-    fig = fig or plt.figure(figsize=(12, 3.5))
+    fig = fig or plt.figure(figsize=(12, 3.5), layout="constrained")
     axes = fig.subplots(1, 3)
     cols = _colors(plt, len(fl.widths))
     pos = fl.t > 0
     for ax, sc, lab in ((axes[0], fl.f, r"$N\,\mathrm{Var}\,f_N(t,x)$"), (axes[1], fl.risk, r"$N\,\mathrm{Var}\,R_N(t)$")):
+        logy = bool(np.nanmin(sc.scaled[:, pos]) > 0)
         for i, N in enumerate(fl.widths):
             y, e = sc.scaled[i], sc.scaled_se[i]
+            lo, hi = se_band(y, e, log=logy)
             ax.plot(fl.t[pos], y[pos], color=cols[i], label=f"N = {int(N)}")
-            ax.fill_between(fl.t[pos], np.maximum(y - e, 1e-300)[pos], (y + e)[pos], color=cols[i], alpha=0.2, lw=0)
+            ax.fill_between(fl.t[pos], lo[pos], hi[pos], color=cols[i], alpha=0.2, lw=0)
         ax.set_xscale("log")
-        if np.nanmin(sc.scaled[:, pos]) > 0:
+        if logy:
             ax.set_yscale("log")
+        legend_note(ax, caption("se", logy))
         ax.set_xlabel("mean-field time t")
         ax.set_ylabel(lab)
-    axes[0].legend(fontsize=7)
+    legend(axes[0], fontsize=7)
+    legend(axes[1], notes_only=True, fontsize=7)
     ax = axes[2]
     for s, se, lab, c in ((fl.f_slope, fl.f_slope_se, "output", "C0"), (fl.risk_slope, fl.risk_slope_se, "risk", "C1")):
         ax.plot(fl.t[pos], s[pos], color=c, label=lab)
         ax.fill_between(fl.t[pos], (s - se)[pos], (s + se)[pos], color=c, alpha=0.2, lw=0)
+    legend_note(ax, caption("se"))
     ax.axhline(-1, ls="--", c="0.5", lw=1, label="CLT: $-1$")
     ax.set_xscale("log")
     ax.set_xlabel("mean-field time t")
     ax.set_ylabel(r"fitted exponent $-\gamma$ of Var $\propto N^{-\gamma}$")
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     return fig
 
 
@@ -198,20 +213,23 @@ def _cloud_setup(res):
     return a, cloud_axes(res)
 
 
-def plot_clouds(res, fig=None, max_points=3000, seed_index=0):
-    r"""Particle clouds at the snapshot times: the limit (grey) and each width's neurons (one seed).
+def plot_clouds(res, fig=None, max_points=3000, seed_index=0, max_panels=5):
+    r"""Particle clouds at (up to ``max_panels`` evenly chosen) snapshot times: the limit (grey) and
+    each width's neurons (one seed). The GIF (:func:`animate_clouds`) shows every snapshot.
 
     :math:`d = 2` without bias: the plane of :math:`w`; otherwise :math:`(|w_i|, a_i)`.
     """
     plt = style()
     a, ca = _cloud_setup(res)
     planar = ca.planar
-    K = a["snap_t"].size
+    n_snap = a["snap_t"].size
+    shown = np.unique(np.round(np.linspace(0, n_snap - 1, min(n_snap, max_panels))).astype(int))
+    K = shown.size
     widths = [int(n) for n in a.get("widths", [])]
     cols = _colors(plt, len(widths))
     fig = fig or plt.figure(figsize=(3.2 * K, 3.3))
     axes = fig.subplots(1, K, sharex=True, sharey=True, squeeze=False)[0]
-    for k, ax in enumerate(axes):
+    for k, ax in zip(shown, axes):
         x, y = ca.xy(occupied(a, "particles_mf", k)[:max_points])
         ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit")
         for i, N in enumerate(widths):
@@ -227,11 +245,13 @@ def plot_clouds(res, fig=None, max_points=3000, seed_index=0):
     return fig
 
 
-def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
+def animate_clouds(res, path, fps=None, max_points=3000, seed_index=0):
     r"""GIF of the limit's particle cloud (and the widest network's neurons) over the snapshot times.
 
-    Written with matplotlib's ``PillowWriter`` (no ffmpeg); one frame per snapshot. Returns
-    ``path``.
+    Written with matplotlib's ``PillowWriter`` (no ffmpeg); one frame per snapshot (``time.snapshots``:
+    12 or more show the motion; the snapshots follow the recording times, log-spaced by default, so
+    the fast early motion gets as many frames as the slow late one). ``fps`` defaults to a 4–6 s loop.
+    Returns ``path``.
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
@@ -268,15 +288,16 @@ def animate_clouds(res, path, fps=2, max_points=3000, seed_index=0):
         title.set_text(f"t = {a['snap_t'][k]:.3g}")
         return (sc, title) if sc2 is None else (sc, sc2, title)
 
+    fig.tight_layout()  # the GIF is written frame by frame, without savefig's tight bounding box
     anim = FuncAnimation(fig, frame, frames=K, blit=False)
-    anim.save(path, writer=PillowWriter(fps=fps))
+    anim.save(path, writer=PillowWriter(fps=fps or max(2, round(K / 5))))
     plt.close(fig)
     return path
 
 
 def _save(fig, path, fmt, files):
     f = f"{path}.{fmt}"
-    fig.savefig(f)
+    save_figure(fig, f)
     style().close(fig)
     files.append(f)
 

@@ -21,7 +21,6 @@ particles come back only at the recording steps and the divergence check reads a
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from meanfield_solvers.state import DynamicsFailure, ParticleState
 
 from .health import Health, floor_notes
+from .core.progress import reporter
 
 __all__ = ["MarchResult", "march", "progress_bar"]
 
@@ -50,12 +50,10 @@ class MarchResult:
     notes: list = field(default_factory=list)  # sentences for the run's messages (a risk at its precision floor)
 
 
-def progress_bar(total, desc, enabled):
-    """A tqdm bar on stderr, or a no-op when disabled or stderr is not a terminal."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
-                disable=not enabled or not sys.stderr.isatty(), mininterval=0.5)
+def progress_bar(total, desc, mode):
+    """The loop's progress reporter in ``mode`` (``auto``, ``bar``, ``text``, ``none`` or a bool; see
+    :mod:`meanfield.core.progress`)."""
+    return reporter(total, desc, mode, unit="step")
 
 
 class _Host:
@@ -113,7 +111,7 @@ def _host_copy(host):
     return np.array(host, copy=True)
 
 
-def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress=False,
+def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", progress="none",
           residency=None, health=None, checkpoint=None) -> MarchResult:
     """Advance ``theta0`` to ``record_steps[-1]`` steps of size ``h``, recording on the way.
 
@@ -134,6 +132,7 @@ def march(step, theta0, record_steps, h, observe, snapshot_records=(), desc="", 
         its Loop: a loop that ended before an interruption returns its saved result, a resumed one
         starts at its saved position, and a checkpoint is written at step boundaries when due.
         The random streams that ``step`` holds are those in ``step.streams`` (saved and restored).
+    progress : progress mode of :mod:`meanfield.core.progress` (``auto``, ``bar``, ``text``, ``none``)
     """
     if checkpoint is None:
         from .checkpoint import loop_for

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .twolayer.plot import plot_particles, plot_risk  # noqa: F401  (re-exported)
+from .viz import save as save_figure
 from .viz import style  # noqa: F401  (re-exported)
 
 __all__ = ["plot_risk", "plot_particles", "plot_dir", "style", "add_cli_options", "cli_options"]
@@ -18,9 +19,10 @@ def add_cli_options(parser):
     """Options of ``meanfield plot`` used for scan directories."""
     parser.add_argument("--x", help="scan plot: parameter on the x axis (e.g. width)")
     parser.add_argument("--y", help="scan plot: metric on the y axis (e.g. risk_gap)")
-    parser.add_argument("--hue", help="scan plot: parameter giving one line each")
-    parser.add_argument("--logx", action="store_true")
-    parser.add_argument("--logy", action="store_true")
+    parser.add_argument("--hue", help="scan plot: parameter giving one line each (the file name then ends in "
+                        "_by_<hue>)")
+    parser.add_argument("--logx", action="store_true", help="scan plot: logarithmic x axis")
+    parser.add_argument("--logy", action="store_true", help="scan plot: logarithmic y axis")
     parser.add_argument("--fit", action="store_true", help="scan plot: fit and show power-law slopes")
 
 
@@ -46,13 +48,13 @@ def plot_dir(path, fmt="png", **scan_opts):
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     plot_risk(res, ax)
     f = os.path.join(path, f"risk.{fmt}")
-    fig.savefig(f)
+    save_figure(fig, f)
     plt.close(fig)
     files.append(f)
     if "snap_t" in res.arrays and res.arrays["snap_t"].size:
         fig = plot_particles(res)
         f = os.path.join(path, f"particles.{fmt}")
-        fig.savefig(f)
+        save_figure(fig, f)
         plt.close(fig)
         files.append(f)
     # convergence and fluctuation figures, drawn when the result has what they need

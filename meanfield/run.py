@@ -24,6 +24,7 @@ from meanfield_solvers.heap import retain_freed_memory
 from . import checkpoint
 from . import config as _config
 from .core.grid import record_grid, time_grid  # noqa: F401  (record_grid: re-exported)
+from .core.progress import resolve as resolve_progress
 from .core.provenance import provenance, versions
 from .core.registry import get_limit_method
 from .core.result import Result, dims_of, load  # noqa: F401  (load: re-exported)
@@ -49,17 +50,20 @@ def family_of(cfg) -> str:
     return "deep" if is_deep(cfg) else "particle"
 
 
-def run(cfg, progress: bool = False, log=None) -> Result:
+def run(cfg, progress="auto", log=None) -> Result:
     """Simulate the infinite-width limit and train the finite-width ensembles of ``cfg``.
 
     Parameters
     ----------
     cfg : Config, dict, or path of a TOML file
-    progress : bool
-        Show progress bars on stderr (only when it is a terminal).
+    progress : {"auto", "bar", "text", "none"} or bool
+        Feedback while it runs (:mod:`meanfield.core.progress`): ``auto`` shows bars where a human
+        watches (a terminal or a notebook) and a plain line every 10 s elsewhere (logs, pipes);
+        ``True``/``False`` mean ``auto``/``none``.
     log : callable(str) or None
         Receives one-line notices (backend choice, divergence).
     """
+    resolve_progress(progress)  # a bad mode is refused before any work
     retain_freed_memory()  # see meanfield_solvers.heap: numpy temporaries otherwise page-fault every step
     if isinstance(cfg, dict):
         cfg = _config.from_dict(cfg)
@@ -167,7 +171,7 @@ def _continued_from(cfg, out, resume):
     return man
 
 
-def run_to_dir(cfg, out, overwrite: bool = False, progress: bool = False, log=None, *, resume=False,
+def run_to_dir(cfg, out, overwrite: bool = False, progress="auto", log=None, *, resume=False,
                sigint: bool = False, source: dict | None = None) -> Result:
     """Run and write ``out/config.toml``, ``out/result.npz``, ``out/summary.json`` atomically.
 

@@ -137,6 +137,15 @@ def _cases():
     add("scan-huge-point", lambda t: (["scan", _spec(t, "s.toml", _toml(t, "c.toml"),
                                                      '[axes]\n"limit.particles" = [16, 10000000000]\n')],
                                       ["limit.particles", "run.max_memory_gb"]))
+    # ---------------------------------------------------------------- init, show, export
+    add("init-unknown-template", lambda t: (["init", "foo", str(t / "x.toml")], ["foo"]))
+    add("init-template-without-file", lambda t: (["init", "deep"], ["init deep needs the file"]))
+    add("init-missing-folder", lambda t: (["init", "two-layer", str(t / "nope" / "x.toml")], ["nope", "does not exist"]))
+    add("init-too-many-words", lambda t: (["init", "deep", "a.toml", "b.toml"], ["[TEMPLATE] FILE"]))
+    add("show-missing", lambda t: (["show", str(t / "nope")], ["nope"]))
+    add("show-unfinished", lambda t: (["show", str(t)], ["no finished run"]))
+    add("export-missing", lambda t: (["export", str(t / "nope")], ["nope"]))
+    add("export-unfinished", lambda t: (["export", str(t)], ["no finished run"]))
     # ---------------------------------------------------------------- coordcheck
     add("coordcheck-missing", lambda t: (["coordcheck", str(t / "nope.toml")], ["nope.toml"]))
     add("coordcheck-bad-parametrisation", lambda t: (["coordcheck", _toml(t, "c.toml"), "--parametrisations",

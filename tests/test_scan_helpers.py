@@ -2,9 +2,12 @@
 import json
 import os
 
+# backend named: a scan started by a fresh `meanfield` process (product default "auto") and resumed in
+# the test process (conftest pins the default to numpy) must resolve to the same run ids
 TINY_BASE = """
 [base.run]
 name = "tiny"
+backend = "numpy"
 [base.task]
 d = 3
 teacher_width = 2

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["versions", "provenance"]
+__all__ = ["versions", "provenance", "host_cpu", "command_line"]
 
 
 def versions() -> dict:
@@ -37,9 +37,36 @@ def _git_commit():
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def host_cpu() -> str:
+    """The host CPU's model name (from /proc/cpuinfo on Linux, else the platform's word for it)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def command_line() -> str:
+    """The command as the user typed it: ``meanfield run ...`` or ``python -m meanfield run ...``
+    rather than the path of an entry-point script."""
+    argv = list(sys.argv) or [""]
+    prog = os.path.basename(argv[0])
+    if prog == "__main__.py":
+        argv[0] = f"python -m {os.path.basename(os.path.dirname(os.path.abspath(argv[0])))}"
+    elif prog == "meanfield":
+        argv[0] = "meanfield"
+    return " ".join(argv)
+
+
 def provenance(backend: str | None = None) -> dict:
     """What produced a result: package version, git commit (when available), command line,
-    backend, thread counts (numba, BLAS) and library versions."""
+    backend, thread counts (numba, BLAS), host CPU and core count, the time it finished (UTC) and
+    library versions."""
+    import datetime
     import numba
 
     from .. import __version__
@@ -51,5 +78,8 @@ def provenance(backend: str | None = None) -> dict:
     except Exception:  # noqa: BLE001 - provenance is best effort, never fails a run
         blas = []
     return {"package": "meanfield-dynamics", "version": __version__, "git_commit": _git_commit(),
-            "command_line": " ".join(sys.argv), "backend": backend,
-            "numba_threads": int(numba.get_num_threads()), "blas_threads": blas, **versions()}
+            "command_line": command_line(), "backend": backend,
+            "numba_threads": int(numba.get_num_threads()), "blas_threads": blas,
+            "host_cpu": host_cpu(), "cpu_count": os.cpu_count(),
+            "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **versions()}

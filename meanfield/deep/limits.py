@@ -14,6 +14,7 @@ networks are trained otherwise.
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -34,9 +35,16 @@ class DeepLimitMethod(LimitMethod):
     family = "deep"
     exact_for_gd = False
 
-    def solve(self, cfg, X, y, Xt, T, log) -> dict:
+    def solver(self):
+        """The solver function whose per-iteration hook reports progress (None: no iterations)."""
+        return None
+
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None) -> dict:
         """``f`` (T+1, n), ``loss`` (T+1,), ``loss_err``, ``f_err``, ``Phi``, ``G`` (T+1, L, n, n),
-        ``K`` (T+1, n, n), ``residuals``, ``info`` (status, iterations, message, ...)."""
+        ``K`` (T+1, n, n), ``residuals``, ``info`` (status, iterations, message, ...).
+
+        ``hooks``: keyword arguments to pass to the solver (its per-iteration progress callback,
+        from :func:`iteration_hooks`)."""
         raise NotImplementedError
 
     def run(self, st, grid, progress, log) -> Side:
@@ -44,8 +52,12 @@ class DeepLimitMethod(LimitMethod):
         P, Q, nk = st.X.shape[0], st.Xt.shape[0], st.nk
         t0 = time.perf_counter()
         T = int(grid.steps[-1])
-        # one unit for checkpoints (meanfield.checkpoint): a resumed run reuses a solve of the same horizon
-        sol = checkpoint.unit(self.name, {"T": T}, lambda: self.solve(cfg, st.X, st.y, st.Xt, T, log))
+        hooks, rep = iteration_hooks(self.solver(), self.name, progress)
+        try:
+            # one unit for checkpoints (meanfield.checkpoint): a resumed run reuses a solve of the same horizon
+            sol = checkpoint.unit(self.name, {"T": T}, lambda: self.solve(cfg, st.X, st.y, st.Xt, T, log, hooks))
+        finally:
+            rep.close()
         side = Side(summary={"seconds_limit": time.perf_counter() - t0})
         info = sol["info"]
         side.summary["limit"] = dict(method=self.name, **info)
@@ -106,8 +118,14 @@ def progress_logger(log, name, min_interval=5.0, clock=time.perf_counter):
     one line every ``min_interval`` seconds (a solve of 2 iterations says little; one of minutes
     says where it is and how long it expects to take)."""
     last = [-np.inf]
+    blank = {"iteration": 0, "stage": 1, "n_stages": 1, "horizon": None, "residual": float("nan"), "elapsed": 0.0,
+             "remaining": None, "phase": "solve", "reason": ""}
 
     def report(p):
+        if isinstance(p, dict):  # a solver may report plain mappings (meanfield.core.progress accepts both)
+            from types import SimpleNamespace
+
+            p = SimpleNamespace(**{**blank, **p})
         now = clock()
         end = p.remaining == 0.0  # the phase is finished
         if p.iteration and not end and now - last[0] < min_interval:
@@ -120,6 +138,39 @@ def progress_logger(log, name, min_interval=5.0, clock=time.perf_counter):
         where = (f"iteration {p.iteration} (stage {p.stage}/{p.n_stages}, T={p.horizon}) residual "
                  f"{p.residual:.2e}" if p.phase == "solve" else "done")
         log(f"{name}: {p.phase}: {where}, {p.elapsed:.3g}s elapsed, about {eta} left [{p.reason}]")
+
+    return report
+
+
+#: names a solver may give its per-iteration hook (called once per iteration with a record — a mapping
+#: or a dataclass — of residual, stage, horizon, phase, ...: see
+#: :func:`meanfield.core.progress.iteration_callback`); the first one in the solver's signature is used
+HOOK_NAMES = ("progress", "callback", "on_iteration")
+
+
+def iteration_hooks(solver, name, progress):
+    """``(kwargs, reporter)``: the progress callback of a fixed-point solve, as the keyword the solver
+    accepts (see :data:`HOOK_NAMES`), and the reporter to close after it. A solver without a hook
+    gets no keyword (its solve then runs without iteration feedback)."""
+    from ..core.progress import Reporter, iteration_callback
+
+    if solver is None:
+        return {}, Reporter()
+    params = inspect.signature(solver).parameters
+    key = next((k for k in HOOK_NAMES if k in params), None)
+    if key is None:
+        return {}, Reporter()
+    cb, rep = iteration_callback(f"limit ({name})", progress)
+    return {key: cb}, rep
+
+
+def _chain(*callbacks):
+    """One progress callback calling each of ``callbacks`` that is not None."""
+    live = [c for c in callbacks if c is not None]
+
+    def report(p):
+        for c in live:
+            c(p)
 
     return report
 
@@ -153,7 +204,12 @@ class DMFTMethod(DeepLimitMethod):
     def check(self, c):
         return check_dmft_supported(c) or size_problems(c)
 
-    def solve(self, cfg, X, y, Xt, T, log):
+    def solver(self):
+        import meanfield_solvers.dmft as dm
+
+        return dm.solve_dmft
+
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None):
         import meanfield_solvers.dmft as dm
 
         lim = cfg.limit
@@ -161,7 +217,8 @@ class DMFTMethod(DeepLimitMethod):
         r = dm.solve_dmft(X, y, cfg.model.depth, gamma0_of(cfg), lim.dt, T, activation=cfg.model.activation,
                           n_samples=lim.dmft_samples, n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
                           error_batches=lim.dmft_error_batches, max_bytes=lim.dmft_max_memory_gb * 1e9,
-                          progress=progress_logger(log, self.name), **_common(cfg, Xt))
+                          progress=_chain(progress_logger(log, self.name), (hooks or {}).get("progress")),
+                          **_common(cfg, Xt))
         return _fixed_point_record(r, log, self.name)
 
 
@@ -179,7 +236,12 @@ class DMFTLinearMethod(DeepLimitMethod):
                     f"model.activation is {act!r}. Use model.activation = 'linear' or limit.method = 'dmft'"]
         return size_problems(c)
 
-    def solve(self, cfg, X, y, Xt, T, log):
+    def solver(self):
+        import meanfield_solvers.dmft as dm
+
+        return dm.solve_deep_linear
+
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None):
         import meanfield_solvers.dmft as dm
 
         if cfg.model.residual:
@@ -192,7 +254,8 @@ class DMFTLinearMethod(DeepLimitMethod):
                                       X_test=Xt if Xt.shape[0] else None,
                                       max_bytes=cfg.limit.dmft_max_memory_gb * 1e9)
             return _fixed_point_record(r, log, self.name)
-        r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt))
+        r = dm.solve_deep_linear(X, y, cfg.model.depth, gamma0_of(cfg), cfg.limit.dt, T, **_common(cfg, Xt),
+                                 **(hooks or {}))
         return _fixed_point_record(r, log, self.name)
 
 
@@ -202,7 +265,7 @@ class NTKMethod(DeepLimitMethod):
     #: residual networks: the residual recursion of meanfield_solvers/dmft/residual_ntk.py
     supports_residual = True
 
-    def solve(self, cfg, X, y, Xt, T, log):
+    def solve(self, cfg, X, y, Xt, T, log, hooks=None):
         import meanfield_solvers.dmft as dm
 
         L, n = cfg.model.depth, X.shape[0] + Xt.shape[0]

@@ -10,7 +10,9 @@ import os
 
 import numpy as np
 
+from ..viz import save as save_figure
 from ..viz import style
+from ..viz.bands import caption, legend, legend_note, se_band, seed_band
 
 __all__ = ["is_deep_result", "plot_loss", "plot_outputs", "plot_kernels", "plot_alignment", "plot_deep_dir"]
 
@@ -28,14 +30,13 @@ def _colour(plt, i, W):
     return plt.get_cmap("viridis")(i / max(1, W - 1) * 0.9)
 
 
-def _band(ax, t, curves, colour, label, pos, log=False):
-    m = np.nanmean(curves, axis=0)
-    s = np.nanstd(curves, axis=0)
-    lo = m - s
-    if log:
-        lo = np.maximum(lo, np.nanmin(m[pos]) * 1e-3 if np.any(m[pos] > 0) else 1e-300)
+def _band(ax, t, curves, colour, label, pos):
+    """Seed mean and its 16–84 % quantile band (:mod:`meanfield.viz.bands`: positive for positive data,
+    so correct on log axes)."""
+    m, lo, hi = seed_band(curves, axis=0)
     ax.plot(t[pos], m[pos], color=colour, label=label)
-    ax.fill_between(t[pos], lo[pos], (m + s)[pos], color=colour, alpha=0.2, lw=0)
+    ax.fill_between(t[pos], lo[pos], hi[pos], color=colour, alpha=0.2, lw=0)
+    legend_note(ax, caption("seeds"))
 
 
 def plot_loss(res, ax=None):
@@ -49,24 +50,26 @@ def plot_loss(res, ax=None):
     widths = _widths(res)
     for i, N in enumerate(widths):
         _band(ax, a["t_nn"], a["risk_nn_train"][i], _colour(plt, i, len(widths)),
-              f"N = {N} ({a['risk_nn_train'].shape[1]} seeds)", pos, log=True)
+              f"N = {N} (mean of {a['risk_nn_train'].shape[1]} seeds)", pos)
+    vals = np.concatenate([np.ravel(a.get("risk_mf_train", [1.0])), np.ravel(a.get("risk_nn_train", [1.0]))])
+    logy = bool(np.nanmin(vals) > 0)
     if "risk_mf_train" in a:
         method = res.summary.get("limit", {}).get("method", "limit")
         ax.plot(t[pos], a["risk_mf_train"][pos], color="k", lw=2.2, label=f"{method} (N = ∞)")
         err = a.get("risk_mf_err")
         if err is not None and np.any(err > 0):
-            ax.fill_between(t[pos], (a["risk_mf_train"] - 2 * err)[pos], (a["risk_mf_train"] + 2 * err)[pos], color="k",
-                            alpha=0.15, lw=0)
+            lo, hi = se_band(a["risk_mf_train"], err, log=logy, k=2)
+            ax.fill_between(t[pos], lo[pos], hi[pos], color="k", alpha=0.15, lw=0)
+            legend_note(ax, caption("mc2", logy), color="k")
         if np.any(np.isfinite(a.get("risk_mf_test", np.nan))):
             ax.plot(t[pos], a["risk_mf_test"][pos], color="k", lw=1.2, ls="--", label="limit, test points")
     ax.set_xscale("log")
-    vals = np.concatenate([np.ravel(a.get("risk_mf_train", [1.0])), np.ravel(a.get("risk_nn_train", [1.0]))])
-    if np.nanmin(vals) > 0:
+    if logy:
         ax.set_yscale("log")
     ax.set_xlabel("time t")
     ax.set_ylabel("training loss")
     ax.set_title(f"L = {int(a['depth'])}, γ₀ = {res.summary.get('gamma0', float('nan')):.3g}", fontsize=9)
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     return ax
 
 
@@ -93,15 +96,16 @@ def plot_outputs(res, fig=None, max_points=6):
             ax.plot(t, a["f_mf"][:, mu], color="k", lw=2.0, label="N = ∞")
             err = a.get("f_mf_err")
             if err is not None and np.any(err[:, mu] > 0):
-                ax.fill_between(t, a["f_mf"][:, mu] - 2 * err[:, mu], a["f_mf"][:, mu] + 2 * err[:, mu],
-                                color="k", alpha=0.15, lw=0)
+                lo, hi = se_band(a["f_mf"][:, mu], err[:, mu], k=2)
+                ax.fill_between(t, lo, hi, color="k", alpha=0.15, lw=0)
+                legend_note(axes[0], caption("mc2"), color="k")
         ax.axhline(y[mu], color="0.5", lw=0.8, ls=":")
         ax.set_title(("train" if mu < P else "test") + f" point {mu if mu < P else mu - P}", fontsize=9)
         ax.set_xlabel("t")
     for ax in axes[len(pts):]:
         ax.set_visible(False)
     axes[0].set_ylabel("f_μ(t)")
-    axes[0].legend(fontsize=7)
+    legend(axes[0], fontsize=7)
     return fig
 
 
@@ -153,7 +157,7 @@ def plot_alignment(res, ax=None):
         ax.plot(a["t"], a["align_mf"], color="k", lw=2.2, label="N = ∞")
     ax.set_xlabel("time t")
     ax.set_ylabel("alignment A(K)")
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     return ax
 
 
@@ -164,7 +168,7 @@ def plot_deep_dir(path, res, fmt="png"):
 
     def save(fig, name):
         f = os.path.join(path, f"{name}.{fmt}")
-        fig.savefig(f)
+        save_figure(fig, f)
         plt.close(fig)
         files.append(f)
 

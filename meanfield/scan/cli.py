@@ -90,6 +90,7 @@ def _dry_run(plan, out, workers, calibrate=True):
 
 
 def _cmd_scan(args):
+    from ..cli import progress_mode
     from .spec import SpecError
     from .runner import ScanRefused, format_report, plan_scan, run_scan
 
@@ -107,7 +108,7 @@ def _cmd_scan(args):
         return _dry_run(plan, args.out or (out if os.path.isdir(out) else None), args.workers)
     try:
         report = run_scan(plan, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                          yes=args.yes, retry_failed=args.retry_failed, progress=not args.quiet)
+                          yes=args.yes, retry_failed=args.retry_failed, progress=progress_mode(args))
     except (ScanRefused, ValueError) as e:
         _err(str(e))
         return 2
@@ -198,25 +199,30 @@ def _cmd_collect(args):
 
 def register(sub):
     """Add the ``scan``, ``status`` and ``collect`` subcommands to an argparse subparsers object."""
-    s = sub.add_parser("scan", help="run a parameter scan (resumable): a grid of configs in parallel",
+    from ..cli import common_options
+
+    s = sub.add_parser("scan", parents=[common_options(progress=True)],
+                       help="run a parameter scan (resumable): a grid of configs in parallel",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
-    s.add_argument("spec", help="scan spec TOML (base config, [axes], [[zip]], seeds)")
+    s.add_argument("spec", help="scan spec TOML (base config, [axes], [[zip]], seeds; start from "
+                               "`meanfield init scan`)")
     s.add_argument("--out", help="scan directory (default: runs/scans/<spec file name>)")
     s.add_argument("--workers", "-j", type=_positive_int, default=None,
                    help="worker processes, >= 1 (default: available cores)")
-    s.add_argument("--executor", choices=("local", "dask"), default="local")
+    s.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local: a process pool on this machine (default); dask: a dask.distributed cluster "
+                        "(extra [dask])")
     s.add_argument("--scheduler", help="dask scheduler address (default with --executor dask: a LocalCluster)")
     s.add_argument("--dry-run", action="store_true",
                    help="print the number of distinct runs and memory/time estimates, then exit")
     s.add_argument("--yes", "-y", action="store_true", help="allow a scan of more than 5000 runs")
     s.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
-    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_scan)
     st = sub.add_parser("status", help="progress of a scan directory: runs per status, failures")
-    st.add_argument("dir")
+    st.add_argument("dir", help="scan directory (written by meanfield scan)")
     st.add_argument("--all", action="store_true", help="also list pending runs")
     st.set_defaults(func=_cmd_status)
     c = sub.add_parser("collect", help="tidy table of a scan: one row per (run, width)")
-    c.add_argument("dir")
+    c.add_argument("dir", help="scan directory (written by meanfield scan)")
     c.add_argument("--csv", help="write the table to this file (default: CSV on stdout)")
     c.set_defaults(func=_cmd_collect)

@@ -138,7 +138,7 @@ def _probe(d, steps):
     # linear: two log-spaced records would be [0, h] (np.geomspace with one point is its start), so
     # every probe would take one step whatever `steps` says and the per-step time would be lost
     d["time"].update(t_max=steps * h, records=2, snapshots=0, spacing="linear")
-    return run(C.from_dict(d)).summary, d
+    return run(C.from_dict(d), progress="none").summary, d
 
 
 def _warm(d):

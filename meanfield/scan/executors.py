@@ -151,7 +151,8 @@ def execute_run(rid: str, config_json: str, out_dir: str) -> dict:
         store.clean_partial(out_dir)
         cfg = C.from_dict(json.loads(config_json))
         _test_hook(cfg, out_dir)
-        res = run_to_dir(cfg, out_dir, resume="auto")  # a checkpoint left by a killed attempt is continued
+        res = run_to_dir(cfg, out_dir, resume="auto", progress="none")  # a killed attempt's checkpoint is
+        # continued; the scan reports per run, not per step
         out.update(status=res.summary["status"], seconds_run=res.summary.get("seconds_total"),
                    error=_diverged_text(res.summary))
     except Exception:  # noqa: BLE001 - any failure of one run is recorded, the scan goes on

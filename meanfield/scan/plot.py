@@ -2,8 +2,9 @@
 
 ``meanfield plot DIR --x width --y risk_gap --hue task.d --logx --logy --fit`` draws, for each
 value of ``hue``, the mean of ``y`` over the seeds at each ``x`` with its standard error
-(std / sqrt(n_seeds)), and with ``--fit`` a least-squares line in log-log coordinates whose
-slope ± standard error goes to the legend (ordinary least squares on the seed means, standard
+(std / sqrt(n_seeds); on a log y axis drawn ×/÷ exp(se/mean), :mod:`meanfield.viz.bands`), and
+with ``--fit`` a least-squares line in log-log coordinates whose slope ± standard error goes to
+the legend (ordinary least squares on the seed means, standard
 error from the residual scatter with K - 2 degrees of freedom). Parameters that vary but are
 neither ``x`` nor ``hue`` get one panel per combination. The fits are also written next to the
 figure as JSON.
@@ -95,7 +96,8 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
     Returns ``(fig, fits)`` with ``fits`` a list of dicts (panel, hue, slope, slope_se, intercept).
     """
-    from ..viz import style
+    from ..viz import pm, style
+    from ..viz.bands import caption, legend, legend_note, se_errorbars
 
     plt = style()
     t = col.table
@@ -123,7 +125,8 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
             xs, m, se, cnt = agg[k]
             color = cmap(0.9 * li / max(1, len(lines) - 1))
             label = f"{hue} = {json.loads(k[-1])}" if hue else (y if not fit else "seed mean")
-            ax.errorbar(xs, m, yerr=np.where(np.isfinite(se), se, 0.0), fmt="o", color=color, ms=4, capsize=3,
+            se0 = np.where(np.isfinite(se), se, 0.0)
+            ax.errorbar(xs, m, yerr=se_errorbars(m, se0, log=bool(logy)), fmt="o", color=color, ms=4, capsize=3,
                         lw=1.2)
             if fit:
                 try:
@@ -133,7 +136,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
                     s, s_se, c = fit_power_law(xs, m)
                     xx = np.geomspace(np.min(xs), np.max(xs), 50)
                     ax.plot(xx, np.exp(c) * xx ** s, color=color, lw=1.2, ls="--")
-                    label += f": slope {s:.3f} ± {s_se:.3f}"
+                    label += f": slope {pm(s, s_se)}"
                     fits.append({"panel": dict(zip(varying, map(json.loads, pk))),
                                  "hue": json.loads(k[-1]) if hue else None, "slope": s, "slope_se": s_se,
                                  "intercept": c, "x": xs.tolist(), "y_mean": m.tolist(), "y_sem": se.tolist(),
@@ -146,10 +149,11 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel(x)
-        ax.set_ylabel(y + " (mean ± s.e. over seeds)")
+        ax.set_ylabel(y + " (seed mean)")
+        legend_note(ax, caption("bars", bool(logy)))
         if varying:
             ax.set_title(", ".join(f"{p} = {json.loads(v)}" for p, v in zip(varying, pk)), fontsize=9)
-        ax.legend(fontsize=8)
+        legend(ax, fontsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
     cf = np.asarray(t.get("coupling_factor", []), dtype=float)
@@ -162,16 +166,18 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
 
 
 def plot_scan_dir(path, fmt="png", x=None, y=None, hue=None, logx=False, logy=False, fit=False, out=None):
-    """Write ``DIR/scan_<y>_vs_<x>.<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
+    """Write ``DIR/scan_<y>_vs_<x>[_by_<hue>].<fmt>`` (and ``.fits.json`` with ``fit``); returns the paths."""
+    from ..viz import save as save_figure
     from ..viz import style
 
     x, y = x or "width", y or "risk_gap"
     col = collect(path, trajectories=False)
     plt = style()
     fig, fits = plot_scan(col, x=x, y=y, hue=hue, logx=bool(logx), logy=bool(logy), fit=bool(fit))
-    stem = out or os.path.join(path, f"scan_{y}_vs_{x}".replace("/", "_"))
+    # named by everything that shapes the figure: two plots with different --hue never overwrite each other
+    stem = out or os.path.join(path, (f"scan_{y}_vs_{x}" + (f"_by_{hue}" if hue else "")).replace("/", "_"))
     files = [f"{stem}.{fmt}"]
-    fig.savefig(files[0])
+    save_figure(fig, files[0])
     plt.close(fig)
     if fit:
         files.append(f"{stem}.fits.json")

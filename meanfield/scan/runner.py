@@ -163,12 +163,11 @@ class _Events:
         self.counts[old] -= 1
         self.counts[new] += 1
         self.state[rid] = new
-        self.bar.set_postfix_str(_counts_text(self.counts), refresh=False)
+        self.bar.set(note=_counts_text(self.counts))
 
     def started(self, rid, worker):
         self.index.mark_running(rid, worker)
         self._move(rid, "running")
-        self.bar.refresh()
 
     def finished(self, res):
         rid, st = res["id"], res["status"]
@@ -194,12 +193,12 @@ def _counts_text(counts):
     return " ".join(f"{k}={counts[k]}" for k in STATUSES if counts.get(k))
 
 
-def _bar(total, initial, enabled):
-    from tqdm.auto import tqdm
+def _bar(total, initial, mode):
+    """The scan's reporter (:mod:`meanfield.core.progress`): a bar where a human watches, a line
+    with the counts per status every interval in logs."""
+    from ..core.progress import reporter
 
-    # a bar only on a terminal; in logs and pipes the final count lines say everything
-    return tqdm(total=total, initial=initial, desc="scan", unit="run", dynamic_ncols=True,
-                disable=not enabled or not sys.stderr.isatty(), mininterval=0.5, smoothing=0.1)
+    return reporter(total, "scan", mode, unit="run", initial=initial, leave=True)
 
 
 def open_index(out, log=None) -> Index:
@@ -234,7 +233,7 @@ def prepare(plan: ScanPlan, out, retry_failed=False, log=None):
 
 
 def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=False, retry_failed=False,
-             progress=True, log=None, threads=None) -> ScanReport:
+             progress="auto", log=None, threads=None) -> ScanReport:
     """Run (or resume) a scan into directory ``out``.
 
     Parameters
@@ -251,8 +250,9 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
         Allow more than :data:`CONFIRM_ABOVE` runs.
     retry_failed : bool
         Run again the runs recorded as failed.
-    progress : bool
-        A tqdm bar on stderr when it is a terminal.
+    progress : {"auto", "bar", "text", "none"} or bool
+        Feedback on stderr (:mod:`meanfield.core.progress`): a bar where a human watches, a line
+        with the counts per status every 10 s in logs.
     log : callable(str) or None
         Notices (failures, worker deaths); default: stderr.
 
@@ -267,6 +267,9 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
     ScanRefused
         Too many runs without ``yes`` (nothing written).
     """
+    from ..core.progress import resolve
+
+    resolve(progress)  # a bad mode is refused before anything is written
     log = log or (lambda s: print(s, file=sys.stderr))
     plan = spec if isinstance(spec, ScanPlan) else plan_scan(spec)
     n = len(plan.runs)
@@ -318,9 +321,8 @@ def _run_locked(plan, out, ex, retry_failed, progress, log):
     counts = index.counts(ids)
     report = ScanReport(out=out, counts=counts)
     bar = _bar(n, n - len(to_run) - counts["running"], progress)
-    events = _Events(index, counts, bar, lambda s: bar.write(s, file=sys.stderr) if not bar.disable else log(s),
-                     MAX_CRASHES)
-    bar.set_postfix_str(_counts_text(counts))
+    events = _Events(index, counts, bar, lambda s: bar.write(s) if not bar.disable else log(s), MAX_CRASHES)
+    bar.set(note=_counts_text(counts))
     tasks = [(rid, canonical_json(plan.runs[rid].config), run_dir(out, rid)) for rid in to_run]
     try:
         ex.map(tasks, events)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..viz import style
+from ..viz import colors, style
 
 __all__ = ["plot_risk", "plot_particles", "CloudAxes", "cloud_axes", "columns_of", "occupied"]
 
@@ -88,13 +88,15 @@ def _widths(res):
     return [int(n) for n in res.arrays.get("widths", [])]
 
 
-def plot_risk(res, ax=None, band="std"):
+def plot_risk(res, ax=None, band="quantile"):
     """Risk against mean-field time: the limit as a black line, each width's seed mean with a band.
 
-    ``band``: 'std' (mean ± one standard deviation across seeds) or 'minmax'. Log–log axes
-    (t = 0 is drawn at the first positive recording time's left edge by a symlog-free choice:
-    it is omitted on the log axis).
+    ``band``: 'quantile' (the 16–84 % quantiles of the seeds, :mod:`meanfield.viz.bands`: positive,
+    so correct on the log axis) or 'minmax'; the legend says which. Log–log axes (t = 0 is omitted on
+    the log time axis).
     """
+    from ..viz.bands import caption, legend, legend_note, seed_band
+
     plt = style()
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 3.8))
@@ -102,23 +104,21 @@ def plot_risk(res, ax=None, band="std"):
     t = a["t"]
     pos = t > 0
     widths = _widths(res)
-    cmap = plt.get_cmap("viridis")
+    cols = colors(plt, len(widths))
     for i, N in enumerate(widths):
         r = a["risk_nn"][i]
         tt = a["t_nn"]
-        m = np.nanmean(r, axis=0)
+        m, lo, hi = seed_band(r, axis=0)
         if band == "minmax":
             lo, hi = np.nanmin(r, axis=0), np.nanmax(r, axis=0)
-        else:
-            s = np.nanstd(r, axis=0)
-            lo, hi = m - s, m + s
-        c = cmap(i / max(1, len(widths) - 1) * 0.9)
         label = f"N = {N} (mean of {r.shape[0]})"
         cf = a.get("coupling_factor")
-        if cf is not None and cf[i] < 1:  # the band of a coupled width is narrower by sqrt(1 - N/M)
+        if cf is not None and cf[i] < 1:  # the spread of a coupled width is narrower by sqrt(1 - N/M)
             label = f"N = {N} (mean of {r.shape[0]}; coupled: seed var x {cf[i]:.3g})"
-        ax.plot(tt[pos], m[pos], color=c, label=label)
-        ax.fill_between(tt[pos], np.maximum(lo[pos], 1e-300), hi[pos], color=c, alpha=0.2, lw=0)
+        ax.plot(tt[pos], m[pos], color=cols[i], label=label)
+        ax.fill_between(tt[pos], lo[pos], hi[pos], color=cols[i], alpha=0.2, lw=0)
+    if widths:
+        legend_note(ax, caption("seeds") if band != "minmax" else "band: min–max of seeds")
     if "risk_mf" in a:
         ax.plot(t[pos], a["risk_mf"][pos], color="k", lw=2.2, label="mean-field limit")
     ax.set_xscale("log")
@@ -127,12 +127,13 @@ def plot_risk(res, ax=None, band="std"):
     ax.set_xlabel("mean-field time t")
     which = "population" if res.summary.get("expectation") == "analytic" or np.any(np.isfinite(a.get("risk_nn_pop", np.nan))) else "test"
     ax.set_ylabel(f"{which} risk")
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     return ax
 
 
-def plot_particles(res, fig=None, max_points=4000):
-    """Particle snapshots at the snapshot times (axes by column name, see :class:`CloudAxes`).
+def plot_particles(res, fig=None, max_points=4000, max_panels=5):
+    """Particle snapshots at up to ``max_panels`` evenly chosen snapshot times (axes by column name,
+    see :class:`CloudAxes`); every snapshot is a frame of ``clouds.gif``.
 
     Grey: the limit's particles (in the two-layer weight plane: colour = sign of a_i, size ∝ |a_i|,
     teacher neurons as stars); circles: the neurons of the widest network's first seed.
@@ -141,14 +142,16 @@ def plot_particles(res, fig=None, max_points=4000):
     a = res.arrays
     if "snap_t" not in a or a["snap_t"].size == 0:
         raise ValueError("this run recorded no snapshots (time.snapshots = 0)")
-    K = len(a["snap_t"])
+    n_snap = len(a["snap_t"])
+    shown = np.unique(np.round(np.linspace(0, n_snap - 1, min(n_snap, max_panels))).astype(int))
+    K = shown.size
     ca = cloud_axes(res)
     planar = ca.planar
     fig = fig or plt.figure(figsize=(3.2 * K, 3.2))
     axes = fig.subplots(1, K, sharex=True, sharey=True, squeeze=False)[0]
     widths = _widths(res)
     nn = a.get(f"neurons_nn_N{widths[-1]}") if widths else None
-    for k, ax in enumerate(axes):
+    for k, ax in zip(shown, axes):
         P = occupied(a, "particles_mf", k)[:max_points]
         x, y = ca.xy(P)
         if planar:
