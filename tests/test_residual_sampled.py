@@ -127,3 +127,24 @@ def test_residual_dmft_run_and_validation():
     with pytest.raises(C.ConfigError, match="dmft_tangent_samples"):
         C.Config.from_dict(tiny(**dict(over, **{"time.t_max": 20.0, "limit.dmft_tangent_samples": 2000,
                                                  "limit.dmft_max_memory_gb": 0.5})))
+
+
+def test_a_source_covariance_that_is_not_positive_definite_stops_the_sweep_there(monkeypatch):
+    """The failure is reported (status, step, the kernel's name), never patched: f is kept before the failing step and
+    NaN from it on, and the deep adapter's good_horizon is the last solved step."""
+    import meanfield_solvers.dmft.residual_sampled as rs
+    from meanfield_solvers.dmft.sources import IncrementalCholesky, KernelNotPositiveDefinite
+
+    real = IncrementalCholesky.append
+
+    def append(self):
+        if self.k == 4 and "r^" in self.name:
+            raise KernelNotPositiveDefinite(self.name + " (up to time index 4)", -1.0, 1e-10, 2.0)
+        return real(self)
+
+    monkeypatch.setattr(rs.IncrementalCholesky, "append", append)
+    X, y, Xt = _problem()
+    r = solve_residual_sampled(X, y, 2, 0.7, 1.0, 0.2, 8, X_test=Xt, n_samples=400, n_tangent=10, error_batches=4)
+    assert r.status == "not_positive_definite" and "step 4" in r.message and "G^2" in r.message
+    assert r.info["good_horizon"] == 3
+    assert np.all(np.isfinite(r.f[:4])) and np.all(np.isnan(r.f[4:]))

@@ -63,7 +63,7 @@ from .memory import DMFTMemoryError
 from .ntk import train_loss
 from .result import DMFTResult
 from .sampled import check_supported
-from .sources import JITTER, IncrementalCholesky, NoiseBank, cholesky_factor
+from .sources import JITTER, IncrementalCholesky, KernelNotPositiveDefinite, NoiseBank
 from .triangular import triangular_rows
 
 __all__ = ["solve_residual_sampled", "residual_sampled_bytes"]
@@ -132,6 +132,8 @@ def solve_residual_sampled(X, y, L: int, branch: float, gamma0: float, dt: float
         raise ValueError("give both u1 and rL or neither")
     S = int(n_samples if rL is None else np.shape(rL)[0])
     S_tan = int(min(n_tangent, S)) if L >= 2 else 0
+    if not jitter >= 0:
+        raise ValueError(f"jitter must be >= 0, got {jitter}")
     if S < 2 or (L >= 2 and S_tan < 1):
         raise ValueError(f"need n_samples >= 2 and n_tangent >= 1, got {S}, {S_tan}")
     B = int(error_batches)
@@ -150,6 +152,12 @@ def solve_residual_sampled(X, y, L: int, branch: float, gamma0: float, dt: float
     main = _sweep(*args, bank, u1_all, S_tan)
     f_err = np.full(main["f"].shape, np.nan)
     loss_err = np.full(T + 1, np.nan)
+    status, message, good = "swept", "", T
+    if main["failed"] is not None:
+        k_bad, why = main["failed"]
+        status, good = "not_positive_definite", k_bad - 1
+        message = f"stopped at step {k_bad} (t = {k_bad * dt:g}): {why}"
+        B = 0  # no error batches for a failed sweep
     if B >= 2:
         Sb, Sb_tan = S // B, max(1, S_tan // B)
         if Sb < 2:
@@ -172,12 +180,12 @@ def solve_residual_sampled(X, y, L: int, branch: float, gamma0: float, dt: float
     info = dict(activation=activation, L=L, branch=float(branch), gamma0=float(gamma0), dt=dt, T=T, n_samples=S,
                 n_tangent=S_tan, seed=seed, error_batches=B, jitter=jitter, memory_estimate_bytes=need,
                 seeds_per_time=(L - 1) * (P + n), responses=bool(responses), seconds_main=main["seconds"],
-                seconds=time.perf_counter() - t0, causality_max=main["causality_max"])
+                seconds=time.perf_counter() - t0, causality_max=main["causality_max"], good_horizon=good)
     return DMFTResult(t=dt * idx, f=f, loss=train_loss(f, y), Phi=Phi, G=G, K=K, Phi0=Phi0,
                       Phi_two_time=Phi2, G_two_time=G2, RA=main["RA"], RB=main["RB"], f_err=f_err,
                       loss_err=loss_err, K_err=nan(K.shape, np.nan), Phi_err=nan(Phi.shape, np.nan),
                       G_err=nan(G.shape, np.nan), residuals=np.zeros(0), horizons=np.zeros(0, dtype=int),
-                      status="swept", iterations=1, message="", n_train=P, info=info)
+                      status=status, iterations=1, message=message, n_train=P, info=info)
 
 
 def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, S_tan):
@@ -234,74 +242,84 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
         K2[rows, upto] = hist[k] @ hist[:k + 1].reshape((k + 1) * n, S).T / S
         K2[upto, rows] = K2[rows, upto].T
 
+    failed = None  # (step, message) of a source covariance that is not positive definite
     for k in range(Tn):
-        rows, upto, past = slice(k * n, (k + 1) * n), slice(0, (k + 1) * n), slice(0, k * n)
-        W = (k + 1) * r_t
-        Dp = delta[:k].reshape(-1)  # Delta over (j < k, points)
-        h, dh, oh, d = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
-        # ---------------- forward, l = 1..L
-        M = coef * Phi0[:, None, :] * delta[None, :k, :]  # M^0[k, j] = coef Phi0 Delta[j], as (n, k n)
-        M = M.reshape(n, k * n)
-        h[1] = u1 + mem(M, g[1], k)
-        dh[1] = mem(M, dg[1], k, W) if S_tan else None
-        oh[1] = mem(M, og[1], k)
-        for l in range(1, L + 1):
-            p[l, k], d[l] = act.fn(h[l]), act.d1(h[l])
-            kernel_row(Phi2[l], p[l], k)
+        try:
+            rows, upto, past = slice(k * n, (k + 1) * n), slice(0, (k + 1) * n), slice(0, k * n)
+            W = (k + 1) * r_t
+            Dp = delta[:k].reshape(-1)  # Delta over (j < k, points)
+            h, dh, oh, d = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+            # ---------------- forward, l = 1..L
+            M = coef * Phi0[:, None, :] * delta[None, :k, :]  # M^0[k, j] = coef Phi0 Delta[j], as (n, k n)
+            M = M.reshape(n, k * n)
+            h[1] = u1 + mem(M, g[1], k)
+            dh[1] = mem(M, dg[1], k, W) if S_tan else None
+            oh[1] = mem(M, og[1], k)
+            for l in range(1, L + 1):
+                p[l, k], d[l] = act.fn(h[l]), act.d1(h[l])
+                kernel_row(Phi2[l], p[l], k)
+                if S_tan:
+                    dq[l][k] = d[l][:, :S_tan, None] * dh[l]
+                oq[l, k] = d[l] * oh[l]
+                if l == L:
+                    break
+                if S_tan:  # RA^l[k, j<k]: mean tangent of phi(h^l[k]) on the r^l[j] seeds (training columns)
+                    blockA = dq[l][k].mean(axis=1).reshape(n, k + 1, r_t)[:, :, off_r[l]:off_r[l] + P]
+                    worst = max(worst, float(np.abs(blockA[:, k, :]).max()))  # r^l[k] acts after h^l[k]
+                    RA4 = RA[l][rows, past].reshape(n, k, n)
+                    RA4[:, :, :P] = blockA[:, :k, :]
+                    RA[l][rows, past] = RA4.reshape(n, k * n)
+                u = chol_u[l].append() @ bank.eps_u[l + 1][upto]
+                M = (b * keep) * RA[l][rows, past] + (coef * b * b) * Phi2[l][rows, past] * Dp[None, :]
+                h[l + 1] = h[l] + b * u + mem(M, g[l + 1], k)
+                if S_tan:
+                    dh[l + 1] = dh[l] + mem(M, dg[l + 1], k, W)
+                    dh[l + 1][pts, :, k * r_t + off_u[l] + pts] += b  # the seed u^{l+1}[k]
+                oh[l + 1] = oh[l] + mem(M, og[l + 1], k)
+            # ---------------- output f[k], Delta[k]
+            fk = oq[L, k].mean(axis=1) / g0
+            if k:
+                fk = fk + (dt / P) * Phi2[L][rows, past] @ Dp
+            f[k] = fk
+            delta[k, :P] = y - fk[:P]
+            # ---------------- backward: w, g^L, then xi^l, g^l for l = L-1..1
+            w = bank.rL + coef * np.einsum("jn,jns->s", delta[:k], p[L, :k])
+            ow = 1.0 + coef * np.einsum("jn,jns->s", delta[:k], oq[L, :k])
+            dd = act.d2(h[L])
+            g[L, k] = d[L] * w
+            og[L, k] = dd * w * oh[L] + d[L] * ow
             if S_tan:
-                dq[l][k] = d[l][:, :S_tan, None] * dh[l]
-            oq[l, k] = d[l] * oh[l]
-            if l == L:
-                break
-            if S_tan:  # RA^l[k, j<k]: mean tangent of phi(h^l[k]) on the r^l[j] seeds (training columns)
-                blockA = dq[l][k].mean(axis=1).reshape(n, k + 1, r_t)[:, :, off_r[l]:off_r[l] + P]
-                worst = max(worst, float(np.abs(blockA[:, k, :]).max()))  # r^l[k] acts after h^l[k]
-                RA4 = RA[l][rows, past].reshape(n, k, n)
-                RA4[:, :, :P] = blockA[:, :k, :]
-                RA[l][rows, past] = RA4.reshape(n, k * n)
-            u = chol_u[l].append() @ bank.eps_u[l + 1][upto]
-            M = (b * keep) * RA[l][rows, past] + (coef * b * b) * Phi2[l][rows, past] * Dp[None, :]
-            h[l + 1] = h[l] + b * u + mem(M, g[l + 1], k)
-            if S_tan:
-                dh[l + 1] = dh[l] + mem(M, dg[l + 1], k, W)
-                dh[l + 1][pts, :, k * r_t + off_u[l] + pts] += b  # the seed u^{l+1}[k]
-            oh[l + 1] = oh[l] + mem(M, og[l + 1], k)
-        # ---------------- output f[k], Delta[k]
-        fk = oq[L, k].mean(axis=1) / g0
-        if k:
-            fk = fk + (dt / P) * Phi2[L][rows, past] @ Dp
-        f[k] = fk
-        delta[k, :P] = y - fk[:P]
-        # ---------------- backward: w, g^L, then xi^l, g^l for l = L-1..1
-        w = bank.rL + coef * np.einsum("jn,jns->s", delta[:k], p[L, :k])
-        ow = 1.0 + coef * np.einsum("jn,jns->s", delta[:k], oq[L, :k])
-        dd = act.d2(h[L])
-        g[L, k] = d[L] * w
-        og[L, k] = dd * w * oh[L] + d[L] * ow
-        if S_tan:
-            dw = np.zeros((S_tan, W))
-            for j in range(k):
-                c = dq[L][j].shape[2]
-                dw[:, :c] += coef * np.tensordot(delta[j], dq[L][j], axes=1)
-            dg[L][k] = dd[:, :S_tan, None] * w[None, :S_tan, None] * dh[L] + d[L][:, :S_tan, None] * dw[None]
-        kernel_row(G2[L], g[L], k)
-        for l in range(L - 1, 0, -1):
-            # RB^l[k, j<=k]: mean tangent of g^{l+1}[k] on the u^{l+1}[j] seeds (same step included)
-            blockB = dg[l + 1][k].mean(axis=1).reshape(n, k + 1, r_t)[:, :, off_u[l]:off_u[l] + n]
-            RB[l][rows, upto] = blockB.reshape(n, (k + 1) * n)
-            r = chol_r[l].append() @ bank.eps_r[l][upto]
-            Z = RB[l][rows, upto] * float(keep)
-            Z[:, :k * n] += (coef * b) * G2[l + 1][rows, past] * Dp[None, :]
-            xi = r + mem(Z, p[l], k + 1)
-            dd = act.d2(h[l])
-            g[l, k] = g[l + 1, k] + b * d[l] * xi
-            og[l, k] = og[l + 1, k] + b * dd * xi * oh[l] + b * d[l] * mem(Z, oq[l], k + 1)
-            dxi = mem(Z, dq[l], k + 1, W)
-            dxi[pts[:P], :, k * r_t + off_r[l] + pts[:P]] += 1.0  # the seed r^l[k] (training points)
-            dg[l][k] = (dg[l + 1][k] + b * (dd * xi)[:, :S_tan, None] * dh[l]
-                        + b * d[l][:, :S_tan, None] * dxi)
-            kernel_row(G2[l], g[l], k)
+                dw = np.zeros((S_tan, W))
+                for j in range(k):
+                    c = dq[L][j].shape[2]
+                    dw[:, :c] += coef * np.tensordot(delta[j], dq[L][j], axes=1)
+                dg[L][k] = dd[:, :S_tan, None] * w[None, :S_tan, None] * dh[L] + d[L][:, :S_tan, None] * dw[None]
+            kernel_row(G2[L], g[L], k)
+            for l in range(L - 1, 0, -1):
+                # RB^l[k, j<=k]: mean tangent of g^{l+1}[k] on the u^{l+1}[j] seeds (same step included)
+                blockB = dg[l + 1][k].mean(axis=1).reshape(n, k + 1, r_t)[:, :, off_u[l]:off_u[l] + n]
+                RB[l][rows, upto] = blockB.reshape(n, (k + 1) * n)
+                r = chol_r[l].append() @ bank.eps_r[l][upto]
+                Z = RB[l][rows, upto] * float(keep)
+                Z[:, :k * n] += (coef * b) * G2[l + 1][rows, past] * Dp[None, :]
+                xi = r + mem(Z, p[l], k + 1)
+                dd = act.d2(h[l])
+                g[l, k] = g[l + 1, k] + b * d[l] * xi
+                og[l, k] = og[l + 1, k] + b * dd * xi * oh[l] + b * d[l] * mem(Z, oq[l], k + 1)
+                dxi = mem(Z, dq[l], k + 1, W)
+                dxi[pts[:P], :, k * r_t + off_r[l] + pts[:P]] += 1.0  # the seed r^l[k] (training points)
+                dg[l][k] = (dg[l + 1][k] + b * (dd * xi)[:, :S_tan, None] * dh[l]
+                            + b * d[l][:, :S_tan, None] * dxi)
+                kernel_row(G2[l], g[l], k)
+        except KernelNotPositiveDefinite as err:  # never patched: the solution stops before step k
+            failed = (k, str(err))
+            f[k:] = np.nan
+            for K2 in (Phi2, G2):
+                K2[:, k * n:, :] = np.nan
+                K2[:, :, k * n:] = np.nan
+            break
     Phi2 = Phi2[1:].reshape(L, Tn, n, Tn, n)
     G2 = G2[1:].reshape(L, Tn, n, Tn, n)
     return dict(f=f, Phi2=Phi2, G2=G2, RA=RA[1:].reshape(L - 1, Tn, n, Tn, n),
-                RB=RB[1:].reshape(L - 1, Tn, n, Tn, n), causality_max=worst, seconds=time.perf_counter() - t0)
+                RB=RB[1:].reshape(L - 1, Tn, n, Tn, n), causality_max=worst, failed=failed,
+                seconds=time.perf_counter() - t0)
