@@ -75,14 +75,15 @@ def residual_sampled_bytes(L: int, T: int, n_pts: int, n_train: int, n_samples: 
     r"""Estimated peak memory (bytes) of :func:`solve_residual_sampled`.
 
     * tangents: histories :math:`\phi'dh` and :math:`dg` of every layer, step k holding :math:`(k+1)r_t` seeds:
-      :math:`2L\,n\,r_t\,(T+1)(T+2)/2\;S_{tan}` plus the current step's temporaries :math:`4\,n\,(T+1)r_t S_{tan}`;
+      :math:`2L\,n\,r_t\,(T+1)(T+2)/2\;S_{tan}` plus the current step's tangents of every layer and the
+      backward temporaries, :math:`(L+4)\,n\,(T+1)r_t S_{tan}`;
     * the output tangent on all samples and the primal histories (h, φ, φ′, g per layer): :math:`(6L+2)(T+1)nS`;
     * white noise: :math:`2(L-1)(T+1)nS + 2nS`;
     * order parameters (two-time Φ, G, R_A, R_B, Cholesky factors, per layer): :math:`8L((T+1)n)^2`.
     """
     n_t = T + 1
     r_t = (L - 1) * (n_train + n_pts)
-    tangents = 2 * L * n_pts * r_t * triangular_rows(n_t) * n_tangent + 4 * n_pts * n_t * r_t * n_tangent
+    tangents = 2 * L * n_pts * r_t * triangular_rows(n_t) * n_tangent + (L + 4) * n_pts * n_t * r_t * n_tangent
     primal = (6 * L + 2) * n_t * n_pts * n_samples
     noise = 2 * (L - 1) * n_t * n_pts * n_samples + 2 * n_pts * n_samples
     state = 8 * L * (n_t * n_pts) ** 2
@@ -214,9 +215,12 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
     # primal histories per layer l = 1..L: p = phi(h), g; step k at [l, k]
     p = np.zeros((L + 1, Tn, n, S))
     g = np.zeros((L + 1, Tn, n, S))
-    # tangents on the first S_tan samples: dq = phi'(h) dh and dg, step k holding (k+1) r_t seed columns
+    # tangents on the first S_tan samples, stored by seed time i from that time on (a field at step k depends on
+    # seeds at times <= k only): dq[l][i][k - i] = phi'(h^l[k]) dh^l[k]/d(seeds of time i), dg likewise, each
+    # (n, S_tan, r_t); the current step's tangents are (k+1, n, S_tan, r_t) arrays over the seed times
     dq = [[None] * Tn for _ in range(L + 1)]
     dg = [[None] * Tn for _ in range(L + 1)]
+    tshape = (n, S_tan, r_t)
     # the output term's tangent (seed r^L) on all samples: the same recursion with one column
     oq = np.zeros((L + 1, Tn, n, S))
     og = np.zeros((L + 1, Tn, n, S))
@@ -224,18 +228,27 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
     delta = np.zeros((Tn, n))  # Delta[j] = y - f[j] on training points, 0 on test points
     worst = 0.0
 
-    def mem(Mrow, hist, kk, width=None):
-        """sum_{j<kk} Mrow[:, block j] @ hist[j]; tangent histories padded to ``width`` seed columns."""
-        if width is None:
-            out = np.zeros((n, S))
-            for j in range(kk):
-                out += Mrow[:, j * n:(j + 1) * n] @ hist[j]
-            return out
-        out = np.zeros((n, S_tan, width))
-        for j in range(kk):
-            c = hist[j].shape[2]
-            out[:, :, :c] += np.tensordot(Mrow[:, j * n:(j + 1) * n], hist[j], axes=1)
+    def mem(Mrow, hist, kk):
+        """sum_{j<kk} Mrow[:, block j] @ hist[j] for primal histories hist (Tn, n, S): one GEMM."""
+        if kk == 0:
+            return np.zeros((n, S))
+        return Mrow[:, :kk * n] @ hist[:kk].reshape(kk * n, S)
+
+    def tmem(Mrow, hist, kk, k):
+        """Tangent version over the seed times i <= k: out[i] = sum_{i<=j<kk} Mrow[:, block j] @ hist[i][j - i],
+        one contiguous GEMM per seed time."""
+        out = np.zeros((k + 1,) + tshape)
+        for i in range(min(kk, k + 1)):
+            m = kk - i
+            out[i] = (Mrow[:, i * n:kk * n] @ hist[i][:m].reshape(m * n, S_tan * r_t)).reshape(tshape)
         return out
+
+    def store(hist, cur, d_l, k):
+        """Append the current step's tangents ``cur`` (k+1, n, S_tan, r_t) to the seed-time histories."""
+        if hist[k] is None:
+            hist[k] = np.empty((Tn - k,) + tshape)
+        for i in range(k + 1):
+            hist[i][k - i] = cur[i] if d_l is None else d_l * cur[i]
 
     def kernel_row(K2, hist, k):
         rows, upto = slice(k * n, (k + 1) * n), slice(0, (k + 1) * n)
@@ -246,25 +259,25 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
     for k in range(Tn):
         try:
             rows, upto, past = slice(k * n, (k + 1) * n), slice(0, (k + 1) * n), slice(0, k * n)
-            W = (k + 1) * r_t
             Dp = delta[:k].reshape(-1)  # Delta over (j < k, points)
             h, dh, oh, d = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
             # ---------------- forward, l = 1..L
             M = coef * Phi0[:, None, :] * delta[None, :k, :]  # M^0[k, j] = coef Phi0 Delta[j], as (n, k n)
             M = M.reshape(n, k * n)
             h[1] = u1 + mem(M, g[1], k)
-            dh[1] = mem(M, dg[1], k, W) if S_tan else None
+            dh[1] = tmem(M, dg[1], k, k) if S_tan else None
             oh[1] = mem(M, og[1], k)
             for l in range(1, L + 1):
                 p[l, k], d[l] = act.fn(h[l]), act.d1(h[l])
                 kernel_row(Phi2[l], p[l], k)
                 if S_tan:
-                    dq[l][k] = d[l][:, :S_tan, None] * dh[l]
+                    store(dq[l], dh[l], d[l][:, :S_tan, None], k)
                 oq[l, k] = d[l] * oh[l]
                 if l == L:
                     break
                 if S_tan:  # RA^l[k, j<k]: mean tangent of phi(h^l[k]) on the r^l[j] seeds (training columns)
-                    blockA = dq[l][k].mean(axis=1).reshape(n, k + 1, r_t)[:, :, off_r[l]:off_r[l] + P]
+                    blockA = np.stack([dq[l][i][k - i, :, :, off_r[l]:off_r[l] + P].mean(axis=1)
+                                       for i in range(k + 1)], axis=1)  # (n, k+1, P)
                     worst = max(worst, float(np.abs(blockA[:, k, :]).max()))  # r^l[k] acts after h^l[k]
                     RA4 = RA[l][rows, past].reshape(n, k, n)
                     RA4[:, :, :P] = blockA[:, :k, :]
@@ -273,8 +286,8 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
                 M = (b * keep) * RA[l][rows, past] + (coef * b * b) * Phi2[l][rows, past] * Dp[None, :]
                 h[l + 1] = h[l] + b * u + mem(M, g[l + 1], k)
                 if S_tan:
-                    dh[l + 1] = dh[l] + mem(M, dg[l + 1], k, W)
-                    dh[l + 1][pts, :, k * r_t + off_u[l] + pts] += b  # the seed u^{l+1}[k]
+                    dh[l + 1] = dh[l] + tmem(M, dg[l + 1], k, k)
+                    dh[l + 1][k, pts, :, off_u[l] + pts] += b  # the seed u^{l+1}[k]
                 oh[l + 1] = oh[l] + mem(M, og[l + 1], k)
             # ---------------- output f[k], Delta[k]
             fk = oq[L, k].mean(axis=1) / g0
@@ -289,16 +302,16 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
             g[L, k] = d[L] * w
             og[L, k] = dd * w * oh[L] + d[L] * ow
             if S_tan:
-                dw = np.zeros((S_tan, W))
-                for j in range(k):
-                    c = dq[L][j].shape[2]
-                    dw[:, :c] += coef * np.tensordot(delta[j], dq[L][j], axes=1)
-                dg[L][k] = dd[:, :S_tan, None] * w[None, :S_tan, None] * dh[L] + d[L][:, :S_tan, None] * dw[None]
+                dw = np.zeros((k + 1, 1, S_tan, r_t))
+                for i in range(k):
+                    dw[i, 0] = coef * np.tensordot(delta[i:k], dq[L][i][:k - i], axes=([0, 1], [0, 1]))
+                dgk = (dd * w)[None, :, :S_tan, None] * dh[L] + d[L][None, :, :S_tan, None] * dw
+                store(dg[L], dgk, None, k)
             kernel_row(G2[L], g[L], k)
             for l in range(L - 1, 0, -1):
                 # RB^l[k, j<=k]: mean tangent of g^{l+1}[k] on the u^{l+1}[j] seeds (same step included)
-                blockB = dg[l + 1][k].mean(axis=1).reshape(n, k + 1, r_t)[:, :, off_u[l]:off_u[l] + n]
-                RB[l][rows, upto] = blockB.reshape(n, (k + 1) * n)
+                blockB = dgk[:, :, :, off_u[l]:off_u[l] + n].mean(axis=2)  # (k+1, n, n): [i, mu, nu]
+                RB[l][rows, upto] = blockB.transpose(1, 0, 2).reshape(n, (k + 1) * n)
                 r = chol_r[l].append() @ bank.eps_r[l][upto]
                 Z = RB[l][rows, upto] * float(keep)
                 Z[:, :k * n] += (coef * b) * G2[l + 1][rows, past] * Dp[None, :]
@@ -306,10 +319,10 @@ def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, 
                 dd = act.d2(h[l])
                 g[l, k] = g[l + 1, k] + b * d[l] * xi
                 og[l, k] = og[l + 1, k] + b * dd * xi * oh[l] + b * d[l] * mem(Z, oq[l], k + 1)
-                dxi = mem(Z, dq[l], k + 1, W)
-                dxi[pts[:P], :, k * r_t + off_r[l] + pts[:P]] += 1.0  # the seed r^l[k] (training points)
-                dg[l][k] = (dg[l + 1][k] + b * (dd * xi)[:, :S_tan, None] * dh[l]
-                            + b * d[l][:, :S_tan, None] * dxi)
+                dxi = tmem(Z, dq[l], k + 1, k)
+                dxi[k, pts[:P], :, off_r[l] + pts[:P]] += 1.0  # the seed r^l[k] (training points)
+                dgk = dgk + b * (dd * xi)[None, :, :S_tan, None] * dh[l] + b * d[l][None, :, :S_tan, None] * dxi
+                store(dg[l], dgk, None, k)
                 kernel_row(G2[l], g[l], k)
         except KernelNotPositiveDefinite as err:  # never patched: the solution stops before step k
             failed = (k, str(err))
