@@ -41,9 +41,9 @@ Workloads
    this is the model of docs/dmft.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
    constant reduced by the time ordering of the seeds. Elementwise work is not counted.
    ``roofline_fraction`` = counted FLOPs / time / calibration GEMM rate.
-3. ``residual_dmft_sweep_scaling_L`` / ``_T`` (:mod:`benchmarks.residual_dmft_bench`): one causal sweep of the
-   sampled residual DMFT against depth L (at two tangent-sample counts) and steps T, with the fitted exponent in
-   ``scaling_exponent`` (issue 16).
+3. ``residual_dmft_sweep_scaling_{L,T,P,S}`` (:mod:`benchmarks.residual_dmft_bench`): one causal sweep of the
+   sampled residual DMFT against depth L (at two tangent-sample counts), steps T, points P and samples S, with
+   the fitted exponent in ``scaling_exponent`` (issue 16; quick: L and T only).
 """
 from __future__ import annotations
 
