@@ -41,6 +41,9 @@ Workloads
    this is the model of docs/dmft.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
    constant reduced by the time ordering of the seeds. Elementwise work is not counted.
    ``roofline_fraction`` = counted FLOPs / time / calibration GEMM rate.
+3. ``residual_dmft_sweep_scaling_{L,T,P,S}`` (:mod:`benchmarks.residual_dmft_bench`): one causal sweep of the
+   sampled residual DMFT against depth L (at two tangent-sample counts), steps T, points P and samples S, with
+   the fitted exponent in ``scaling_exponent`` (issue 16; quick: L and T only).
 """
 from __future__ import annotations
 
@@ -314,8 +317,10 @@ def bench_deep(quick: bool = False) -> list:
 
     try:
         from .residual_bench import bench_residual
+        from .residual_dmft_bench import bench_residual_dmft
     except ImportError:  # loaded as a lone file (tests/test_deep_experiments.py): import it as a package module
         from benchmarks.residual_bench import bench_residual
+        from benchmarks.residual_dmft_bench import bench_residual_dmft
 
     retain_freed_memory()
     n, rep = (1024, 2) if quick else (2048, 3)
@@ -334,6 +339,7 @@ def bench_deep(quick: bool = False) -> list:
     recs += bench_dmft(rate, quick)
     recs += bench_issue19_solve(quick)
     recs += bench_dmft_scaling(rate, quick)
+    recs += bench_residual_dmft(quick)  # the sampled residual DMFT's sweep against L and T (issue 16)
     for r in recs:
         r["calibration_gemm_gflops"] = rate / 1e9
         r["calibration_gemm_gflops_1thread"] = rate_one / 1e9

@@ -49,7 +49,8 @@ def test_bench_deep_quick_records():
                                                  "numpy batched", "numba batched"]
     assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + ["residual_gd_step"] * 2 + [
         "dmft_iteration", "dmft_causal_sweep", "dmft_solve_issue19", "dmft_iteration_scaling_M",
-        "dmft_iteration_scaling_T", "dmft_iteration_scaling_P"]
+        "dmft_iteration_scaling_T", "dmft_iteration_scaling_P", "residual_dmft_sweep_scaling_L",
+        "residual_dmft_sweep_scaling_T"]
     for r in recs:
         assert keys <= set(r) and r["seconds_per_step"] > 0
         if r["workload"] == "dmft_solve_issue19":  # issue 19: one sweep + one certification, not 26

@@ -202,11 +202,18 @@ def size_problems(c) -> list:
             p.append(f"limit.dmft_error_batches = {B} leaves too few samples per batch (dmft_samples = {S}, "
                      f"dmft_tangent_samples = {S_tan}); lower it or raise the samples")
         try:
-            from meanfield_solvers.dmft import estimate_memory
+            if model["residual"]:  # the causal sweep of meanfield_solvers/dmft/residual_sampled.py
+                from meanfield_solvers.dmft.residual_sampled import residual_sampled_bytes
 
-            est = estimate_memory(T, P + Q, P, model["depth"], S, S_tan)
-            total = est.total
-            what = est.describe()
+                total = residual_sampled_bytes(model["depth"], T, P + Q, P, S, S_tan)
+                what = ("the sampled residual DMFT: tangents ~ L^2 T^2 (P+Q)^2 dmft_tangent_samples doubles, "
+                        "lower limit.dmft_tangent_samples first")
+            else:
+                from meanfield_solvers.dmft import estimate_memory
+
+                est = estimate_memory(T, P + Q, P, model["depth"], S, S_tan)
+                total = est.total
+                what = est.describe()
         except ImportError:  # pragma: no cover
             return p
     elif model["residual"]:

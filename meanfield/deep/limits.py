@@ -1,7 +1,8 @@
 r"""The deep limit methods, one small adapter each (registered by name in
 :mod:`meanfield.core.registry`):
 
-* ``dmft`` — the sampled DMFT of deep muP networks (:func:`meanfield_solvers.dmft.solve_dmft`);
+* ``dmft`` — the sampled DMFT of deep muP networks (:func:`meanfield_solvers.dmft.solve_dmft`; residual
+  networks: the causal sweep of :mod:`meanfield_solvers.dmft.residual_sampled`);
 * ``dmft_linear`` — the exact DMFT of deep linear networks (:func:`meanfield_solvers.dmft.solve_deep_linear`;
   residual networks: the one-pass solver of :mod:`meanfield_solvers.dmft.residual_linear`);
 * ``ntk`` — γ₀ → 0: NNGP/NTK recursions and the kernel flow (:func:`meanfield_solvers.dmft.solve_ntk`;
@@ -200,6 +201,8 @@ class DMFTMethod(DeepLimitMethod):
     name = "dmft"
     doc = "sampled DMFT of deep muP networks"
     exact_for_gd = True
+    #: residual networks: the causal sweep with responses of meanfield_solvers/dmft/residual_sampled.py
+    supports_residual = True
 
     def check(self, c):
         return check_dmft_supported(c) or size_problems(c)
@@ -214,6 +217,20 @@ class DMFTMethod(DeepLimitMethod):
 
         lim = cfg.limit
         noise_seed = int(seeding.stream(cfg.run.seed, "mc").integers(2**63 - 1))
+        if cfg.model.residual:
+            from meanfield_solvers.dmft.residual_sampled import solve_residual_sampled
+
+            m = cfg.model
+            b = make_parametrisation(m.parametrisation, gamma0_of(cfg), residual=True,
+                                     branch_exponent=m.branch_exponent, branch_scale=m.branch_scale).branch(m.depth)
+            log(f"{self.name}: residual network: one causal sweep with exact response tangents "
+                f"({lim.dmft_tangent_samples} tangent samples, {lim.dmft_error_batches} error batches)")
+            r = solve_residual_sampled(X, y, m.depth, b, gamma0_of(cfg), lim.dt, T, activation=m.activation,
+                                       X_test=Xt if Xt.shape[0] else None, n_samples=lim.dmft_samples,
+                                       n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
+                                       error_batches=lim.dmft_error_batches,
+                                       max_bytes=lim.dmft_max_memory_gb * 1e9)
+            return _fixed_point_record(r, log, self.name)
         r = dm.solve_dmft(X, y, cfg.model.depth, gamma0_of(cfg), lim.dt, T, activation=cfg.model.activation,
                           n_samples=lim.dmft_samples, n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
                           error_batches=lim.dmft_error_batches, max_bytes=lim.dmft_max_memory_gb * 1e9,
