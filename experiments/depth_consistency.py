@@ -38,6 +38,7 @@ from meanfield import scan  # noqa: E402
 from meanfield.analysis.fitting import fit_power_law  # noqa: E402
 from meanfield.plot import style  # noqa: E402
 
+import _report  # noqa: E402
 from _report import save, table, write_results  # noqa: E402
 
 BRANCHES = {"κ = ½ (β = 1)": (0.5, 1.0), "κ = 0 (β = ½)": (0.0, 0.5)}
@@ -146,6 +147,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)  # quick outputs say they are smoke tests
     out = args.out or os.path.join("runs", "depth_consistency" + ("_quick" if args.quick else ""))
     os.makedirs(out, exist_ok=True)
     m = mode(args.quick)

@@ -21,6 +21,7 @@ import meanfield
 from meanfield.analysis.fluctuations import variance_stderr
 from meanfield.twolayer.fluct_plot import measured_outputs, write_prediction_figures
 
+import _report  # noqa: E402
 from _report import table, write_results
 
 
@@ -108,6 +109,7 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/fluctuation_prediction")
     ap.add_argument("--format", default="png", choices=["png", "pdf"])
     args = ap.parse_args(argv)
+    _report.begin(args.quick)  # quick outputs say they are smoke tests
     os.makedirs(args.out, exist_ok=True)
     path = dataset(os.path.join(args.out, "dataset.npz"))
     res = meanfield.run_to_dir(config(args.quick, path), os.path.join(args.out, "run"), overwrite=True)

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from meanfield import scan  # noqa: E402
 from meanfield.plot import style  # noqa: E402
 
+import _report  # noqa: E402
 from _report import save, table, write_results  # noqa: E402
 
 PARAMS = ("mup", "standard", "ntk")
@@ -182,6 +183,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
     args = ap.parse_args(argv)
+    _report.begin(args.quick)  # quick outputs say they are smoke tests
     out = args.out or os.path.join("runs", "lr_transfer" + ("_quick" if args.quick else ""))
     os.makedirs(out, exist_ok=True)
     m = mode(args.quick)
