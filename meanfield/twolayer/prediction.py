@@ -34,7 +34,7 @@ from meanfield_solvers.state import ParticleState
 from .. import seeding
 
 __all__ = ["FluctuationPrediction", "PredictionRefused", "prediction_obstacles", "predict_fluctuations",
-           "limit_data", "coupling_factor", "influence_variance", "prediction_memory_bytes"]
+           "limit_data", "predict_particle_system", "drift_field", "coupling_factor", "influence_variance", "prediction_memory_bytes"]
 
 
 class PredictionRefused(ValueError):
@@ -47,6 +47,12 @@ def prediction_obstacles(cfg) -> tuple[list, list]:
     c = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
     lim, dyn, tr, model = c["limit"], c["dynamics"], c["train"], c["model"]
     no, lab = [], []
+    from ..deep.checks import is_deep
+
+    if is_deep(c):
+        from ..deep.prediction import deep_prediction_obstacles
+
+        return deep_prediction_obstacles(c)
     if model["depth"] >= 2 or lim["method"] != "particles":
         no.append(f"fluctuations.predict needs the two-layer particle limit (limit.method = 'particles', depth 1); "
                   f"got method {lim['method']!r}, depth {model['depth']}. Deep networks at L >= 2 need the DMFT "
@@ -174,8 +180,11 @@ class FluctuationPrediction:
 
 def _field(cfg, model, backend, data):
     """The limit's drift (model velocity x transport rate, minus weight decay) and its VJP."""
-    rate = cfg.dynamics.transport_rate
-    lam = cfg.dynamics.weight_decay
+    return drift_field(model, backend, data, cfg.dynamics.transport_rate, cfg.dynamics.weight_decay)
+
+
+def drift_field(model, backend, data, rate=1.0, lam=0.0):
+    r"""The drift :math:`\text{rate}\cdot v(\theta) - \lambda\Lambda\theta` of a particle model and its VJP."""
     coef = -lam * np.asarray(model.lr_multipliers, float)
 
     def velocity(theta, mass):
@@ -262,25 +271,58 @@ def predict_fluctuations(cfg, setup=None, particles0=None, steps=None, times=Non
         setup = _setup(cfg, log)
     model, backend = setup.model, setup.backend
     data = limit_data(cfg, setup.task, setup.expectation, np.float64)
+    if particles0 is None:
+        particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
+    if steps is None:
+        steps = time_grid(cfg).steps
+    observer = setup.observer
+    integ = get_integrator(cfg.limit.integrator)
+    field = _field(cfg, model, backend, data)
+    t0 = time.perf_counter()
+    pred = predict_particle_system(model, backend, data, setup.points, _risk_sets(observer), particles0, steps,
+                                   cfg.limit.dt, integ, field, times, checkpoint, max_memory_gb, labels)
+    steps = pred.steps
+    th0 = np.asarray(particles0, float)
+    outputs = pred.outputs
+    if replicas:
+        pred.nvar_replicas = forward_replicas(cfg, model, backend, field, integ, th0, steps, observer, replicas,
+                                              outputs, model.paired)
+        pred.replicas = replicas
+    pred.seconds = time.perf_counter() - t0
+    return pred
+
+
+def predict_particle_system(model, backend, data, points, risks, particles0, steps, dt, integ, field, times=8,
+                            checkpoint=None, max_memory_gb=4.0, labels=()) -> FluctuationPrediction:
+    r"""The prediction for an explicit particle system: the one adjoint sweep behind every caller.
+
+    :func:`predict_fluctuations` (a two-layer particle run) and
+    :func:`meanfield.deep.prediction.predict_deep_fluctuations` (a deep muP run at L = 1, mapped onto
+    its two-layer particle system) both end here, so there is one implementation of the prediction.
+
+    Parameters
+    ----------
+    model : a ParticleModel with the VJPs (``output_vjp``, ``risk_vjp``, ``velocity_vjp``)
+    backend : its particle backend
+    data : the expectation the flow takes (a Population or :class:`Samples`)
+    points : (Q, d) evaluation points (outputs ``f[q]``)
+    risks : list of ``(name, data)``, the recorded risks
+    particles0 : (n, p) initial reference particles (mass 1/n each)
+    steps : (T,) recording steps; dt : the step of the map
+    integ : the explicit Runge-Kutta integrator of the map; field : its :class:`DriftVJP`
+    times, checkpoint, max_memory_gb : as in :func:`predict_fluctuations`; labels : caveats to carry
+    """
     why = model.vjp_supports(data)
     if why:
         raise PredictionRefused(f"fluctuations.predict: {why}")
-    if particles0 is None:
-        particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
     th0 = np.asarray(particles0, float)
     n, p = th0.shape
-    if steps is None:
-        steps = time_grid(cfg).steps
     steps = np.asarray(steps, dtype=np.int64)
-    dt = cfg.limit.dt
     K = int(steps.max())
     sel = _pick_times(steps, times)
-    observer = setup.observer
-    points = np.asarray(setup.points, float)
-    risks = _risk_sets(observer)
+    points = np.asarray(points, float)
     outputs = tuple(f"f[{q}]" for q in range(points.shape[0])) + tuple(r for r, _ in risks)
     O = len(outputs)
-    integ = get_integrator(cfg.limit.integrator)
     S = len(tableau_of(integ)[1])
     P = data.x.shape[0] if isinstance(data, Samples) else 0
     need = prediction_memory_bytes(n, p, K, O * len(sel), S, P, checkpoint, len(sel))
@@ -290,7 +332,6 @@ def predict_fluctuations(cfg, setup=None, particles0=None, steps=None, times=Non
             f"{max_memory_gb} (n = {n} particles, K = {K} steps, {O} outputs at {len(sel)} times); lower "
             "fluctuations.times or limit.particles, or raise max_memory_gb")
     mass = np.full(n, 1.0 / n)
-    field = _field(cfg, model, backend, data)
     naive = np.full((len(steps), O), np.nan)
 
     def seed_at(ti):
@@ -324,11 +365,7 @@ def predict_fluctuations(cfg, setup=None, particles0=None, steps=None, times=Non
         predicted[ti] = True
     nvar, se = influence_variance(g, model.paired)
     pred = FluctuationPrediction(t=steps * dt, steps=steps, predicted=predicted, outputs=outputs, g=g, nvar=nvar,
-                                 nvar_se=se, naive=naive, labels=labels, paired=model.paired)
-    if replicas:
-        pred.nvar_replicas = forward_replicas(cfg, model, backend, field, integ, th0, steps, observer, replicas,
-                                              outputs, model.paired)
-        pred.replicas = replicas
+                                 nvar_se=se, naive=naive, labels=list(labels), paired=model.paired)
     pred.seconds = time.perf_counter() - t0
     return pred
 
@@ -376,6 +413,20 @@ def check_fluctuations(c, given=None) -> list:
     if no:
         return no
     lim, t = c["limit"], c["time"]
+    from ..deep.checks import is_deep, point_counts
+
+    if is_deep(c):  # depth 1 (deeper is refused above): the mapped system at the networks' step
+        P, Q = point_counts(c)
+        K = int(round(t["t_max"] / c["train"]["lr"]))
+        times = fl["times"] or t["records"]
+        need = prediction_memory_bytes(fl["particles"], 1 + c["task"]["d"], K, (P + Q + 2) * times, 4, P,
+                                       fl["checkpoint"] or None, times)
+        if need > fl["max_memory_gb"] * 1e9:
+            return [f"fluctuations.predict: estimated peak memory {need / 1e9:.2f} GB exceeds "
+                    f"fluctuations.max_memory_gb = {fl['max_memory_gb']} ({fl['particles']} reference particles, "
+                    f"{K} steps, {P + Q + 2} outputs at {times} times); lower fluctuations.times or "
+                    "fluctuations.particles, or raise max_memory_gb"]
+        return []
     K = int(round(t["t_max"] / lim["dt"]))
     O = c["eval"]["n_points"] + 3
     times = fl["times"] or t["records"]
@@ -389,8 +440,9 @@ def check_fluctuations(c, given=None) -> list:
     return []
 
 
-def record(pred: FluctuationPrediction, cfg, arrays: dict, summary: dict):
-    """Put a prediction into a run's arrays (named dims in :mod:`meanfield.core.result`) and summary."""
+def record(pred: FluctuationPrediction, cfg, arrays: dict, summary: dict, coupled=None):
+    """Put a prediction into a run's arrays (named dims in :mod:`meanfield.core.result`) and summary;
+    ``coupled`` (None: from ``train.coupling``) says whether the widths subsample the reference particles."""
     arrays["fluct_nvar"] = pred.nvar
     arrays["fluct_nvar_se"] = pred.nvar_se
     arrays["fluct_naive"] = pred.naive
@@ -399,7 +451,7 @@ def record(pred: FluctuationPrediction, cfg, arrays: dict, summary: dict):
     if pred.nvar_replicas is not None:
         arrays["fluct_nvar_replicas"] = pred.nvar_replicas
     widths = list(cfg.train.widths) if cfg.train.seeds > 0 else []
-    coupling = cfg.train.coupling
+    coupling = cfg.train.coupling if coupled is None else coupled
     if coupling == "auto":
         coupling = bool(widths) and max(widths) <= cfg.limit.particles
     if widths:
