@@ -24,9 +24,9 @@ from meanfield_solvers.models import Samples
 from meanfield_solvers.particles import get_backend
 
 from .. import seeding
-from ..twolayer.prediction import PredictionRefused, drift_field, predict_particle_system, record
+from ..core.prediction import PredictionRefused, drift_field, predict_particle_system, prediction_memory_bytes, record
 
-__all__ = ["deep_prediction_obstacles", "mapped_particle_system", "predict_deep_fluctuations", "record_deep"]
+__all__ = ["deep_prediction_obstacles", "check_deep_fluctuations", "mapped_particle_system", "predict_deep_fluctuations", "record_deep"]
 
 #: the refusal for L >= 2 (also what the two-layer check said before deep runs at L = 1 were covered)
 DEEP_REFUSAL = ("fluctuations.predict needs the two-layer particle limit (limit.method = 'particles', depth 1) "
@@ -113,3 +113,37 @@ def record_deep(pred, cfg, arrays, summary):
     of the reference particles, so every width's prediction is the independent one (no coupling factor)."""
     record(pred, cfg, arrays, summary, coupled=False)
     summary["fluct_mapping"] = "deep muP at L = 1 = two-layer particles (alpha = 1/gamma0, lr_a = 1, lr_w = 1/D)"
+
+
+def check_deep_fluctuations(c, given=None) -> list:
+    """Config check (registered) for deep runs: what :func:`deep_prediction_obstacles` refuses, and a
+    memory estimate above ``fluctuations.max_memory_gb``, before any work."""
+    from .checks import is_deep, point_counts
+
+    fl = c.get("fluctuations") or {}
+    if not fl.get("predict") or not is_deep(c):
+        return []
+    no, _ = deep_prediction_obstacles(c)
+    if no:
+        return no
+    t = c["time"]
+    P, Q = point_counts(c)
+    K = int(round(t["t_max"] / c["train"]["lr"]))
+    times = fl["times"] or t["records"]
+    need = prediction_memory_bytes(fl["particles"], 1 + c["task"]["d"], K, (P + Q + 2) * times, 4, P,
+                                   fl["checkpoint"] or None, times)
+    if need > fl["max_memory_gb"] * 1e9:
+        return [f"fluctuations.predict: estimated peak memory {need / 1e9:.2f} GB exceeds "
+                f"fluctuations.max_memory_gb = {fl['max_memory_gb']} ({fl['particles']} reference particles, "
+                f"{K} steps, {P + Q + 2} outputs at {times} times); lower fluctuations.times or "
+                "fluctuations.particles, or raise max_memory_gb"]
+    return []
+
+
+def _register():
+    from ..core.registry import register_config_check
+
+    register_config_check(check_deep_fluctuations)
+
+
+_register()
