@@ -1,6 +1,8 @@
 """Fluctuation prediction for a deep muP run at L = 1 (docs/fluctuations.md, "Deep networks at L = 1"):
 the two-layer adjoint on the mapped particle system predicts the deep networks' seed spread, equals the
 prediction of the hand-mapped two-layer config, and what the mapping cannot carry is refused."""
+import os
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,13 @@ def test_deep_prediction_refusals_at_validation(over, match):
 def test_residual_deep_run_is_refused():
     with pytest.raises(C.ConfigError, match=DEEP_MSG):
         C.Config.from_dict(_deep(**{"model.depth": 2, "model.residual": True, "limit.method": "dmft"}))
+
+
+def test_meanfield_plot_draws_the_prediction_over_the_deep_seed_spread(tmp_path):
+    from meanfield.plot import plot_dir
+
+    res = meanfield.run(C.Config.from_dict(_deep(**{"train.widths": [16], "train.seeds": 4})), progress=False)
+    out = tmp_path / "run"
+    res.save(str(out))
+    files = [os.path.basename(f) for f in plot_dir(str(out))]
+    assert "fluct_bands.png" in files and "fluct_collapse.png" in files
