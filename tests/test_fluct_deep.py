@@ -114,3 +114,25 @@ def test_meanfield_plot_draws_the_prediction_over_the_deep_seed_spread(tmp_path)
     res.save(str(out))
     files = [os.path.basename(f) for f in plot_dir(str(out))]
     assert "fluct_bands.png" in files and "fluct_collapse.png" in files
+
+
+def test_l2_refusal_is_the_two_layer_message_word_for_word():
+    from meanfield.twolayer.prediction import prediction_obstacles
+
+    c = _deep(**{"model.depth": 2, "limit.method": "dmft"})
+    with pytest.raises(C.ConfigError) as e:
+        C.Config.from_dict(c)
+    resolved = C.Config.from_dict({**c, "fluctuations": {"predict": False}}).to_dict()
+    two_layer_msg = prediction_obstacles(resolved)[0][0]
+    assert two_layer_msg in str(e.value) and "Deep networks at L >= 2" in two_layer_msg
+
+
+def test_deep_memory_estimate_refused_before_work():
+    with pytest.raises(C.ConfigError, match="fluctuations.max_memory_gb"):
+        C.Config.from_dict(_deep(**{"fluctuations.max_memory_gb": 1e-6}))
+
+
+def test_minibatch_sgd_is_labelled_initialisation_part_only():
+    res = meanfield.run(C.Config.from_dict(_deep(**{"train.algorithm": "sgd", "train.batch": 2, "train.widths": [8],
+                                                     "train.seeds": 2})), progress=False)
+    assert any("initialisation part only" in m for m in res.summary["fluct_labels"])

@@ -28,11 +28,10 @@ from ..core.prediction import PredictionRefused, drift_field, predict_particle_s
 
 __all__ = ["deep_prediction_obstacles", "check_deep_fluctuations", "mapped_particle_system", "predict_deep_fluctuations", "record_deep"]
 
-#: the refusal for L >= 2 (also what the two-layer check said before deep runs at L = 1 were covered)
-DEEP_REFUSAL = ("fluctuations.predict needs the two-layer particle limit (limit.method = 'particles', depth 1) "
-                "or a deep muP run at depth 1; got method {method!r}, depth {depth}. Deep networks at L >= 2 need "
-                "the DMFT propagator (linear response of the DMFT fixed point), which is not built; set "
-                "fluctuations.predict = false")
+#: the refusal for L >= 2: word for word what the two-layer check says of a deep run (and said before L = 1)
+DEEP_REFUSAL = ("fluctuations.predict needs the two-layer particle limit (limit.method = 'particles', depth 1); "
+                "got method {method!r}, depth {depth}. Deep networks at L >= 2 need the DMFT propagator (linear "
+                "response of the DMFT fixed point), which is not built; set fluctuations.predict = false")
 
 
 def deep_prediction_obstacles(c) -> tuple[list, list]:
