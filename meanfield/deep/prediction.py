@@ -24,9 +24,11 @@ from meanfield_solvers.models import Samples
 from meanfield_solvers.particles import get_backend
 
 from .. import seeding
-from ..core.prediction import PredictionRefused, drift_field, predict_particle_system, prediction_memory_bytes, record
+from ..core.prediction import (PredictionRefused, drift_field, predict_particle_system, prediction_memory_bytes,
+                               record)
 
-__all__ = ["deep_prediction_obstacles", "check_deep_fluctuations", "mapped_particle_system", "predict_deep_fluctuations", "record_deep"]
+__all__ = ["deep_prediction_obstacles", "check_deep_fluctuations", "mapped_particle_system", "predict_deep_fluctuations",
+           "record_deep"]
 
 #: the refusal for L >= 2: word for word what the two-layer check says of a deep run (and said before L = 1)
 DEEP_REFUSAL = ("fluctuations.predict needs the two-layer particle limit (limit.method = 'particles', depth 1); "

@@ -21,13 +21,10 @@ the batched forward map by central differences; relative error :math:`\sqrt{2/R}
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from meanfield_solvers.integrators import get_integrator
-from meanfield_solvers.integrators.adjoint import (DriftVJP, adjoint_memory_bytes, adjoint_sweep,
-                                                   default_checkpoint, tableau_of)
 from meanfield_solvers.models import Samples
 from meanfield_solvers.state import ParticleState
 
@@ -36,8 +33,10 @@ from ..core.prediction import (FluctuationPrediction, PredictionRefused, couplin
                                influence_variance, pick_times, predict_particle_system, prediction_memory_bytes,
                                record)
 
+# the shared core (meanfield.core.prediction) is re-exported: this module's names stay where they were
 __all__ = ["FluctuationPrediction", "PredictionRefused", "prediction_obstacles", "predict_fluctuations",
-           "limit_data", "predict_particle_system", "drift_field", "coupling_factor", "influence_variance", "prediction_memory_bytes"]
+           "limit_data", "predict_particle_system", "drift_field", "coupling_factor", "influence_variance",
+           "prediction_memory_bytes", "record"]
 
 
 def prediction_obstacles(cfg) -> tuple[list, list]:
