@@ -306,16 +306,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "predict": Field("bool", False, "Predict N Var and N Cov of every recorded output (f at the eval points, the "
                          "risks) over training time from the limit run alone, by the discrete adjoint of "
                          "limit.integrator (two-layer particle limit, fixed masses, no Langevin noise, fixed MC "
-                         "sample or analytic expectations; README 'Fluctuations predicted from the limit').", family="particle"),
+                         "sample or analytic expectations; or a deep muP run at depth 1, mapped onto its two-layer "
+                         "particle system; README 'Fluctuations predicted from the limit')."),
         "times": Field("int", 8, "Recording times the prediction is made at (spread evenly over the grid; 0: all).",
-                       check=_nonneg, check_doc=">= 0", family="particle"),
+                       check=_nonneg, check_doc=">= 0"),
         "checkpoint": Field("int", 0, "Adjoint checkpoint interval c in steps (memory ~ n p (K/c + c)); 0: sqrt(K).",
-                            check=_nonneg, check_doc=">= 0", family="particle"),
+                            check=_nonneg, check_doc=">= 0"),
         "replicas": Field("int", 0, "Forward-mode replicas R (random mass perturbations): a cheaper, noisier "
                           "estimate of N Var (relative error sqrt(2/R)) recorded beside the adjoint's; 0: none.",
-                          check=_nonneg, check_doc=">= 0", family="particle"),
+                          check=_nonneg, check_doc=">= 0"),
         "max_memory_gb": Field("float", 4.0, "Refuse a prediction whose estimated peak memory exceeds this (GB), "
-                               "before allocating.", check=_pos, check_doc="> 0", family="particle"),
+                               "before allocating.", check=_pos, check_doc="> 0"),
+        "particles": Field("int", 4096, "Deep runs at depth 1: reference particles of the two-layer particle system "
+                           "the prediction runs on (the two-layer run uses limit.particles).", check=_ge1,
+                           check_doc=">= 1", family="deep"),
     },
     "time": {
         "t_max": Field("float", 10.0, "Final mean-field time.", check=_pos, check_doc="> 0"),

@@ -42,7 +42,11 @@ def plot_dir(path, fmt="png", **scan_opts):
     if res.summary.get("kind") == "deep":
         from .deep.plot import plot_deep_dir
 
-        return plot_deep_dir(path, res, fmt=fmt)
+        files = plot_deep_dir(path, res, fmt=fmt)
+        # a deep run at L = 1 with [fluctuations] predict = true records the two-layer names: same figures
+        from .twolayer.fluct_plot import write_prediction_figures
+
+        return files + write_prediction_figures(res, path, fmt)
     plt = style()
     files = []
     fig, ax = plt.subplots(figsize=(5.2, 3.8))

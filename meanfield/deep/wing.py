@@ -79,6 +79,7 @@ from ..health import Health
 from .checks import gamma0_of
 from .network import DeepNet
 from .parametrisation import make_parametrisation
+from .prediction import predict_deep_fluctuations, record_deep  # registers the deep [fluctuations] check
 from .observe import DeepObserver
 from .optim import AdamSpec
 from .train import make_step, train_ensemble
@@ -186,6 +187,12 @@ def train(st: DeepSetup, grid, limit: Side | None, progress, log) -> Side:
                 f"limit.dt = {cfg.limit.dt}; these networks use train.algorithm = {alg!r} with lr = {lr} "
                 "(differences of O(step) or SGD noise are not finite-width effects)")
             log(side.messages[-1])
+    if cfg.fluctuations.predict:
+        # depth 1 only (validation refuses deeper): the two-layer adjoint on the mapped particle system,
+        # at the networks' own recording steps (docs/fluctuations.md, "Deep networks at L = 1")
+        pred = predict_deep_fluctuations(cfg, X, y, Xt, yt, grid.steps_nn, log=log)
+        record_deep(pred, cfg, side.arrays, side.summary)
+        side.messages += [f"fluctuation prediction: {x}" for x in pred.labels]
     if not widths:
         return side
     backend_name, backend = choose_backend(cfg.run.backend, log)

@@ -21,24 +21,22 @@ the batched forward map by central differences; relative error :math:`\sqrt{2/R}
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from meanfield_solvers.integrators import get_integrator
-from meanfield_solvers.integrators.adjoint import (DriftVJP, adjoint_memory_bytes, adjoint_sweep,
-                                                   default_checkpoint, tableau_of)
 from meanfield_solvers.models import Samples
 from meanfield_solvers.state import ParticleState
 
 from .. import seeding
+from ..core.prediction import (FluctuationPrediction, PredictionRefused, coupling_factor, drift_field,  # noqa: F401
+                               influence_variance, pick_times, predict_particle_system, prediction_memory_bytes,
+                               record)
 
+# the shared core (meanfield.core.prediction) is re-exported: this module's names stay where they were
 __all__ = ["FluctuationPrediction", "PredictionRefused", "prediction_obstacles", "predict_fluctuations",
-           "limit_data", "coupling_factor", "influence_variance", "prediction_memory_bytes"]
-
-
-class PredictionRefused(ValueError):
-    """The prediction cannot be made for this run (the message says why and what to do)."""
+           "limit_data", "predict_particle_system", "drift_field", "coupling_factor", "influence_variance",
+           "prediction_memory_bytes", "record"]
 
 
 def prediction_obstacles(cfg) -> tuple[list, list]:
@@ -88,113 +86,9 @@ def limit_data(cfg, task, expectation, dtype):
     return Samples(x, y, task.loss)
 
 
-def coupling_factor(n: int, N: int, paired: bool = False) -> float:
-    r"""Finite-population factor of a without-replacement subsample of N of the n reference units:
-    :math:`(n - N)/(n - 1)` (pairs: :math:`(n/2 - N/2)/(n/2 - 1)`)."""
-    if paired:
-        n, N = n // 2, N // 2
-    return (n - N) / (n - 1) if n > 1 else 0.0
-
-
-def influence_variance(g, paired=False):
-    r"""Predicted N·Var from influence values ``g`` (..., n) and its Monte Carlo standard error.
-
-    Independent units: :math:`\frac1n\sum_j(g_j-\bar g)^2`, SE :math:`\sqrt{(m_4-m_2^2)/n}`. Antithetic pairs
-    (rows j, j + n/2): :math:`2\,\mathrm{Var}_{pairs}[(g_j+g_{j+n/2})/2]` with its SE over the n/2 pairs.
-    """
-    g = np.asarray(g, float)
-    scale = 1.0
-    if paired:
-        h = g.shape[-1] // 2
-        g = 0.5 * (g[..., :h] + g[..., h:])
-        scale = 2.0
-    c = g - g.mean(axis=-1, keepdims=True)
-    m2 = np.mean(c * c, axis=-1)
-    m4 = np.mean(c ** 4, axis=-1)
-    return scale * m2, scale * np.sqrt(np.maximum(m4 - m2 * m2, 0.0) / g.shape[-1])
-
-
-@dataclass
-class FluctuationPrediction:
-    r"""The prediction for one limit run.
-
-    Attributes
-    ----------
-    t : (T,) the run's recording times; steps : (T,) their step indices
-    predicted : (T,) bool, the times where the adjoint was seeded (others are NaN)
-    outputs : tuple of O names (``f[q]`` at the eval points, then ``risk_train``, ``risk_test``, ``risk_pop``
-        as the run records them)
-    g : (T, O, n) influence values :math:`\partial O/\partial\omega_j` (NaN where not predicted)
-    nvar, nvar_se : (T, O) predicted N·Var for independent initialisations and its MC standard error
-    naive : (T, O) the naive estimate (the output's own first variation at the transported units)
-    nvar_replicas : (T, O) or None, the forward-replica estimate
-    labels : caveats (e.g. the initialisation part only); paired : antithetic reference
-    """
-
-    t: np.ndarray
-    steps: np.ndarray
-    predicted: np.ndarray
-    outputs: tuple
-    g: np.ndarray
-    nvar: np.ndarray
-    nvar_se: np.ndarray
-    naive: np.ndarray
-    nvar_replicas: np.ndarray | None = None
-    replicas: int = 0
-    labels: list = field(default_factory=list)
-    paired: bool = False
-    seconds: float = 0.0
-
-    @property
-    def n(self) -> int:
-        return self.g.shape[-1]
-
-    def ncov(self):
-        r"""N·Cov between all (time, output) pairs, shape (T, O, T, O) (NaN where not predicted)."""
-        g = self.g
-        if self.paired:
-            h = g.shape[-1] // 2
-            g, s = 0.5 * (g[..., :h] + g[..., h:]), 2.0
-        else:
-            s = 1.0
-        c = g - g.mean(axis=-1, keepdims=True)
-        return s * np.einsum("aoj,bpj->aobp", c, c) / g.shape[-1]
-
-    def ncov_same_time(self):
-        """N·Cov between outputs at each recording time, (T, O, O)."""
-        full = self.ncov()
-        T = full.shape[0]
-        return full[np.arange(T), :, np.arange(T), :]
-
-    def for_width(self, N: int, coupled: bool):
-        """Predicted N·Var for width-N networks: independent draws, or subsamples of the reference
-        particles without replacement (times the finite-population factor)."""
-        return self.nvar * (coupling_factor(self.n, N, self.paired) if coupled else 1.0)
-
-
 def _field(cfg, model, backend, data):
     """The limit's drift (model velocity x transport rate, minus weight decay) and its VJP."""
-    rate = cfg.dynamics.transport_rate
-    lam = cfg.dynamics.weight_decay
-    coef = -lam * np.asarray(model.lr_multipliers, float)
-
-    def velocity(theta, mass):
-        v = model.risk_velocity(backend, theta, data, mass=mass)[1]
-        if rate != 1.0:
-            v = v * rate
-        if lam:
-            v = v + theta * coef
-        return v
-
-    def vjp(theta, mass, cot):
-        t, m = model.velocity_vjp(backend, theta, data, cot, mass)
-        if rate != 1.0:
-            t, m = t * rate, m * rate
-        if lam:
-            t = t + cot * coef
-        return t, m
-
-    return DriftVJP(velocity, vjp)
+    return drift_field(model, backend, data, cfg.dynamics.transport_rate, cfg.dynamics.weight_decay)
 
 
 def _risk_sets(observer):
@@ -203,21 +97,6 @@ def _risk_sets(observer):
         if d is not None:
             out.append((name, d))
     return out
-
-
-def prediction_memory_bytes(n, p, K, channels, stages, P, checkpoint=None, times=1):
-    """Peak bytes of a prediction: the adjoint sweep, the VJP's (n, P) activations and the stored g."""
-    sweep = adjoint_memory_bytes(n, p, K, channels, stages, checkpoint)
-    vjp = 8 * (5 * n * max(P, 256) + 4 * (1 << 22))
-    return sweep + vjp + 8 * times * channels * n
-
-
-def _pick_times(steps, k):
-    """Indices of ``k`` recording times spread evenly over the grid (the first and last included)."""
-    T = len(steps)
-    if k <= 0 or k >= T:
-        return np.arange(T)
-    return np.unique(np.round(np.linspace(0, T - 1, k)).astype(int))
 
 
 def predict_fluctuations(cfg, setup=None, particles0=None, steps=None, times=None, checkpoint=None,
@@ -262,69 +141,19 @@ def predict_fluctuations(cfg, setup=None, particles0=None, steps=None, times=Non
         setup = _setup(cfg, log)
     model, backend = setup.model, setup.backend
     data = limit_data(cfg, setup.task, setup.expectation, np.float64)
-    why = model.vjp_supports(data)
-    if why:
-        raise PredictionRefused(f"fluctuations.predict: {why}")
     if particles0 is None:
         particles0 = model.draw(seeding.stream(cfg.run.seed, "init"), cfg.limit.particles)
-    th0 = np.asarray(particles0, float)
-    n, p = th0.shape
     if steps is None:
         steps = time_grid(cfg).steps
-    steps = np.asarray(steps, dtype=np.int64)
-    dt = cfg.limit.dt
-    K = int(steps.max())
-    sel = _pick_times(steps, times)
     observer = setup.observer
-    points = np.asarray(setup.points, float)
-    risks = _risk_sets(observer)
-    outputs = tuple(f"f[{q}]" for q in range(points.shape[0])) + tuple(r for r, _ in risks)
-    O = len(outputs)
     integ = get_integrator(cfg.limit.integrator)
-    S = len(tableau_of(integ)[1])
-    P = data.x.shape[0] if isinstance(data, Samples) else 0
-    need = prediction_memory_bytes(n, p, K, O * len(sel), S, P, checkpoint, len(sel))
-    if need > max_memory_gb * 1e9:
-        raise PredictionRefused(
-            f"fluctuations.predict: estimated peak memory {need / 1e9:.2f} GB exceeds fluctuations.max_memory_gb = "
-            f"{max_memory_gb} (n = {n} particles, K = {K} steps, {O} outputs at {len(sel)} times); lower "
-            "fluctuations.times or limit.particles, or raise max_memory_gb")
-    mass = np.full(n, 1.0 / n)
     field = _field(cfg, model, backend, data)
-    naive = np.full((len(steps), O), np.nan)
-
-    def seed_at(ti):
-        def seed(th):
-            t, m = model.output_vjp(backend, th, points, np.eye(points.shape[0]), mass)
-            ts, ms = [t], [m]
-            for _, d in risks:
-                t1, m1 = model.risk_vjp(backend, th, d, mass)
-                ts.append(t1[None])
-                ms.append(m1[None])
-            m = np.concatenate(ms)
-            naive[ti] = influence_variance(m, model.paired)[0]
-            return np.concatenate(ts), m.copy()
-        return seed
-
-    seeds = {}
-    for ti in sel:
-        k = int(steps[ti])
-        if k in seeds:  # two recording times on one step: the first seeds the channels
-            continue
-        seeds[k] = seed_at(ti)
     t0 = time.perf_counter()
-    got = adjoint_sweep(field, integ, th0, mass, dt, K, seeds, checkpoint=checkpoint)
-    T = len(steps)
-    g = np.full((T, O, n), np.nan)
-    predicted = np.zeros(T, bool)
-    for ti in sel:
-        k = int(steps[ti])
-        g[ti] = got[k]
-        naive[ti] = naive[[j for j in sel if int(steps[j]) == k][0]]
-        predicted[ti] = True
-    nvar, se = influence_variance(g, model.paired)
-    pred = FluctuationPrediction(t=steps * dt, steps=steps, predicted=predicted, outputs=outputs, g=g, nvar=nvar,
-                                 nvar_se=se, naive=naive, labels=labels, paired=model.paired)
+    pred = predict_particle_system(model, backend, data, setup.points, _risk_sets(observer), particles0, steps,
+                                   cfg.limit.dt, integ, field, times, checkpoint, max_memory_gb, labels)
+    steps = pred.steps
+    th0 = np.asarray(particles0, float)
+    outputs = pred.outputs
     if replicas:
         pred.nvar_replicas = forward_replicas(cfg, model, backend, field, integ, th0, steps, observer, replicas,
                                               outputs, model.paired)
@@ -370,7 +199,9 @@ def check_fluctuations(c, given=None) -> list:
     """Config check (registered): a requested prediction the run cannot give is refused at validation,
     and so is one whose memory estimate exceeds ``fluctuations.max_memory_gb``."""
     fl = c.get("fluctuations") or {}
-    if not fl.get("predict"):
+    from ..config import family_of
+
+    if not fl.get("predict") or family_of(c) == "deep":  # deep runs: meanfield.deep.prediction checks them
         return []
     no, _ = prediction_obstacles(c)
     if no:
@@ -387,26 +218,6 @@ def check_fluctuations(c, given=None) -> list:
                 f"= {fl['max_memory_gb']} ({lim['particles']} particles, {K} steps, {O} outputs at {times} times); "
                 "lower fluctuations.times or limit.particles, or raise max_memory_gb"]
     return []
-
-
-def record(pred: FluctuationPrediction, cfg, arrays: dict, summary: dict):
-    """Put a prediction into a run's arrays (named dims in :mod:`meanfield.core.result`) and summary."""
-    arrays["fluct_nvar"] = pred.nvar
-    arrays["fluct_nvar_se"] = pred.nvar_se
-    arrays["fluct_naive"] = pred.naive
-    arrays["fluct_ncov"] = pred.ncov_same_time()
-    arrays["fluct_predicted"] = pred.predicted
-    if pred.nvar_replicas is not None:
-        arrays["fluct_nvar_replicas"] = pred.nvar_replicas
-    widths = list(cfg.train.widths) if cfg.train.seeds > 0 else []
-    coupling = cfg.train.coupling
-    if coupling == "auto":
-        coupling = bool(widths) and max(widths) <= cfg.limit.particles
-    if widths:
-        arrays["fluct_nvar_nn"] = np.stack([pred.for_width(N, bool(coupling)) for N in widths])
-    summary.update(fluct_outputs=list(pred.outputs), fluct_labels=list(pred.labels), fluct_seconds=pred.seconds,
-                   fluct_coupled=bool(coupling), fluct_replicas=int(pred.replicas),
-                   fluct_reference_particles=int(pred.n))
 
 
 def _register():
