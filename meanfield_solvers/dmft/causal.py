@@ -61,12 +61,16 @@ class CausalSweep:
         self.jitter = jitter
 
     def __call__(self, state: DMFTState) -> DMFTState:
-        if self.workers < 2:
-            return self._sweep(state, None)
-        from concurrent.futures import ThreadPoolExecutor
+        # BLAS on one thread whatever the worker count: the sweep's many small products are faster so
+        # (meanfield_solvers/threads.py), and 1 and k workers then do the same arithmetic bit for bit
+        # (with the library's default pool, a single worker's products were rounded differently)
+        with blas_threads(1):
+            if self.workers < 2:
+                return self._sweep(state, None)
+            from concurrent.futures import ThreadPoolExecutor
 
-        with blas_threads(1), ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return self._sweep(state, pool)
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                return self._sweep(state, pool)
 
     def _sweep(self, state: DMFTState, pool) -> DMFTState:
         g: Grid = state.grid
