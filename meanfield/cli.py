@@ -371,6 +371,12 @@ def main(argv=None):
     except KeyboardInterrupt:  # (meanfield run says what its checkpoint holds itself)
         _err("interrupted")
         return 130
+    except BrokenPipeError:  # the reader went away (`meanfield show DIR | head`): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")  # so that the interpreter's final flush is silent too
+        except OSError:
+            pass
+        return 0
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback reaches a user
         if os.environ.get("MEANFIELD_DEBUG"):
             raise

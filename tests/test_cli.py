@@ -101,3 +101,22 @@ def test_unknown_progress_mode_is_a_usage_error(tmp_path, capsys):
         main(["run", _cfg(tmp_path), "--progress", "loud"])
     assert e.value.code == 2
     assert "invalid choice: 'loud'" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_an_error(monkeypatch, capsys):
+    """`meanfield ... | head`: the reader closes the pipe early, so writing raises BrokenPipeError;
+    the command ends quietly with status 0 (it printed 'internal error ... This is a bug')."""
+    import sys
+
+    from meanfield.cli import main
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["template"]) == 0
+    assert "internal error" not in capsys.readouterr().err
