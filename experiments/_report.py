@@ -1,5 +1,6 @@
 """Shared helpers of the experiment scripts: markdown tables, figure saving, number formatting, and the
 quick-mode banner (``--quick`` outputs say on every results.md and figure that they are smoke tests)."""
+import argparse
 import os
 
 #: stamped on figures and results.md of --quick runs
@@ -56,3 +57,29 @@ def save(fig, out, name, fmt="png"):
     save_figure(fig, path)
     style().close(fig)
     return path
+
+
+def study_args(doc, name, argv=None):
+    """The command line every scan study shares (``--quick``, ``--out``, ``--workers``, ``--format``):
+    parsed, the output folder made (default ``runs/<name>[_quick]``), the quick banner set."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--format", default="png", choices=("png", "pdf"))
+    args = ap.parse_args(argv)
+    args.out = args.out or os.path.join("runs", name + ("_quick" if args.quick else ""))
+    os.makedirs(args.out, exist_ok=True)
+    begin(args.quick)
+    return args
+
+
+def run_study_scan(spec_dict, folder, workers):
+    """Run a study's scan quietly; a run that neither completed nor diverged stops the study."""
+    from meanfield import scan
+
+    rep = scan.run_scan(scan.spec_from_dict(spec_dict), folder, workers=workers, progress=False, log=lambda s: None)
+    bad = {k: v for k, v in rep.counts.items() if k not in ("completed", "diverged") and v}
+    if bad:
+        raise RuntimeError(f"scan {folder}: runs neither completed nor diverged: {bad}; {rep.problems[:3]}")
+    return rep

@@ -24,7 +24,6 @@ Measured:
 
 Writes DIR/results.md, DIR/depth_consistency.png and the scan DIR/scan/.
 """
-import argparse
 import math
 import os
 import sys
@@ -141,22 +140,12 @@ def figure(res, out, fmt):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--format", default="png", choices=("png", "pdf"))
-    args = ap.parse_args(argv)
-    _report.begin(args.quick)  # quick outputs say they are smoke tests
-    out = args.out or os.path.join("runs", "depth_consistency" + ("_quick" if args.quick else ""))
-    os.makedirs(out, exist_ok=True)
+    args = _report.study_args(__doc__, "depth_consistency", argv)
+    out = args.out
     m = mode(args.quick)
     t0 = time.perf_counter()
     d = os.path.join(out, "scan")
-    rep = scan.run_scan(scan.spec_from_dict(spec(m)), d, workers=args.workers, progress=False, log=lambda s: None)
-    bad = {k: v for k, v in rep.counts.items() if k not in ("completed", "diverged") and v}
-    if bad:
-        raise RuntimeError(f"scan {d}: runs neither completed nor diverged: {bad}; {rep.problems[:3]}")
+    _report.run_study_scan(spec(m), d, args.workers)
     res = analyse(d, m["depths"])
     seconds = time.perf_counter() - t0
     fig = figure(res, out, args.format)

@@ -32,7 +32,6 @@ but it is lazy.
 Writes DIR/results.md (tables), DIR/lr_transfer.png (loss against log η, one curve per width, optimum
 marked) and DIR/scans/<parametrisation>/ (the scans: resumable, ``meanfield collect`` reads them).
 """
-import argparse
 import json
 import math
 import os
@@ -87,11 +86,7 @@ def spec(param: str, m: dict) -> dict:
 
 def run_param(param, m, out, workers):
     d = os.path.join(out, "scans", param)
-    rep = scan.run_scan(scan.spec_from_dict(spec(param, m)), d, workers=workers, progress=False,
-                        log=lambda s: None)
-    bad = {k: v for k, v in rep.counts.items() if k not in ("completed", "diverged") and v}
-    if bad:  # a diverged run is a data point here; anything else is a fault
-        raise RuntimeError(f"scan {d}: runs neither completed nor diverged: {bad}; {rep.problems[:3]}")
+    _report.run_study_scan(spec(param, m), d, workers)  # a diverged run is a data point here
     return d
 
 
@@ -177,15 +172,8 @@ def figure(results, out, fmt):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--format", default="png", choices=("png", "pdf"))
-    args = ap.parse_args(argv)
-    _report.begin(args.quick)  # quick outputs say they are smoke tests
-    out = args.out or os.path.join("runs", "lr_transfer" + ("_quick" if args.quick else ""))
-    os.makedirs(out, exist_ok=True)
+    args = _report.study_args(__doc__, "lr_transfer", argv)
+    out = args.out
     m = mode(args.quick)
     t0 = time.perf_counter()
     results = {}

@@ -25,7 +25,6 @@ gap levels off at the DMFT − NTK difference.
 
 Writes DIR/results.md, DIR/width_consistency.png and the scan DIR/scan/.
 """
-import argparse
 import math
 import os
 import sys
@@ -183,15 +182,8 @@ def figure(st, out, fmt):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--format", default="png", choices=("png", "pdf"))
-    args = ap.parse_args(argv)
-    _report.begin(args.quick)  # quick outputs say they are smoke tests
-    out = args.out or os.path.join("runs", "width_consistency" + ("_quick" if args.quick else ""))
-    os.makedirs(out, exist_ok=True)
+    args = _report.study_args(__doc__, "width_consistency", argv)
+    out = args.out
     m = mode(args.quick)
     t0 = time.perf_counter()
     d = os.path.join(out, "scan")

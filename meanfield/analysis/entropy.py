@@ -169,6 +169,8 @@ from typing import Any
 
 import numpy as np
 
+from .distances import Distance
+
 __all__ = [
     "DEFAULT_K",
     "Entropy",
@@ -185,8 +187,8 @@ DEFAULT_K = 3
 
 
 @dataclass(frozen=True)
-class Entropy:
-    """Result of an entropy estimate (one cloud).
+class Entropy(Distance):
+    """Result of an entropy estimate (one cloud): the fields of :class:`~.distances.Distance`.
 
     Attributes
     ----------
@@ -203,20 +205,6 @@ class Entropy:
     info : dict
         Diagnostics: ``n``, ``p``, ``k``, ``n_eff``, ``whiten``, ``log_det_whitening``.
     """
-
-    value: float
-    reason: str | None = None
-    stderr: float = math.nan
-    method: str = ""
-    info: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when ``value`` is a valid number."""
-        return self.reason is None and math.isfinite(self.value)
-
-    def __float__(self) -> float:
-        return float(self.value)
 
 
 @dataclass(frozen=True)

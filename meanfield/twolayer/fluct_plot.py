@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ..viz import style
+from ..viz import save, style
 
 __all__ = ["measured_outputs", "plot_bands", "plot_prediction_collapse", "write_prediction_figures"]
 
@@ -38,15 +38,21 @@ def _chosen(outputs, k=3):
     return (fs + rs)[:k]
 
 
-def plot_bands(res, names=None):
+def _panels(res, names):
+    """What both prediction figures start from: the arrays, output names, the chosen outputs, the
+    widths, one panel per output, the recording times with a prediction, the colour cycle."""
     plt = style()
     a = res.arrays
     outs = list(res.summary["fluct_outputs"])
     names = names or _chosen(outs)
     widths = [int(n) for n in a.get("widths", [])]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    t, ok = a["t"], a["fluct_predicted"].astype(bool)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return a, outs, names, widths, fig, axes, a["t"], a["fluct_predicted"].astype(bool), colors
+
+
+def plot_bands(res, names=None):
+    a, outs, names, widths, fig, axes, t, ok, colors = _panels(res, names)
     for ax, name in zip(axes[0], names):
         o = outs.index(name)
         lim, nets = measured_outputs(res, name)
@@ -68,14 +74,7 @@ def plot_bands(res, names=None):
 
 
 def plot_prediction_collapse(res, names=None):
-    plt = style()
-    a = res.arrays
-    outs = list(res.summary["fluct_outputs"])
-    names = names or _chosen(outs)
-    widths = [int(n) for n in a.get("widths", [])]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    t, ok = a["t"], a["fluct_predicted"].astype(bool)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    a, outs, names, widths, fig, axes, t, ok, colors = _panels(res, names)
     for ax, name in zip(axes[0], names):
         o = outs.index(name)
         _, nets = measured_outputs(res, name)
@@ -112,7 +111,7 @@ def write_prediction_figures(res, outdir, fmt="png"):
     for name, fn in (("fluct_bands", plot_bands), ("fluct_collapse", plot_prediction_collapse)):
         fig = fn(res)
         f = os.path.join(outdir, f"{name}.{fmt}")
-        fig.savefig(f)
+        save(fig, f)  # the one save path: banner, readable log ticks
         plt.close(fig)
         files.append(f)
     return files
