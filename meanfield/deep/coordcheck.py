@@ -153,7 +153,7 @@ def coord_table(cd: CoordData, quantity: str = "upd", step: int | None = None) -
 def plot_coord_data(cd: CoordData, path: str, quantity: str = "upd"):
     """The familiar figure: one panel per (parametrisation, layer), size against width (log-log), one curve
     per step (``mup``'s ``plot_coord_data`` layout). Writes ``path`` (png)."""
-    from ..viz import colors, style
+    from ..viz import colors, save, style
 
     plt = style()
     names = list(cd.upd)
@@ -176,7 +176,7 @@ def plot_coord_data(cd: CoordData, path: str, quantity: str = "upd"):
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path)
+    save(fig, path)  # the one save path: banner, readable log ticks
     plt.close(fig)
     return path
 
