@@ -15,8 +15,8 @@
   so the reference always matches validation), ``benchmarks.md`` from the repository's
   BENCHMARKS.md, and ``tutorial.md`` from ``tutorial.ipynb`` (its Markdown and code cells; the
   notebook is stored without outputs, and ``tests/test_notebook.py`` executes it).
-* **Docstrings**: Sphinx roles (``:class:`~a.B```, ``:math:``) render as code, as Sphinx would name
-  them (mkdocstrings shows them verbatim).
+* **Docstrings**: Sphinx roles (``:class:`~a.B```) render as code, as Sphinx would name them, and
+  their maths (``:math:`...```, ``.. math::``) is typeset by MathJax (mkdocstrings shows both verbatim).
 """
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
 LIST_ITEM = re.compile(r"^(\s*)([*+-]|\d+\.)\s")
-ROLE_HTML = re.compile(r":(?:py:)?(class|func|meth|mod|data|attr|obj|exc|const|math):<code>(~?)([^<]*)</code>")
+ROLE_HTML = re.compile(r":(?:py:)?(class|func|meth|mod|data|attr|obj|exc|const):<code>(~?)([^<]*)</code>")
+MATH_ROLE_HTML = re.compile(r":math:<code>([^<]*)</code>")
+MATH_BLOCK_HTML = re.compile(r"<p>\.\. math::\s*(.*?)</p>", re.S)
 GENERATED = {"Config reference": "config.md"}  # README sections the site generates instead of including
 REPO_PAGES = {"BENCHMARKS.md": "benchmarks.md"}  # repository files the site publishes as pages
 
@@ -230,6 +232,9 @@ def on_page_markdown(markdown, page, config, files):
 
 
 def on_page_content(html, page, config, files):
-    # Sphinx shows ``:class:`~a.b.C``` as ``C`` and ``:class:`a.b.C``` in full; :math: as its source
-    return ROLE_HTML.sub(lambda m: "<code>" + (m.group(3).rsplit(".", 1)[-1] if m.group(2) else m.group(3))
+    # Sphinx shows ``:class:`~a.b.C``` as ``C`` and ``:class:`a.b.C``` in full
+    html = ROLE_HTML.sub(lambda m: "<code>" + (m.group(3).rsplit(".", 1)[-1] if m.group(2) else m.group(3))
                          + "</code>", html)
+    # docstring maths (:math:`...` and .. math:: blocks) typeset by MathJax (docs/javascripts/mathjax.js)
+    html = MATH_ROLE_HTML.sub(lambda m: '<span class="arithmatex">\\(' + m.group(1) + "\\)</span>", html)
+    return MATH_BLOCK_HTML.sub(lambda m: '<div class="arithmatex">\\[' + m.group(1).strip() + "\\]</div>", html)

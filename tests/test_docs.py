@@ -74,6 +74,11 @@ def test_api_reference_renders_the_entry_points(site):
     dmft = page(site, "api/dmft")
     assert 'id="meanfield_solvers.dmft.solve_dmft"' in dmft
     assert ":class:" not in dmft and ":func:" not in dmft  # Sphinx roles rendered as code
+    dynamics = page(site, "api/dynamics")
+    # docstring maths handed to MathJax, not shown as reStructuredText
+    assert ":math:" not in dynamics and ".. math::" not in dynamics
+    assert '<div class="arithmatex">\\[\\mathrm d\\theta_i' in dynamics
+    assert '<span class="arithmatex">\\(\\mathrm dt\\)</span>' in dynamics
 
 
 def test_gallery_has_every_experiment_script(site):
