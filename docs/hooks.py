@@ -9,7 +9,7 @@
   is not is a warning, hence an error under ``mkdocs build --strict``.
 * **GitHub Markdown to Python-Markdown**, on included README text only: links are rewritten for
   the page they land on (``docs/X`` → ``X``, ``#anchor`` → the page that now holds that section,
-  ``BENCHMARKS.md`` → its generated page), nested list items indented by 2 get the 4 spaces
+  ``BENCHMARKS.md`` → its generated page, another repository file → its path in code), nested list items indented by 2 get the 4 spaces
   Python-Markdown needs, and a list that follows a paragraph line gets the blank line it needs.
 * **Generated pages**: ``config.md`` from :func:`meanfield.config.reference_markdown` (the schema,
   so the reference always matches validation), ``benchmarks.md`` from the repository's
@@ -120,12 +120,13 @@ class Site:
             m = HEADING.match(line)
             if m and shift:
                 line = "#" * (len(m.group(1)) - shift) + " " + m.group(2)
-            line = LINK.sub(lambda mm: mm.group(1) + "(" + self.link(mm.group(2), page_uri) + ")", line)
+            line = self.rewrite_links(line, page_uri)
             out.append(line)
         return "\n".join(python_markdown_lists(out))
 
-    def link(self, target: str, page_uri: str) -> str:
-        """A README link target, as seen from the page at ``page_uri``."""
+    def link(self, target: str, page_uri: str) -> str | None:
+        """A README link target, as seen from the page at ``page_uri`` (None: a repository file the
+        site does not publish)."""
         here = posixpath.dirname(page_uri)
         if target.startswith("#"):
             page = self.anchor_page.get(target[1:])
@@ -139,7 +140,20 @@ class Site:
             path = path[len("docs/"):]
         elif path in REPO_PAGES:
             path = REPO_PAGES[path]
+        elif (ROOT / path).exists():
+            return None  # a file of the repository that the site does not publish (LICENSE, a script)
         return posixpath.relpath(path, here or ".") + (("#" + frag) if frag else "")
+
+    def rewrite_links(self, line: str, page_uri: str) -> str:
+        """Every link of a README line, as seen from the page; a link to a repository file that the
+        site does not publish becomes its text and the file's path in code."""
+        def one(m):
+            target = self.link(m.group(2), page_uri)
+            if target is not None:
+                return m.group(1) + "(" + target + ")"
+            text = m.group(1)[1:-1] if not m.group(1).startswith("!") else m.group(1)[2:-1]
+            return f"{text} (`{m.group(2)}`)" if text.strip("`") != m.group(2) else f"`{m.group(2)}`"
+        return LINK.sub(one, line)
 
 
 def python_markdown_lists(lines: list[str]) -> list[str]:
@@ -203,7 +217,7 @@ def on_files(files, config):
     for repo_path, page in REPO_PAGES.items():
         text = (ROOT / repo_path).read_text(encoding="utf-8")
         files.append(File.generated(config, page, content="\n".join(python_markdown_lists(
-            [LINK.sub(lambda m: m.group(1) + "(" + _site.link(m.group(2), page) + ")", ln) for ln in text.splitlines()]))))
+            [_site.rewrite_links(ln, page) for ln in text.splitlines()]))))
     files.append(File.generated(config, "tutorial.md", content=notebook_markdown(ROOT / "docs" / "tutorial.ipynb")))
     _site.index(files)
     return files

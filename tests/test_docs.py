@@ -121,6 +121,11 @@ def test_hook_rewrites_readme_links_for_the_page_they_land_on():
     assert site.link("#architecture", "index.md") == "api/arch.md#architecture"
     assert site.link("BENCHMARKS.md", "backends.md") == "benchmarks.md"
     assert site.link("https://x.org/a.md", "index.md") == "https://x.org/a.md"
+    # a repository file the site does not publish: its text and path, not a broken link
+    assert site.rewrite_links("see [the licence](LICENSE) and [x](docs/dmft.md)", "index.md") == \
+        "see the licence (`LICENSE`) and [x](dmft.md)"
+    assert site.rewrite_links("[`experiments/custom_model.py`](experiments/custom_model.py)", "custom.md") == \
+        "`experiments/custom_model.py`"
     # GitHub's anchors, which the README's own links use
     assert hooks.github_slug("Deep networks: muP and its infinite-width limit (DMFT)") == \
         "deep-networks-mup-and-its-infinite-width-limit-dmft"
