@@ -402,8 +402,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         cores this process may use. The tangent budget (512 MB) is shared among them, so the chunk
         size, and with it the rounding of the result, depends on ``workers``: the same seed and
         the same ``workers`` give bitwise-identical results.
-    verbose : bool
-        Print one line per iteration.
+    verbose : bool, print one line per iteration
     progress : callable, optional
         Receives a :class:`~meanfield_solvers.dmft.iteration.SolveProgress` (iteration, stage,
         residual, elapsed, estimated remaining seconds, phase ``'solve'`` or ``'error batch b/B'``)
