@@ -39,7 +39,9 @@ LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
 LIST_ITEM = re.compile(r"^(\s*)([*+-]|\d+\.)\s")
 ROLE_HTML = re.compile(r":(?:py:)?(class|func|meth|mod|data|attr|obj|exc|const):<code>(~?)([^<]*)</code>")
 MATH_ROLE_HTML = re.compile(r":math:<code>([^<]*)</code>")
-MATH_BLOCK_HTML = re.compile(r"<p>\.\. math::\s*(.*?)</p>", re.S)
+# '.. math::' with its formula on the same paragraph, or alone with the formula indented below it
+# (which Markdown reads as a code block)
+MATH_BLOCK_HTML = re.compile(r"<p>\.\. math::(?:\s*</p>\s*<pre><code>(.*?)</code></pre>|\s*(.*?)</p>)", re.S)
 GENERATED = {"Config reference": "config.md"}  # README sections the site generates instead of including
 REPO_PAGES = {"BENCHMARKS.md": "benchmarks.md"}  # repository files the site publishes as pages
 
@@ -251,4 +253,5 @@ def on_page_content(html, page, config, files):
                          + "</code>", html)
     # docstring maths (:math:`...` and .. math:: blocks) typeset by MathJax (docs/javascripts/mathjax.js)
     html = MATH_ROLE_HTML.sub(lambda m: '<span class="arithmatex">\\(' + m.group(1) + "\\)</span>", html)
-    return MATH_BLOCK_HTML.sub(lambda m: '<div class="arithmatex">\\[' + m.group(1).strip() + "\\]</div>", html)
+    return MATH_BLOCK_HTML.sub(lambda m: '<div class="arithmatex">\\[' + (m.group(1) or m.group(2) or "").strip()
+                               + "\\]</div>", html)

@@ -79,6 +79,8 @@ def test_api_reference_renders_the_entry_points(site):
     assert ":math:" not in dynamics and ".. math::" not in dynamics
     assert '<div class="arithmatex">\\[\\mathrm d\\theta_i' in dynamics
     assert '<span class="arithmatex">\\(\\mathrm dt\\)</span>' in dynamics
+    # a '.. math::' whose formula is indented below it (Markdown reads that as a code block)
+    assert '<div class="arithmatex">\\[s = \\frac{S_w S_{wuv}' in page(site, "api/analysis")
 
 
 def test_gallery_has_every_experiment_script(site):
