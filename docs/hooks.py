@@ -9,7 +9,8 @@
   is not is a warning, hence an error under ``mkdocs build --strict``.
 * **GitHub Markdown to Python-Markdown**, on included README text only: links are rewritten for
   the page they land on (``docs/X`` → ``X``, ``#anchor`` → the page that now holds that section,
-  ``BENCHMARKS.md`` → its generated page, another repository file → its path in code), nested list items indented by 2 get the 4 spaces
+  ``BENCHMARKS.md`` → its generated page, another repository file → its path in code), a plain
+  mention of ``docs/X.md`` becomes a link to it, nested list items indented by 2 get the 4 spaces
   Python-Markdown needs, and a list that follows a paragraph line gets the blank line it needs.
 * **Generated pages**: ``config.md`` from :func:`meanfield.config.reference_markdown` (the schema,
   so the reference always matches validation), ``benchmarks.md`` from the repository's
@@ -122,7 +123,7 @@ class Site:
             m = HEADING.match(line)
             if m and shift:
                 line = "#" * (len(m.group(1)) - shift) + " " + m.group(2)
-            line = self.rewrite_links(line, page_uri)
+            line = link_mentions(self.rewrite_links(line, page_uri), page_uri)
             out.append(line)
         return "\n".join(python_markdown_lists(out))
 
@@ -156,6 +157,19 @@ class Site:
             text = m.group(1)[1:-1] if not m.group(1).startswith("!") else m.group(1)[2:-1]
             return f"{text} (`{m.group(2)}`)" if text.strip("`") != m.group(2) else f"`{m.group(2)}`"
         return LINK.sub(one, line)
+
+
+MENTION = re.compile(r"(?<![\[/\w-])(?<!\]\()docs/([\w-]+\.md)\b(?![\])])")
+
+
+def link_mentions(line: str, page_uri: str) -> str:
+    """Plain-text mentions of a derivation (``docs/dmft.md §3.1``) become links to its page; code
+    spans and existing links are left alone."""
+    parts = line.split("`")
+    for k in range(0, len(parts), 2):  # outside code spans
+        parts[k] = MENTION.sub(lambda m: (f"[docs/{m.group(1)}]({posixpath.relpath(m.group(1), posixpath.dirname(page_uri) or '.')})"
+                                          if (ROOT / "docs" / m.group(1)).is_file() else m.group(0)), parts[k])
+    return "`".join(parts)
 
 
 def python_markdown_lists(lines: list[str]) -> list[str]:

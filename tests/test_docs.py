@@ -128,6 +128,9 @@ def test_hook_rewrites_readme_links_for_the_page_they_land_on():
         "see the licence (`LICENSE`) and [x](dmft.md)"
     assert site.rewrite_links("[`experiments/custom_model.py`](experiments/custom_model.py)", "custom.md") == \
         "`experiments/custom_model.py`"
+    # a plain mention of a derivation links to its page; code spans stay code
+    assert hooks.link_mentions("exact (docs/dmft.md §3.1); `docs/residual.md`", "limits.md") == \
+        "exact ([docs/dmft.md](dmft.md) §3.1); `docs/residual.md`"
     # GitHub's anchors, which the README's own links use
     assert hooks.github_slug("Deep networks: muP and its infinite-width limit (DMFT)") == \
         "deep-networks-mup-and-its-infinite-width-limit-dmft"
