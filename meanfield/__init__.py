@@ -1,6 +1,6 @@
 """meanfield: mean-field (infinite-width) learning dynamics beside real finite-width training.
 
-Quick use::
+Quick use:
 
     import meanfield
     cfg = meanfield.Config.from_dict({"task": {"d": 20}, "limit": {"particles": 256, "dt": 0.05},

@@ -180,11 +180,22 @@ def run_to_dir(cfg, out, overwrite: bool = False, progress="auto", log=None, *, 
     estimated result; a refused or failed run never touches a finished run already there, and a
     replaced one is swapped whole (:func:`meanfield.store.write_run`).
 
-    Checkpoints (:mod:`meanfield.checkpoint`; README, "Long runs")
-    --------------------------------------------------------------
-    With ``run.checkpoint_every`` set, the state of both sides is saved into ``out/checkpoint``
-    while the run computes, and the checkpoint at its end is kept (an extension continues it).
+    Checkpoints (:mod:`meanfield.checkpoint`; README, "Long runs"): with ``run.checkpoint_every``
+    set, the state of both sides is saved into ``out/checkpoint`` while the run computes, and the
+    checkpoint at its end is kept (an extension continues it).
 
+    Parameters
+    ----------
+    cfg : Config or dict
+        What to run (its resolved form is written as ``out/config.toml``).
+    out : str or path
+        The run's directory.
+    overwrite : bool
+        Replace a finished run already in ``out`` (swapped whole, atomically).
+    progress : {'auto', 'bar', 'text', 'none'}
+        Feedback while it runs, as for :func:`run`.
+    log : callable(str) or None
+        Receives one-line notices.
     resume : False, True or ``"auto"``
         True: continue the interrupted run whose checkpoint is in ``out`` (the config must be the
         checkpoint's); ``"auto"``: continue it when there is one of this config, else start (scan
@@ -193,8 +204,14 @@ def run_to_dir(cfg, out, overwrite: bool = False, progress="auto", log=None, *, 
     sigint : bool
         Ctrl-C writes a checkpoint at the next step boundary and stops the run with
         :class:`meanfield.checkpoint.Interrupted` (``meanfield run``).
-    source : a checkpoint manifest (:func:`meanfield.checkpoint.read`) to continue from, of another
+    source : dict or None
+        A checkpoint manifest (:func:`meanfield.checkpoint.read`) to continue from, of another
         directory or config (``--extend``, :mod:`meanfield.extend`).
+
+    Returns
+    -------
+    Result
+        The run's result, the one written to ``out`` (:func:`meanfield.load` reads it back).
     """
     if isinstance(cfg, dict):
         cfg = _config.from_dict(cfg)

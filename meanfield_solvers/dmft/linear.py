@@ -91,12 +91,32 @@ def solve_deep_linear(X, y, L: int, gamma0: float, dt: float, T: int, *, X_test=
 
     Parameters
     ----------
-    X : (P, D), y : (P,), X_test : (Q, D) optional;  L : hidden layers;  gamma0 ≠ 0
-    dt, T : step and number of steps (same discrete-time convention as :func:`solve_dmft`)
-    tol : residual target (the iteration reaches rounding level, so 1e-12 is the default)
-    max_iter : sweeps per continuation stage;  damping : β (fixed: no automatic fallback, see Notes)
-    stages : continuation stages, default ``ceil(T/10)`` (10 new steps per stage)
-    n_threads : BLAS threads (default 1; None leaves the setting alone)
+    X : (P, D) array
+        Training inputs.
+    y : (P,) array
+        Targets.
+    L : int
+        Hidden layers.
+    gamma0 : float
+        Feature-learning strength, ≠ 0.
+    dt : float
+        Step (the same discrete-time convention as :func:`solve_dmft`).
+    T : int
+        Number of steps.
+    X_test : (Q, D) array, optional
+        Extra points that carry no loss.
+    tol : float
+        Residual target (the iteration reaches rounding level, so 1e-12 is the default).
+    max_iter : int
+        Sweeps per continuation stage.
+    damping : float
+        β (fixed: no automatic fallback, see Notes).
+    stages : int, optional
+        Continuation stages, default ``ceil(T/10)`` (10 new steps per stage).
+    n_threads : int or None
+        BLAS threads (default 1; None leaves the setting alone).
+    verbose : bool
+        Print one line per iteration.
 
     Notes
     -----

@@ -238,9 +238,20 @@ def solve_ntk(X, y, L: int, dt: float, T: int, activation: str = "tanh", X_test=
 
     Parameters
     ----------
-    X : (P, D) training inputs;  y : (P,) targets;  X_test : (Q, D), optional
-    L, activation : network depth and activation (see :func:`init_kernels`)
-    dt, T : time step and number of steps
+    X : (P, D) array
+        Training inputs.
+    y : (P,) array
+        Targets.
+    L : int
+        Network depth (hidden layers, see :func:`init_kernels`).
+    dt : float
+        Time step.
+    T : int
+        Number of steps.
+    activation : str
+        A registered activation (see :func:`init_kernels`).
+    X_test : (Q, D) array, optional
+        Extra points that carry no loss.
 
     Returns
     -------

@@ -335,40 +335,68 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
 
     Parameters
     ----------
-    X : (P, D) training inputs;  y : (P,) targets
-    L : int, hidden layers;  gamma0 : float, feature-learning strength (≠ 0; use
-        :func:`~meanfield_solvers.dmft.ntk.solve_ntk` for γ₀ = 0)
-    dt : float, GD step (time advanced per step);  T : int, number of steps
-    activation : str, a registered activation (one that is not smooth, as relu, only with L = 1)
-    X_test : (Q, D), optional extra points that carry no loss
-    n_samples : int, Monte Carlo samples S per layer (default 8000, or the size of ``u1``/``rL``)
-    n_tangent : int, samples used for the response tangents (≤ n_samples; cost ∝ n_tangent T³ P³)
-    tol : float, final relative-change tolerance;  stage_tol : tolerance of intermediate stages
-        (default ``max(tol, 1e-4)``). Reachable down to ~1e-8 for L ≥ 2: the map is deterministic,
-        but the Cholesky factor of a numerically low-rank kernel turns rounding into a residual floor
-        of ~2e-9 at jitter 1e-10 (measured); L = 1 reaches 1e-13.
-    max_iter : int, iterations per continuation stage
-    damping : float, initial β (halved automatically when the residual grows)
-    stages : int, continuation stages (default ``ceil(T / 12)`` for ``sweep='jacobi'``, 1 for
-        ``'causal'``)
-    seed : int, seed of the white noise
-    jitter : float, absolute Cholesky jitter (never raised silently)
-    f_estimator : 'auto' | 'pathwise' | 'stein' | 'empirical' (see module doc)
-    error_batches : int, B ≥ 2 batch sub-solves for the MC error (0 or 1: not estimated, NaN);
-        default 8 (the error estimate is then uncertain by about ±27 %, ±41 % at B = 4)
-    antithetic : bool, pair samples with opposite backward noise (exactly even in γ₀)
-    u1 : (P+Q, S), rL : (S,), optional explicit static sources (a network's own initial weights:
-        ``u1[μ, i] = W⁰_i·x_μ/√D``, ``rL[i] = w^L_i``)
-    tangent_chunk : int, tangent samples per chunk (default: fit 512 MB)
-    block : int, time steps per blocked GEMM of the march
-    sweep : 'auto' | 'causal' | 'causal_subset' | 'jacobi', the first map of each stage (see module
-        doc); 'auto' takes 'causal' when its memory estimate fits in ``max_bytes``, else
-        'causal_subset' when a sweep with at least ``MIN_SUBSET_TANGENTS`` tangent samples fits, else
-        'jacobi' (recorded in ``info['sweep']`` with ``info['sweep_reason']``)
-    max_bytes : float, refuse (:class:`~meanfield_solvers.dmft.memory.DMFTMemoryError`) above this estimate
-    n_threads : int or None, BLAS threads during the solve (default 1, see
-        :func:`~meanfield_solvers.threads.blas_threads`;
-        None leaves the BLAS setting alone)
+    X : (P, D) array
+        Training inputs.
+    y : (P,) array
+        Targets.
+    L : int
+        Hidden layers.
+    gamma0 : float
+        Feature-learning strength (≠ 0; use :func:`~meanfield_solvers.dmft.ntk.solve_ntk` for γ₀ = 0).
+    dt : float
+        GD step (time advanced per step).
+    T : int
+        Number of steps.
+    activation : str
+        A registered activation (one that is not smooth, as relu, only with L = 1).
+    X_test : (Q, D) array, optional
+        Extra points that carry no loss.
+    n_samples : int, optional
+        Monte Carlo samples S per layer (default 8000, or the size of ``u1``/``rL``).
+    n_tangent : int
+        Samples used for the response tangents (≤ n_samples; cost ∝ n_tangent T³ P³).
+    tol : float
+        Final relative-change tolerance. Reachable down to ~1e-8 for L ≥ 2: the map is
+        deterministic, but the Cholesky factor of a numerically low-rank kernel turns rounding into
+        a residual floor of ~2e-9 at jitter 1e-10 (measured); L = 1 reaches 1e-13.
+    stage_tol : float, optional
+        Tolerance of intermediate stages (default ``max(tol, 1e-4)``).
+    max_iter : int
+        Iterations per continuation stage.
+    damping : float
+        Initial β (halved automatically when the residual grows).
+    stages : int, optional
+        Continuation stages (default ``ceil(T / 12)`` for ``sweep='jacobi'``, 1 for ``'causal'``).
+    seed : int
+        Seed of the white noise.
+    jitter : float
+        Absolute Cholesky jitter (never raised silently).
+    f_estimator : {'auto', 'pathwise', 'stein', 'empirical'}
+        Estimator of the output (see module doc).
+    error_batches : int
+        B ≥ 2 batch sub-solves for the MC error (0 or 1: not estimated, NaN); default 8 (the error
+        estimate is then uncertain by about ±27 %, ±41 % at B = 4).
+    antithetic : bool
+        Pair samples with opposite backward noise (exactly even in γ₀).
+    u1 : (P+Q, S) array, optional
+        Explicit static first-layer sources, with ``rL``: a network's own initial weights,
+        ``u1[μ, i] = W⁰_i·x_μ/√D``.
+    rL : (S,) array, optional
+        Explicit readout sources, ``rL[i] = w^L_i``.
+    tangent_chunk : int, optional
+        Tangent samples per chunk (default: fit 512 MB).
+    block : int
+        Time steps per blocked GEMM of the march.
+    sweep : {'auto', 'causal', 'causal_subset', 'jacobi'}
+        The first map of each stage (see module doc); 'auto' takes 'causal' when its memory
+        estimate fits in ``max_bytes``, else 'causal_subset' when a sweep with at least
+        ``MIN_SUBSET_TANGENTS`` tangent samples fits, else 'jacobi' (recorded in ``info['sweep']``
+        with ``info['sweep_reason']``).
+    max_bytes : float or None
+        Refuse (:class:`~meanfield_solvers.dmft.memory.DMFTMemoryError`) above this estimate.
+    n_threads : int or None
+        BLAS threads during the solve (default 1, see :func:`~meanfield_solvers.threads.blas_threads`;
+        None leaves the BLAS setting alone).
     workers : int or None
         Tangent chunks marched at once, in threads (each with one BLAS thread). Default: the
         cores this process may use. The tangent budget (512 MB) is shared among them, so the chunk
