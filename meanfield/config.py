@@ -326,6 +326,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "records": Field("int", 50, "Number of recording times (before snapping to the step grid).",
                          check=lambda v: v >= 2, check_doc=">= 2"),
         "spacing": Field("str", "log", "Spacing of recording times.", choices=("linear", "log")),
+        "ts": Field("float_list", [], "Explicit recording times, replacing the grid of records and spacing ([]: "
+                    "that grid). Each must lie on the step grid of every side that records (a multiple of "
+                    "limit.dt with a limit, of train.lr with networks; a time off it is refused, naming the "
+                    "nearest ones) and be <= t_max; the run stops at the last of them. With ts, records is set "
+                    "to their number and spacing to its default in the resolved config. The divergence check "
+                    "compares with the risk at the first of them (include 0 for the usual meaning).",
+                    check=lambda v: len(v) == 0 or (len(v) >= 2 and v[0] >= 0
+                                                    and all(a < b for a, b in zip(v, v[1:]))),
+                    check_doc="[] or at least 2 times, >= 0, strictly increasing"),
         "snapshots": Field("int", 4, "Number of particle/neuron snapshot times.", check=_nonneg, check_doc=">= 0", family="particle"),
     },
     "eval": {
@@ -400,6 +409,8 @@ def _type_ok(f: Field, v):
         return isinstance(v, str)
     if f.type == "int_list":
         return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    if f.type == "float_list":
+        return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
     if f.type == "bool_or_auto":
         return isinstance(v, bool) or v == "auto"
     if f.type == "float_or_auto":
@@ -410,7 +421,7 @@ def _type_ok(f: Field, v):
 
 
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "int_list": "a list of integers", "bool_or_auto": "true, false or \"auto\"",
+               "int_list": "a list of integers", "float_list": "a list of numbers", "bool_or_auto": "true, false or \"auto\"",
                "float_or_auto": "a number or \"auto\"",
                "float_or_duration": "a number or a duration string such as \"10min\""}
 
@@ -474,6 +485,9 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
     if problems:
         raise ConfigError(problems)
     _reset_foreign(resolved)
+    if resolved["time"]["ts"]:  # records/spacing do not place the times; their count is the records
+        resolved["time"]["records"] = len(resolved["time"]["ts"])
+        resolved["time"]["spacing"] = SCHEMA["time"]["spacing"].default
     return Config(resolved)
 
 
@@ -502,6 +516,13 @@ def _check_value(sec, key, f, v, problems, out):
         v = float(v)
         if not math.isfinite(v):
             problems.append(f"{sec}.{key} must be finite, got {v}")
+            out[key] = copy.deepcopy(f.default)
+            return
+        out[key] = v
+    if f.type == "float_list":
+        v = [float(x) for x in v]
+        if not all(math.isfinite(x) for x in v):
+            problems.append(f"{sec}.{key} must hold finite numbers, got {v!r}")
             out[key] = copy.deepcopy(f.default)
             return
         out[key] = v
@@ -627,6 +648,7 @@ def _cross_checks(c, base_dir, given=None):
         p.append(f"limit.dt = {limit['dt']} exceeds time.t_max = {t_max}")
     if train["seeds"] > 0 and train["lr"] > t_max:
         p.append(f"train.lr = {train['lr']} exceeds time.t_max = {t_max}")
+    p += _check_ts(c)
     steps = max(t_max / limit["dt"] if limit["method"] != "none" else 0, t_max / train["lr"] if train["seeds"] else 0)
     if steps > 1e8:
         p.append(f"{steps:.3g} steps is too many: raise limit.dt / train.lr or lower time.t_max")
@@ -662,6 +684,31 @@ def _cross_checks(c, base_dir, given=None):
         from .core.memory import memory_problems
 
         p += memory_problems(c)
+    return p
+
+
+def _check_ts(c) -> list:
+    """Explicit recording times must lie in [0, t_max] and on the step grid of every side that records."""
+    ts, t_max = c["time"]["ts"], c["time"]["t_max"]
+    if not ts:
+        return []
+    p = []
+    if ts[-1] > t_max * (1 + 1e-12):
+        p.append(f"time.ts: the last time {ts[-1]:g} exceeds time.t_max = {t_max:g}; raise t_max or drop the later "
+                 "times")
+    sides = []
+    if c["limit"]["method"] != "none":
+        sides.append(("limit.dt", c["limit"]["dt"]))
+    if c["train"]["seeds"] > 0:
+        sides.append(("train.lr", c["train"]["lr"]))
+    for name, h in sides:
+        off = [t for t in ts if abs(t / h - round(t / h)) > 1e-6]
+        if off:
+            t = off[0]
+            near = sorted({math.floor(t / h) * h, math.ceil(t / h) * h})
+            p.append(f"time.ts: {len(off)} time(s) are not multiples of {name} = {h:g}, the step of a side that "
+                     f"records there (first: {t:g}; nearest on the grid: {' and '.join(f'{x:.10g}' for x in near)}); "
+                     f"give times on the step grid")
     return p
 
 
