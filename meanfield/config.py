@@ -341,6 +341,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "n_test": Field("int", 4000, "Test-sample size for test risks (and the limit's risk without closed form).",
                         check=_ge1, check_doc=">= 1", family="particle"),
         "n_points": Field("int", 16, "Test points at which f is recorded for both sides.", check=_ge1, check_doc=">= 1"),
+        "points": Field("str", "", "Your own evaluation points instead of sampled ones: a .npy file of one (n, d) "
+                        "array (numpy.save; a path relative to the config file), n finite rows of the task's input "
+                        "dimension d; n_points becomes n. Two-layer runs record f of both sides there (x_eval, "
+                        "f_mf, f_nn and the function distance between them; the test risk keeps its eval.n_test "
+                        "labelled sample); deep runs use them as the test points (outputs, kernels and the test "
+                        "risk against the noise-free teacher f*(x): teacher_student tasks only). A run's id "
+                        "covers the path, not the content (its sha256 is kept in summary.json). '': sampled."),
         "max_snapshot_particles": Field("int", 4096, "At most this many mean-field particles per snapshot.",
                                         check=_ge1, check_doc=">= 1", family="particle"),
     },
@@ -676,6 +683,8 @@ def _cross_checks(c, base_dir, given=None):
         p += _check_dataset(c, base_dir)
     elif task["path"]:
         p.append("task.path is only used with task.kind = 'dataset'")
+    if c["eval"]["points"] and not p:  # needs the final task.d (a dataset's is read from its file)
+        p += _check_eval_points(c, base_dir)
     from .core.registry import CONFIG_CHECKS
 
     for check in CONFIG_CHECKS:  # the wings' own checks (e.g. meanfield.deep.checks.check_deep)
@@ -741,6 +750,27 @@ def _dynamics_checks(c) -> list:
         p.append("dynamics.temperature, weight_decay, reaction_rate and transport_rate are implemented for particle models "
                  "(two-layer networks and registered model kinds), not for deep runs: set them to 0")
     return p
+
+
+def _check_eval_points(c, base_dir) -> list:
+    """``eval.points``: resolved to an absolute path (the config.toml beside a result reads the same
+    file), read and checked against task.d; n_points becomes its row count."""
+    from .core.points import points_problem
+
+    ev = c["eval"]
+    path = ev["points"]
+    if base_dir and not os.path.isabs(path):
+        path = os.path.join(base_dir, path)
+    ev["points"] = path = os.path.abspath(path)
+    if family_of(c) == "deep" and c["task"]["kind"] != "teacher_student":
+        return [f"eval.points in a deep run are its test points, whose test risk needs labels: only task.kind = "
+                f"'teacher_student' gives them (the teacher's f*(x)); with task.kind = {c['task']['kind']!r} "
+                "leave eval.points out (a dataset's X_test rows are the test points)"]
+    a, why = points_problem(path, int(c["task"]["d"]))
+    if why:
+        return [why]
+    ev["n_points"] = int(a.shape[0])
+    return []
 
 
 def _check_dataset(c, base_dir):
