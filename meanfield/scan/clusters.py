@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["Option", "ClusterKind", "CLUSTERS", "register_cluster", "get_cluster", "check_options",
            "parse_cli_options", "spec_clusters", "RESOURCE"]
@@ -331,7 +331,7 @@ class SlurmKind(ClusterKind):
                        f"least one core (processes <= cores)")
         return out
 
-    def _kwargs(self, opts, threads):
+    def _kwargs(self, opts):
         import dask
 
         cores = opts.get("cores", dask.config.get("jobqueue.slurm.cores", None))
@@ -359,18 +359,19 @@ class SlurmKind(ClusterKind):
         procs = opts.get("processes", cores)
         return max(1, math.ceil(workers / procs)) if workers else 1
 
-    def _cluster(self, opts, threads):
+    def _cluster(self, opts):
         from dask_jobqueue import SLURMCluster
 
-        return SLURMCluster(**self._kwargs(opts, threads))
+        return SLURMCluster(**self._kwargs(opts))
 
     def start(self, stack, opts, workers, threads, max_crashes):
-        cluster = stack.enter_context(self._cluster(opts, threads))
+        # (threads: unused; each job's runs get cores // processes threads, exported in its script)
+        cluster = stack.enter_context(self._cluster(opts))
         cluster.scale(jobs=self.n_jobs(opts, workers))
         return cluster, {"resources": {RESOURCE: 1}}
 
     def job_script(self, opts, workers):
-        with self._cluster(opts, None) as cluster:
+        with self._cluster(opts) as cluster:
             return cluster.job_script()
 
 
