@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's marker: `activate-global-python-argcomplete` completes this command)
 """The ``meanfield`` command line: init, run, show, plot, export, template, coordcheck, bench, and scans
 (scan, status, collect).
 
@@ -6,6 +7,9 @@ check (README, Reliability; results up to the last accepted state are written); 
 (Ctrl-C: ``meanfield run`` writes a checkpoint first and prints the ``--resume`` command); 1 any other
 failure. No traceback reaches the user: an unexpected error prints one line naming its type and how to see
 the traceback (``MEANFIELD_DEBUG=1``), exit 1.
+
+Shell completion (optional extra ``[completion]``: argcomplete): ``eval "$(register-python-argcomplete
+meanfield)"`` in the shell's rc file completes subcommands, options and choices.
 """
 from __future__ import annotations
 
@@ -351,8 +355,23 @@ def _extensions():
     return hooks
 
 
+def _complete(parser):
+    """Answer a shell's completion request (argcomplete's protocol: the shell runs the command with
+    ``_ARGCOMPLETE`` and ``COMP_LINE`` set; argcomplete prints the candidates and exits). Without
+    that variable nothing is imported, so normal runs pay nothing; without argcomplete, nothing."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "_ARGCOMPLETE" in os.environ:
+        _complete(build_parser())  # exits when argcomplete is installed
     retain_freed_memory()
     if argv[:1] == ["bench"]:
         # the suite parses its own options; argparse's REMAINDER does not capture arguments that

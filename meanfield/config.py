@@ -326,12 +326,28 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "records": Field("int", 50, "Number of recording times (before snapping to the step grid).",
                          check=lambda v: v >= 2, check_doc=">= 2"),
         "spacing": Field("str", "log", "Spacing of recording times.", choices=("linear", "log")),
+        "ts": Field("float_list", [], "Explicit recording times, replacing the grid of records and spacing ([]: "
+                    "that grid). Each must lie on the step grid of every side that records (a multiple of "
+                    "limit.dt with a limit, of train.lr with networks; a time off it is refused, naming the "
+                    "nearest ones) and be <= t_max; the run stops at the last of them. With ts, records is set "
+                    "to their number and spacing to its default in the resolved config. The divergence check "
+                    "compares with the risk at the first of them (include 0 for the usual meaning).",
+                    check=lambda v: len(v) == 0 or (len(v) >= 2 and v[0] >= 0
+                                                    and all(a < b for a, b in zip(v, v[1:]))),
+                    check_doc="[] or at least 2 times, >= 0, strictly increasing"),
         "snapshots": Field("int", 4, "Number of particle/neuron snapshot times.", check=_nonneg, check_doc=">= 0", family="particle"),
     },
     "eval": {
         "n_test": Field("int", 4000, "Test-sample size for test risks (and the limit's risk without closed form).",
                         check=_ge1, check_doc=">= 1", family="particle"),
         "n_points": Field("int", 16, "Test points at which f is recorded for both sides.", check=_ge1, check_doc=">= 1"),
+        "points": Field("str", "", "Your own evaluation points instead of sampled ones: a .npy file of one (n, d) "
+                        "array (numpy.save; a path relative to the config file), n finite rows of the task's input "
+                        "dimension d; n_points becomes n. Two-layer runs record f of both sides there (x_eval, "
+                        "f_mf, f_nn and the function distance between them; the test risk keeps its eval.n_test "
+                        "labelled sample); deep runs use them as the test points (outputs, kernels and the test "
+                        "risk against the noise-free teacher f*(x): teacher_student tasks only). A run's id "
+                        "covers the path, not the content (its sha256 is kept in summary.json). '': sampled."),
         "max_snapshot_particles": Field("int", 4096, "At most this many mean-field particles per snapshot.",
                                         check=_ge1, check_doc=">= 1", family="particle"),
     },
@@ -400,6 +416,8 @@ def _type_ok(f: Field, v):
         return isinstance(v, str)
     if f.type == "int_list":
         return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    if f.type == "float_list":
+        return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
     if f.type == "bool_or_auto":
         return isinstance(v, bool) or v == "auto"
     if f.type == "float_or_auto":
@@ -410,7 +428,7 @@ def _type_ok(f: Field, v):
 
 
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "int_list": "a list of integers", "bool_or_auto": "true, false or \"auto\"",
+               "int_list": "a list of integers", "float_list": "a list of numbers", "bool_or_auto": "true, false or \"auto\"",
                "float_or_auto": "a number or \"auto\"",
                "float_or_duration": "a number or a duration string such as \"10min\""}
 
@@ -474,6 +492,9 @@ def from_dict(data: dict | None = None, base_dir: str | None = None) -> Config:
     if problems:
         raise ConfigError(problems)
     _reset_foreign(resolved)
+    if resolved["time"]["ts"]:  # records/spacing do not place the times; their count is the records
+        resolved["time"]["records"] = len(resolved["time"]["ts"])
+        resolved["time"]["spacing"] = SCHEMA["time"]["spacing"].default
     return Config(resolved)
 
 
@@ -502,6 +523,13 @@ def _check_value(sec, key, f, v, problems, out):
         v = float(v)
         if not math.isfinite(v):
             problems.append(f"{sec}.{key} must be finite, got {v}")
+            out[key] = copy.deepcopy(f.default)
+            return
+        out[key] = v
+    if f.type == "float_list":
+        v = [float(x) for x in v]
+        if not all(math.isfinite(x) for x in v):
+            problems.append(f"{sec}.{key} must hold finite numbers, got {v!r}")
             out[key] = copy.deepcopy(f.default)
             return
         out[key] = v
@@ -627,6 +655,7 @@ def _cross_checks(c, base_dir, given=None):
         p.append(f"limit.dt = {limit['dt']} exceeds time.t_max = {t_max}")
     if train["seeds"] > 0 and train["lr"] > t_max:
         p.append(f"train.lr = {train['lr']} exceeds time.t_max = {t_max}")
+    p += _check_ts(c)
     steps = max(t_max / limit["dt"] if limit["method"] != "none" else 0, t_max / train["lr"] if train["seeds"] else 0)
     if steps > 1e8:
         p.append(f"{steps:.3g} steps is too many: raise limit.dt / train.lr or lower time.t_max")
@@ -654,6 +683,8 @@ def _cross_checks(c, base_dir, given=None):
         p += _check_dataset(c, base_dir)
     elif task["path"]:
         p.append("task.path is only used with task.kind = 'dataset'")
+    if c["eval"]["points"] and not p:  # needs the final task.d (a dataset's is read from its file)
+        p += _check_eval_points(c, base_dir)
     from .core.registry import CONFIG_CHECKS
 
     for check in CONFIG_CHECKS:  # the wings' own checks (e.g. meanfield.deep.checks.check_deep)
@@ -662,6 +693,31 @@ def _cross_checks(c, base_dir, given=None):
         from .core.memory import memory_problems
 
         p += memory_problems(c)
+    return p
+
+
+def _check_ts(c) -> list:
+    """Explicit recording times must lie in [0, t_max] and on the step grid of every side that records."""
+    ts, t_max = c["time"]["ts"], c["time"]["t_max"]
+    if not ts:
+        return []
+    p = []
+    if ts[-1] > t_max * (1 + 1e-12):
+        p.append(f"time.ts: the last time {ts[-1]:g} exceeds time.t_max = {t_max:g}; raise t_max or drop the later "
+                 "times")
+    sides = []
+    if c["limit"]["method"] != "none":
+        sides.append(("limit.dt", c["limit"]["dt"]))
+    if c["train"]["seeds"] > 0:
+        sides.append(("train.lr", c["train"]["lr"]))
+    for name, h in sides:
+        off = [t for t in ts if abs(t / h - round(t / h)) > 1e-6]
+        if off:
+            t = off[0]
+            near = sorted({math.floor(t / h) * h, math.ceil(t / h) * h})
+            p.append(f"time.ts: {len(off)} time(s) are not multiples of {name} = {h:g}, the step of a side that "
+                     f"records there (first: {t:g}; nearest on the grid: {' and '.join(f'{x:.10g}' for x in near)}); "
+                     f"give times on the step grid")
     return p
 
 
@@ -694,6 +750,27 @@ def _dynamics_checks(c) -> list:
         p.append("dynamics.temperature, weight_decay, reaction_rate and transport_rate are implemented for particle models "
                  "(two-layer networks and registered model kinds), not for deep runs: set them to 0")
     return p
+
+
+def _check_eval_points(c, base_dir) -> list:
+    """``eval.points``: resolved to an absolute path (the config.toml beside a result reads the same
+    file), read and checked against task.d; n_points becomes its row count."""
+    from .core.points import points_problem
+
+    ev = c["eval"]
+    path = ev["points"]
+    if base_dir and not os.path.isabs(path):
+        path = os.path.join(base_dir, path)
+    ev["points"] = path = os.path.abspath(path)
+    if family_of(c) == "deep" and c["task"]["kind"] != "teacher_student":
+        return [f"eval.points in a deep run are its test points, whose test risk needs labels: only task.kind = "
+                f"'teacher_student' gives them (the teacher's f*(x)); with task.kind = {c['task']['kind']!r} "
+                "leave eval.points out (a dataset's X_test rows are the test points)"]
+    a, why = points_problem(path, int(c["task"]["d"]))
+    if why:
+        return [why]
+    ev["n_points"] = int(a.shape[0])
+    return []
 
 
 def _check_dataset(c, base_dir):

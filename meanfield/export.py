@@ -9,7 +9,8 @@ the summary and the provenance (JSON text), plus the flat provenance keys (``mea
 Formats are a registry (:data:`FORMATS`). netCDF is written with the first engine installed among
 h5netcdf and netCDF4 (netCDF-4 files) and scipy (netCDF-3 64-bit offset files, which have no 64-bit
 integers: integer arrays such as widths and coupling indices are stored as 32-bit, which holds
-every value they take). ``xarray.open_dataset(path)`` reads it back.
+every value they take). ``xarray.open_dataset(path)`` reads it back. zarr is written as a zarr
+format 2 store with consolidated metadata (``xarray.open_zarr(path)``).
 """
 from __future__ import annotations
 
@@ -62,8 +63,11 @@ def _write_netcdf(ds, path):
 
 
 def _write_zarr(ds, path):
-    ds.to_zarr(path, mode="w")
-    return "zarr"
+    # Zarr format 2, consolidated: its data types (the fixed-length strings of the column
+    # coordinate included) are specified, so every zarr reader (zarr-python 2 and 3, zarr.js,
+    # tensorstore) opens it; zarr-python 3 warns that format 3 has no specification for them yet
+    ds.to_zarr(path, mode="w", zarr_format=2, consolidated=True)
+    return "zarr (format 2)"
 
 
 #: format name -> (default file name in the run directory, writer(dataset, path) -> engine used)
@@ -93,7 +97,7 @@ def export(run_dir, fmt="netcdf", out=None, force=False):
         import importlib.util
 
         if importlib.util.find_spec("zarr") is None:
-            raise ImportError("--format zarr needs zarr: pip install zarr")
+            raise ImportError("--format zarr needs zarr: pip install 'meanfield-dynamics[xarray]'")
     ds = _dataset(res)
     tmp = out + ".partial"
     engine = writer(ds, tmp)

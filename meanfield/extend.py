@@ -74,6 +74,9 @@ def extended_config(old, changes: dict):
     T = changes["t_max"]
     if not T > t.t_max:
         raise ExtendError(f"--extend t_max={T:g}: the run already ends at t_max = {t.t_max:g}; give a later time")
+    if t.ts:
+        raise ExtendError("time.ts lists this run's recording times explicitly, so a later t_max adds none: run the "
+                          "later times from the start (time.ts with the times you need)")
     if t.spacing != "linear":
         raise ExtendError(f"time.spacing = {t.spacing!r} places every recording time by t_max, so no earlier grid is "
                           "the start of a later one: a run extends only with time.spacing = 'linear' (run the "

@@ -62,6 +62,10 @@ t_max = 5.0              # final mean-field time
 records = 30             # recording times (log-spaced below), snapped to both step grids
 spacing = "log"
 snapshots = 12           # times at which particles and neurons are stored: the frames of clouds.gif
+# ts = [0.0, 0.5, 1.0, 5.0]  # explicit recording times instead (multiples of dt and lr, <= t_max)
+
+# [eval]
+# points = "points.npy"  # your own (n, d) evaluation points instead of sampled ones (numpy.save)
 """
 
 DEEP = """\
@@ -151,6 +155,14 @@ snapshots = 0
 [base.eval]
 n_test = 200
 n_points = 4
+
+# On a SLURM cluster: meanfield scan FILE --executor dask --cluster slurm (pip install
+# 'meanfield-dynamics[slurm]'; --dry-run prints the job script). Resources never change a run's id.
+# [cluster.slurm]
+# cores = 8
+# memory = "16GB"
+# walltime = "02:00:00"
+# queue = "compute"
 """
 
 #: the templates, by name (the first is the default)

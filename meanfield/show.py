@@ -57,7 +57,8 @@ def _config_lines(cfg, summary) -> list:
             if getattr(d, key):
                 dyn.append(f"{label} = {getattr(d, key)}")
     lines = [f"  task      {task}", f"  model     {model}", f"  limit     {limit}", f"  train     {train}",
-             f"  time      t_max = {tm.t_max}, {tm.records} {tm.spacing} records"
+             f"  time      t_max = {tm.t_max}, "
+             + (f"{len(tm.ts)} records at time.ts" if getattr(tm, "ts", None) else f"{tm.records} {tm.spacing} records")
              + (f", {tm.snapshots} snapshots" if fam != "deep" and tm.snapshots else "")]
     if dyn:
         lines.append(f"  dynamics  {', '.join(dyn)}")

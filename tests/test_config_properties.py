@@ -38,6 +38,9 @@ def _wrong_type(f):
         "str": st.one_of(_ints, _floats, st.booleans(), _lists),
         "int_list": st.one_of(_text, _ints, st.lists(_text, min_size=1, max_size=2),
                               st.lists(_floats.filter(lambda v: v != int(v)), min_size=1, max_size=2)),
+        "float_list": st.one_of(_text, _ints, _floats, st.lists(_text, min_size=1, max_size=2),
+                                st.lists(st.booleans(), min_size=1, max_size=2),
+                                st.lists(_nonfinite, min_size=1, max_size=2)),
         "bool_or_auto": st.one_of(_ints, _floats, _text.filter(lambda s: s != "auto")),
         "float_or_auto": st.one_of(st.booleans(), _lists, _text.filter(lambda s: s != "auto"), _nonfinite),
         "float_or_duration": st.one_of(st.booleans(), _lists, _nonfinite),
@@ -59,6 +62,8 @@ def _invalid(f):
             opts.append(st.one_of(_ints, _floats, _text).filter(lambda v: not f.check(v)))
         elif f.type == "int_list":
             opts.append(st.lists(_ints, max_size=3).filter(lambda v: not f.check(v)))
+        elif f.type == "float_list":
+            opts.append(st.lists(st.one_of(_ints, _floats), max_size=3).filter(lambda v: not f.check(v)))
         elif f.type == "str":
             opts.append(_text.filter(lambda v: not f.check(v)))
     return st.one_of(*opts)

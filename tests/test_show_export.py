@@ -1,5 +1,6 @@
 """Labelled results: `meanfield show` summarises a run on one screen with its provenance, and
-`meanfield export` round-trips a two-layer and a deep run to netCDF with named dimensions."""
+`meanfield export` round-trips a two-layer and a deep run to netCDF and to zarr with named
+dimensions and provenance attributes, bit for bit."""
 import tomllib
 
 import numpy as np
@@ -28,13 +29,25 @@ def runs(tmp_path_factory):
     return out
 
 
+#: format -> (file written in the run directory, xarray engine reading it back)
+FORMATS = {"netcdf": ("result.nc", None), "zarr": ("result.zarr", "zarr")}
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
 @pytest.mark.parametrize("name", ["two", "deep"])
-def test_export_round_trips_to_netcdf(runs, name, capsys):
+def test_export_round_trips(runs, name, fmt, capsys):
+    if fmt == "zarr":
+        pytest.importorskip("zarr")
+    file, engine = FORMATS[fmt]
     d = runs[name]
-    assert main(["export", d]) == 0
-    assert "result.nc" in capsys.readouterr().out
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. a data type without a portable zarr specification
+        assert main(["export", d, "--format", fmt, "--force"]) == 0
+    assert file in capsys.readouterr().out
     res = meanfield.load(d)
-    with xr.open_dataset(f"{d}/result.nc") as ds:
+    with xr.open_dataset(f"{d}/{file}", engine=engine) as ds:
         ds.load()
     assert sorted(ds.data_vars) == sorted(k for k in res.keys() if k not in ds.coords)
     for k in res.keys():

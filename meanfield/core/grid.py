@@ -57,11 +57,19 @@ def time_grid(cfg, common: bool = True) -> TimeGrid:
     """The recording grid of a validated config.
 
     ``common``: record on the coarser of dt and lr when one is a multiple of the other (see the
-    module docstring); False snaps the requested times to the limit's own step.
+    module docstring); False snaps the requested times to the limit's own step. Explicit times
+    (``time.ts``, on both sides' step grids by validation) replace the records/spacing grid.
     """
     t_max, R, spacing = cfg.time.t_max, cfg.time.records, cfg.time.spacing
     do_limit = cfg.limit.method != "none"
     h = cfg.limit.dt if do_limit else cfg.train.lr
+    if cfg.time.ts:
+        # explicit times: validation put each on the step grid of every recording side, so rounding
+        # moves a time by round-off only and both sides record at the same times
+        steps = np.round(np.asarray(cfg.time.ts, dtype=float) / h).astype(np.int64)
+        t = steps * h
+        steps_nn = np.round(t / cfg.train.lr).astype(np.int64)
+        return TimeGrid(steps=steps, h=h, t=t, steps_nn=steps_nn, t_nn=steps_nn * cfg.train.lr)
     h_rec = common_step(cfg.limit.dt, cfg.train.lr) if common and do_limit and cfg.train.seeds > 0 else h
     steps = record_grid(t_max, R, spacing, h_rec) * int(round(h_rec / h))
     t = steps * h

@@ -11,7 +11,8 @@ Points
 DMFT works on a finite set of points. Training points: a dataset's ``X, y`` (all rows), or for a
 synthetic task ``train.n_train`` points drawn once from the task (stream ``train_set``). Test points
 (carry no loss; their outputs and kernels are recorded): the first ``eval.n_points`` rows of a dataset's
-``X_test, y_test`` (none if absent), or ``eval.n_points`` fresh task samples (stream ``eval_points``).
+``X_test, y_test`` (none if absent), or ``eval.n_points`` fresh task samples (stream ``eval_points``),
+or the rows of ``eval.points`` labelled by the noise-free teacher f*(x) (teacher-student tasks).
 Every point-indexed array lists the P training points first, then the Q test points (``n = P + Q``).
 Kernels are recorded on the first ``n_k = min(n, KERNEL_MAX_POINTS)`` of them (256; the alignment then
 uses the training points among those), so that large datasets without a DMFT limit stay affordable.
@@ -74,6 +75,7 @@ import numpy as np
 
 from .. import seeding
 from ..core.backend import choose_backend
+from ..core.points import points_record, read_points
 from ..core.registry import Side, get_limit_method
 from ..health import Health
 from .checks import gamma0_of
@@ -120,7 +122,11 @@ def deep_points(cfg, task):
             Xt, yt = np.zeros((0, D)), np.zeros(0)
     else:
         X, y = task.sample(seeding.stream(seed, "train_set"), cfg.train.n_train)
-        Xt, yt = task.sample(seeding.stream(seed, "eval_points"), cfg.eval.n_points)
+        if cfg.eval.points:  # the user's test points, labelled by the noise-free teacher (validated)
+            Xt = read_points(cfg.eval.points, D)
+            yt = task.target(Xt)
+        else:
+            Xt, yt = task.sample(seeding.stream(seed, "eval_points"), cfg.eval.n_points)
     return tuple(np.asarray(a, dtype=np.float64) for a in (X, y, Xt, yt))
 
 
@@ -138,6 +144,8 @@ def setup(cfg, log) -> DeepSetup:
               "Phi0": Xall[:nk] @ Xall[:nk].T / D}
     summary = {"depth": m.depth, "gamma0": gamma0_of(cfg), "parametrisation": m.parametrisation,
                "n_train": P, "n_test": Q}
+    if cfg.eval.points:
+        summary["eval_points"] = points_record(cfg.eval.points)
     if m.residual:
         summary["residual"] = {"branch_exponent": m.branch_exponent, "branch_scale": m.branch_scale,
                                "branch_multiplier": parametrisation_of(cfg).branch(m.depth)}

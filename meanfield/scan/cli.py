@@ -1,7 +1,7 @@
 """Subcommands ``meanfield scan``, ``meanfield status`` and ``meanfield collect``.
 
 ``meanfield scan SPEC.toml --out DIR [--workers K] [--executor local|dask] [--scheduler ADDRESS]
-[--dry-run] [--yes] [--retry-failed]``
+[--cluster local|slurm] [--cluster-option KEY=VALUE ...] [--dry-run] [--yes] [--retry-failed]``
 
 Exit codes: 0 every run of the spec completed; 1 some run diverged, failed or is unfinished
 (a count per status is printed); 2 invalid spec or point, or a refused scan (nothing written);
@@ -89,6 +89,24 @@ def _dry_run(plan, out, workers, calibrate=True):
     return 0
 
 
+def _print_job_script(args, plan):
+    """--dry-run with a cluster: check its options and show the batch script its jobs would run."""
+    from .clusters import get_cluster
+    from .executors import make_executor
+
+    try:
+        ex = make_executor(args.executor, args.workers, args.scheduler, cluster=args.cluster,
+                           cluster_options=args.cluster_option, spec_clusters=plan.spec.clusters)
+    except ValueError as e:
+        _err(str(e))
+        return 2
+    script = get_cluster(ex.cluster).job_script(ex.cluster_options, ex.workers)
+    if script:
+        n = get_cluster(ex.cluster).n_jobs(ex.cluster_options, ex.workers)
+        print(f"--cluster {ex.cluster}: {n} job(s), each running:\n{script}")
+    return 0
+
+
 def _cmd_scan(args):
     from ..cli import progress_mode
     from .spec import SpecError
@@ -105,10 +123,15 @@ def _cmd_scan(args):
         _err(f"--out {out} exists and is not a directory; choose another --out")
         return 2
     if args.dry_run:
+        if args.cluster or args.cluster_option:
+            code = _print_job_script(args, plan)
+            if code:
+                return code
         return _dry_run(plan, args.out or (out if os.path.isdir(out) else None), args.workers)
     try:
         report = run_scan(plan, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                          yes=args.yes, retry_failed=args.retry_failed, progress=progress_mode(args))
+                          yes=args.yes, retry_failed=args.retry_failed, progress=progress_mode(args),
+                          cluster=args.cluster, cluster_options=args.cluster_option)
     except (ScanRefused, ValueError) as e:
         _err(str(e))
         return 2
@@ -212,7 +235,18 @@ def register(sub):
     s.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local: a process pool on this machine (default); dask: a dask.distributed cluster "
                         "(extra [dask])")
-    s.add_argument("--scheduler", help="dask scheduler address (default with --executor dask: a LocalCluster)")
+    s.add_argument("--scheduler", help="address of a running dask scheduler (default with --executor dask: "
+                                       "start the --cluster)")
+    from .clusters import CLUSTERS
+
+    s.add_argument("--cluster", choices=tuple(CLUSTERS), default=None,
+                   help="with --executor dask, the cluster to start: " + "; ".join(
+                       f"{k}: {v.doc}" for k, v in CLUSTERS.items()) + " (default: local). Its resources come from "
+                   "the spec's [cluster.<kind>] table and --cluster-option")
+    s.add_argument("--cluster-option", action="append", metavar="KEY=VALUE", default=None,
+                   help="a resource of the --cluster over the spec's (repeatable), e.g. cores=8, memory=16GB, "
+                        "walltime=04:00:00, queue=compute, account=proj, jobs=4, "
+                        "job_extra_directives=--qos=short (list options append)")
     s.add_argument("--dry-run", action="store_true",
                    help="print the number of distinct runs and memory/time estimates, then exit")
     s.add_argument("--yes", "-y", action="store_true", help="allow a scan of more than 5000 runs")

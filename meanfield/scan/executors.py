@@ -334,44 +334,53 @@ class LocalExecutor:
 
 # --------------------------------------------------------------------------- dask
 class DaskExecutor:
-    """Runs submitted to a ``dask.distributed`` scheduler (given, or a LocalCluster started here).
+    """Runs submitted to a ``dask.distributed`` scheduler: one given by address, or a cluster
+    started here from the registry of cluster kinds (:mod:`meanfield.scan.clusters`).
 
     Parameters
     ----------
     workers : int
-        Worker processes of the LocalCluster (ignored with ``scheduler``).
+        Worker processes (LocalCluster: its size; SLURM: the jobs needed for that many, unless
+        the ``jobs`` option says otherwise). Ignored with ``scheduler``.
     scheduler : str or None
         Address of a running scheduler, e.g. ``tcp://10.0.0.5:8786``.
     threads : int or None
         Threads per LocalCluster worker process for the numerical libraries.
+    cluster : str or None
+        Cluster kind to start (default ``'local'``; not with ``scheduler``).
+    cluster_options : dict or None
+        The kind's options (resources), already checked by :func:`make_executor`.
     """
 
     name = "dask"
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, threads: int | None = None,
-                 max_crashes: int = MAX_CRASHES):
+                 max_crashes: int = MAX_CRASHES, cluster: str | None = None, cluster_options: dict | None = None):
         try:
             import distributed  # noqa: F401
         except ImportError:
             raise ValueError("--executor dask needs dask.distributed: pip install 'meanfield-dynamics[dask]'") from None
-        self.workers = max(1, int(workers or available_cores()))
+        self.workers = int(workers) if workers else None
         self.scheduler = scheduler
-        self.threads = threads or threads_per_worker(self.workers)
+        self.threads = threads or threads_per_worker(self.workers or available_cores())
         self.max_crashes = max_crashes
+        self.cluster = cluster or "local"
+        self.cluster_options = dict(cluster_options or {})
+        self._submit_kwargs = {}
 
     def _client(self, stack):
-        import logging
-
         import dask
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from .clusters import get_cluster
 
         if self.scheduler:
             return stack.enter_context(Client(self.scheduler))
-        # allowed-failures is read when the scheduler starts: N - 1 tolerated deaths, the Nth fails
+        # allowed-failures is read when the scheduler starts (here, in this process, for every
+        # kind): N - 1 tolerated deaths, the Nth fails
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": self.max_crashes - 1}))
-        cluster = stack.enter_context(LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            env=thread_env(self.threads), silence_logs=logging.ERROR))
+        cluster, self._submit_kwargs = get_cluster(self.cluster).start(stack, self.cluster_options, self.workers,
+                                                                       self.threads, self.max_crashes)
         return stack.enter_context(Client(cluster))
 
     def map(self, tasks, events):
@@ -389,7 +398,7 @@ class DaskExecutor:
             futs = {}
             for task in tasks:
                 f = client.submit(execute_run, *task, key=f"meanfield-run-{task[0]}-{uuid.uuid4().hex[:8]}",
-                                  pure=False, retries=0)
+                                  pure=False, retries=0, **self._submit_kwargs)
                 futs[f] = task
             try:
                 for f in as_completed(futs):
@@ -435,16 +444,49 @@ def check_scheduler(address, timeout=3.0):
                          f"({e.strerror or e}); start one with `dask scheduler` or check the address") from None
 
 
-def make_executor(kind: str, workers=None, scheduler=None, threads=None):
-    """``'local'`` or ``'dask'`` executor (a scheduler address is checked to answer first)."""
+def make_executor(kind: str, workers=None, scheduler=None, threads=None, cluster=None, cluster_options=None,
+                  spec_clusters=None):
+    """``'local'`` or ``'dask'`` executor, every argument checked first (ValueError naming the fix).
+
+    Parameters
+    ----------
+    kind : {'local', 'dask'}
+    workers, scheduler, threads
+        As :class:`DaskExecutor` (a scheduler address is checked to answer).
+    cluster : str or None
+        Dask cluster kind to start (:data:`meanfield.scan.clusters.CLUSTERS`); needs ``kind='dask'``,
+        excludes ``scheduler``.
+    cluster_options : list of str or None
+        ``KEY=VALUE`` texts of ``--cluster-option``, over the spec's options of that kind.
+    spec_clusters : dict or None
+        The spec's ``[cluster.<kind>]`` tables (``kind -> options``), already checked key by key.
+    """
+    from .clusters import get_cluster, parse_cli_options
+
     if workers is not None and int(workers) < 1:
         raise ValueError(f"--workers {workers}: must be >= 1")
+    if kind not in ("local", "dask"):
+        raise ValueError(f"unknown executor {kind!r}; choose 'local' or 'dask'")
     if kind == "local":
         if scheduler:
             raise ValueError("--scheduler needs --executor dask")
+        if cluster or cluster_options:
+            raise ValueError("--cluster and --cluster-option need --executor dask "
+                             "(e.g. --executor dask --cluster slurm)")
         return LocalExecutor(workers, threads)
-    if kind == "dask":
-        if scheduler:
-            check_scheduler(scheduler)
+    if scheduler:
+        if cluster or cluster_options:
+            raise ValueError("--scheduler connects to a running cluster; --cluster starts one: give one of them")
+        check_scheduler(scheduler)
         return DaskExecutor(workers, scheduler, threads)
-    raise ValueError(f"unknown executor {kind!r}; choose 'local' or 'dask'")
+    ck = get_cluster(cluster or "local")
+    try:
+        __import__(ck.module)
+    except ImportError:
+        raise ValueError(f"--cluster {ck.name} needs {ck.module}: pip install 'meanfield-dynamics[{ck.extra}]'") from None
+    opts, problems = parse_cli_options(ck, cluster_options, (spec_clusters or {}).get(ck.name))
+    if not problems:
+        problems += ck.problems(opts)
+    if problems:
+        raise ValueError("invalid cluster options:\n" + "\n".join(f"  - {p}" for p in problems))
+    return DaskExecutor(workers, None, threads, cluster=ck.name, cluster_options=opts)

@@ -233,7 +233,7 @@ def prepare(plan: ScanPlan, out, retry_failed=False, log=None):
 
 
 def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=False, retry_failed=False,
-             progress="auto", log=None, threads=None) -> ScanReport:
+             progress="auto", log=None, threads=None, cluster=None, cluster_options=None) -> ScanReport:
     """Run (or resume) a scan into directory ``out``.
 
     Parameters
@@ -246,6 +246,11 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
     executor : {'local', 'dask'}
     scheduler : str or None
         dask scheduler address (default: a LocalCluster of ``workers`` processes).
+    cluster : str or None
+        dask cluster kind to start (``'local'``, ``'slurm'``: :mod:`meanfield.scan.clusters`),
+        with the spec's ``[cluster.<kind>]`` resources.
+    cluster_options : list of str or None
+        ``KEY=VALUE`` overrides of those resources (``--cluster-option``).
     yes : bool
         Allow more than :data:`CONFIRM_ABOVE` runs.
     retry_failed : bool
@@ -276,7 +281,8 @@ def run_scan(spec, out, workers=None, executor="local", scheduler=None, yes=Fals
     if n > CONFIRM_ABOVE and not yes:
         raise ScanRefused(f"this scan has {n} distinct runs (more than {CONFIRM_ABOVE}); check it with --dry-run "
                           "and pass --yes to start it")
-    ex = make_executor(executor, workers, scheduler, threads)
+    ex = make_executor(executor, workers, scheduler, threads, cluster=cluster, cluster_options=cluster_options,
+                       spec_clusters=plan.spec.clusters)
     out = os.fspath(out)
     _check_scan_out(plan, out)
     os.makedirs(out, exist_ok=True)

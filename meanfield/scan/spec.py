@@ -16,6 +16,10 @@ A spec is a TOML file::
     "limit.dt" = [0.1, 0.05]
     "train.lr" = [0.1, 0.05]
 
+    [cluster.slurm]                        # resources of --executor dask --cluster slurm (no run id
+    cores = 8                              # depends on them; meanfield.scan.clusters)
+    memory = "16GB"
+
 The base may also be a table holding both a ``file`` key and ``[base.<section>]`` overrides of
 that file. Every point is resolved with :func:`meanfield.config.from_dict` (defaults filled,
 everything validated) before anything runs; one invalid point stops the scan, naming the point
@@ -38,7 +42,7 @@ __all__ = ["ScanSpec", "Point", "SpecError", "load_spec", "spec_from_dict", "exp
 #: Name of the seed factor in a point's parameters (it sets ``run.seed``).
 SEED_PARAM = "seed"
 
-_TOP_KEYS = ("base", "axes", "zip", "seeds", "description")
+_TOP_KEYS = ("base", "axes", "zip", "seeds", "description", "cluster")
 
 
 class SpecError(ValueError):
@@ -68,6 +72,9 @@ class ScanSpec:
         Values of ``run.seed`` (None: the base's seed, no seed factor).
     text : str
         The spec file's text (kept in the index for the record).
+    clusters : dict
+        Resources of dask clusters, ``kind -> options`` (the ``[cluster.<kind>]`` tables,
+        :mod:`meanfield.scan.clusters`); not part of any run's id.
     """
 
     base: dict
@@ -77,6 +84,7 @@ class ScanSpec:
     seeds: list | None = None
     text: str = ""
     path: str | None = None
+    clusters: dict = field(default_factory=dict)
 
     @property
     def param_names(self) -> list:
@@ -233,9 +241,12 @@ def spec_from_dict(data: dict, base_dir: str | None = None) -> ScanSpec:
         else:
             problems.append(f"seeds must be a positive integer K (seeds 0..K-1) or a list of seeds >= 0, got {seeds!r}")
             seeds = None
+    from .clusters import spec_clusters
+
+    clusters = spec_clusters(data.get("cluster", {}), problems)
     if problems:
         raise SpecError(problems)
-    return ScanSpec(base=base, base_dir=cfg_dir, axes=axes, zips=zips, seeds=seeds)
+    return ScanSpec(base=base, base_dir=cfg_dir, axes=axes, zips=zips, seeds=seeds, clusters=clusters)
 
 
 def _load_base(base, spec_dir, problems):

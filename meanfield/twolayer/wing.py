@@ -17,6 +17,7 @@ from meanfield_solvers.state import ParticleState
 
 from .. import seeding
 from ..core.backend import choose_backend
+from ..core.points import points_record, read_points
 from ..core.registry import Side, get_model_kind
 from ..health import Health
 from ..march import march
@@ -62,7 +63,10 @@ def setup(cfg, log) -> ParticleSetup:
         expectation = "analytic" if not obstacles else "mc"
     test = task.test_set(seeding.stream(seed, "test_set"), cfg.eval.n_test)
     test = tuple(a.astype(dtype) for a in test) if test is not None else None
-    points = task.eval_points(seeding.stream(seed, "eval_points"), cfg.eval.n_points).astype(dtype)
+    if cfg.eval.points:  # the user's own (validated: (n, d), finite)
+        points = read_points(cfg.eval.points, task.d).astype(dtype)
+    else:
+        points = task.eval_points(seeding.stream(seed, "eval_points"), cfg.eval.n_points).astype(dtype)
     train_set = None
     if task.fixed_train is not None:
         train_set = task.fixed_train
@@ -78,6 +82,8 @@ def setup(cfg, log) -> ParticleSetup:
     arrays.update(task.arrays())
     summary = {"expectation": expectation, "backend": backend_name, "columns": list(model.columns),
                "plot_columns": list(model.plot_columns), "task_dims": task.array_dims()}
+    if cfg.eval.points:
+        summary["eval_points"] = points_record(cfg.eval.points)
     return ParticleSetup(cfg, model.kind, model, task, backend_name, backend, dtype, expectation, observer, points,
                          train_set, arrays, summary)
 
