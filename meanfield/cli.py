@@ -270,7 +270,7 @@ def common_options(verbose_opts=True, progress=False):
     """A parent parser with the options every long-running subcommand shares."""
     from .core.progress import MODES
 
-    c = argparse.ArgumentParser(add_help=False)
+    c = _Parser(add_help=False)
     if verbose_opts:
         # SUPPRESS: given after the subcommand they override the same options given before it
         c.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
@@ -287,7 +287,7 @@ def common_options(verbose_opts=True, progress=False):
 def build_parser():
     from . import __version__
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="meanfield", description="meanfield: mean-field (infinite-width) learning dynamics simulated beside "
                                       "finite-width networks trained on the same task.",
         epilog="Start with: meanfield init two-layer my.toml && meanfield run my.toml && meanfield plot runs/my "
@@ -368,6 +368,17 @@ def _complete(parser):
     argcomplete.autocomplete(parser)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one extra hint: an option's value that starts with '-' (``--set -x=1``) is read
+    by argparse as another option, and its own message ('expected one argument') does not say how to
+    pass it; subparsers inherit the class."""
+
+    def error(self, message):
+        if "expected one argument" in message:
+            message += " (a value that starts with '-' must be attached with '=', e.g. --set=-x.y=1)"
+        super().error(message)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if "_ARGCOMPLETE" in os.environ:
@@ -381,7 +392,10 @@ def main(argv=None):
     if not argv:  # `meanfield` alone: the help, not an error
         parser.print_help()
         return 0
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse's own exit (a usage error: 2; --help, --version: 0) as a status
+        return e.code if isinstance(e.code, int) else 2
     if getattr(args, "func", None) is None:  # global options only (e.g. `meanfield -v`)
         parser.print_help()
         return 0

@@ -97,10 +97,16 @@ def test_progress_text_on_the_command_line(tmp_path, capsys, monkeypatch):
 
 
 def test_unknown_progress_mode_is_a_usage_error(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["run", _cfg(tmp_path), "--progress", "loud"])
-    assert e.value.code == 2
+    assert main(["run", _cfg(tmp_path), "--progress", "loud"]) == 2  # argparse's exit as a status
     assert "invalid choice: 'loud'" in capsys.readouterr().err
+
+
+def test_a_set_value_that_looks_like_an_option_is_refused_with_the_fix(tmp_path, capsys):
+    # argparse reads '-x' as another option; its message alone does not say how to pass such a value
+    assert main(["run", _cfg(tmp_path), "--set", "-:", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "argument --set: expected one argument" in err and "--set=-x.y=1" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_closed_pipe_is_not_an_error(monkeypatch, capsys):
