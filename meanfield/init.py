@@ -63,6 +63,9 @@ t_max = 5.0              # final mean-field time
 records = 30             # recording times (log-spaced below), snapped to both step grids
 spacing = "log"
 snapshots = 12           # times at which particles and neurons are stored: the frames of clouds.gif
+
+[eval]
+n_test = 1000            # test sample of the test risks (risk.png plots the closed-form population risk)
 """
 
 DEEP = """\
