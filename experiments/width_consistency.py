@@ -177,9 +177,10 @@ def figure(st, out, fmt):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("width N")
-    ax.set_ylabel("sup_t |log R_N − log R_ref| (mean over networks)")
+    ax.set_ylabel("gap sup_t |log R_N − log R_ref|")
     n, _, S = st["r_mup"].shape[:3]
-    legend_note(ax, caption("bars", log=True) + f"; s.e. over {n} task seeds × {S} networks", color="k")
+    ax.set_title(f"gap: mean over {n} task seeds × {S} networks", fontsize=9)
+    legend_note(ax, caption("bars", log=True), color="k")
     legend(ax, fontsize=7)
     fig.tight_layout()
     return save(fig, out, "width_consistency", fmt)
