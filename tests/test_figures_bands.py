@@ -327,5 +327,6 @@ def test_log_tick_labels_never_overlap(lims, tmp_path):
             boxes = sorted((t.get_window_extent(r) for t in labels if t.get_visible() and t.get_text()),
                            key=lambda b: (b.x0, b.y0))
             assert len(boxes) >= 2, (lims, size)
-            assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), (lims, size, [t.get_text() for t in labels])
+            texts = [t.get_text() for t in labels]
+            assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), (lims, size, texts)
         plt.close(fig)
