@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from meanfield import scan  # noqa: E402
 from meanfield.analysis.fitting import fit_power_law  # noqa: E402
 from meanfield.plot import style  # noqa: E402
+from meanfield.viz.bands import caption, legend, legend_note, se_errorbars  # noqa: E402
 
 import _report  # noqa: E402
 from _report import pm, save, table, write_results  # noqa: E402
@@ -168,15 +169,19 @@ def figure(st, out, fmt):
     w = st["widths"].astype(float)
     for (name, s), c in zip(st["stats"].items(), ("C0", "C1", "C3")):
         f = s["fit"]
-        ax.errorbar(w, s["mean"], yerr=s["se"], fmt="o", color=c, capsize=2,
-                    label=f"{name}: slope {f.slope:.2f} ± {f.slope_se:.2f}")
+        # the slope as the table writes it (pm); bars x/÷ exp(se/mean), the log axis's ±1 s.e.
+        ax.errorbar(w, s["mean"], yerr=se_errorbars(s["mean"], s["se"], log=True), fmt="o", color=c, capsize=2,
+                    label=f"{name}: slope {pm(f.slope, f.slope_se)}")
         ax.plot(w, np.exp(f.intercept) * w ** f.slope, "-", color=c, lw=1)
     ax.axhline(st["separation"], color="k", ls=":", lw=1, label="sup |log DMFT − log NTK|")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("width N")
-    ax.set_ylabel("sup_t |log R_N − log R_ref| (mean over networks)")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("gap sup_t |log R_N − log R_ref|")
+    n, _, S = st["r_mup"].shape[:3]
+    ax.set_title(f"gap: mean over {n} task seeds × {S} networks", fontsize=9)
+    legend_note(ax, caption("bars", log=True), color="k")
+    legend(ax, fontsize=7)
     fig.tight_layout()
     return save(fig, out, "width_consistency", fmt)
 

@@ -262,11 +262,15 @@ def animate_clouds(res, path, fps=None, max_points=3000, seed_index=0):
     widths = [int(n) for n in a.get("widths", [])]
     xy = [ca.xy(occupied(a, "particles_mf", k)[:max_points]) for k in range(K)]
     xy_nn = [ca.xy(occupied(a, f"neurons_nn_N{widths[-1]}", k, seed_index)) for k in range(K)] if widths else None
-    allx = np.concatenate([u for u, _ in xy] + ([u for u, _ in xy_nn] if xy_nn else []))
-    ally = np.concatenate([v for _, v in xy] + ([v for _, v in xy_nn] if xy_nn else []))
+    teacher = a["teacher_w"] if planar and "teacher_w" in a else np.zeros((0, 2))
+    allx = np.concatenate([u for u, _ in xy] + ([u for u, _ in xy_nn] if xy_nn else []) + [teacher[:, 0]])
+    ally = np.concatenate([v for _, v in xy] + ([v for _, v in xy_nn] if xy_nn else []) + [teacher[:, 1]])
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     lo_x, hi_x = np.nanpercentile(allx, [0.5, 99.5])
     lo_y, hi_y = np.nanpercentile(ally, [0.5, 99.5])
+    if teacher.size:  # the teacher neurons, where the particles go, always in the window
+        lo_x, hi_x = min(lo_x, teacher[:, 0].min()), max(hi_x, teacher[:, 0].max())
+        lo_y, hi_y = min(lo_y, teacher[:, 1].min()), max(hi_y, teacher[:, 1].max())
     pad_x, pad_y = 0.1 * (hi_x - lo_x + 1e-12), 0.1 * (hi_y - lo_y + 1e-12)
     ax.set_xlim(lo_x - pad_x, hi_x + pad_x)
     ax.set_ylim(lo_y - pad_y, hi_y + pad_y)
@@ -278,8 +282,13 @@ def animate_clouds(res, path, fps=None, max_points=3000, seed_index=0):
     sc = ax.scatter(*xy[0], s=4, c="0.5", alpha=0.5, lw=0, label="limit")
     sc2 = ax.scatter(*xy_nn[0], s=10, facecolors="none", edgecolors="C3", lw=0.6,
                      label=f"N = {widths[-1]}") if xy_nn else None
-    title = ax.set_title("")
+    # the longest title text while laying out, so tight_layout keeps room for every frame's title
+    title = ax.set_title(max((f"t = {v:.3g}" for v in a["snap_t"]), key=len))
     ax.legend(fontsize=7, loc="upper right")
+    from .viz import banner
+
+    if banner():  # the quick-mode stamp, as on the figures written through viz.save
+        fig.suptitle(banner(), fontsize=7, fontweight="bold", color="#b2182b")
 
     def frame(k):
         sc.set_offsets(np.column_stack(xy[k]))

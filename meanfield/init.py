@@ -25,14 +25,15 @@ class Template:
 
 TWO_LAYER = """\
 # A two-layer network of erf units learning a teacher, beside its mean-field (infinite-width) limit.
-# Written by `meanfield init two-layer`; runs in about 6 s on 2 cores. Every key not set here keeps the
+# Written by `meanfield init two-layer`; runs in about 10 s of CPU. Every key not set here keeps the
 # default of the config reference (README, "Config reference"); `meanfield run FILE --set SECTION.KEY=VALUE`
 # overrides one without editing.
 
 [run]
 name = "{stem}"          # output goes to runs/<name> unless --out is given
 seed = 0                 # every random stream (teacher, particles, networks, SGD) is derived from it
-backend = "auto"         # numba when installed (CUDA on a GPU machine), else numpy; the choice is recorded
+backend = "numpy"        # at this size numpy (10 s CPU) beats numba's one-time kernel compile (20 s CPU on a
+                         # fresh install); "auto" (numba, CUDA on a GPU machine) once you scale up
 
 [task]
 kind = "teacher_student" # Gaussian inputs x ~ N(0, I_d), labels y = f*(x) from a k-unit teacher
@@ -64,7 +65,8 @@ spacing = "log"
 snapshots = 12           # times at which particles and neurons are stored: the frames of clouds.gif
 # ts = [0.0, 0.5, 1.0, 5.0]  # explicit recording times instead (multiples of dt and lr, <= t_max)
 
-# [eval]
+[eval]
+n_test = 1000            # test sample of the test risks (risk.png plots the closed-form population risk)
 # points = "points.npy"  # your own (n, d) evaluation points instead of sampled ones (numpy.save)
 """
 
@@ -167,7 +169,7 @@ n_points = 4
 
 #: the templates, by name (the first is the default)
 TEMPLATES: dict[str, Template] = {
-    "two-layer": Template("a two-layer network beside its particle limit (about 6 s)", TWO_LAYER,
+    "two-layer": Template("a two-layer network beside its particle limit (about 10 s)", TWO_LAYER,
                           "meanfield run {file} && meanfield plot runs/{stem}"),
     "deep": Template("a deep muP network beside its DMFT limit (about 6 s)", DEEP,
                      "meanfield run {file} && meanfield plot runs/{stem}"),

@@ -74,7 +74,8 @@ def plot_loss(res, ax=None):
 
 
 def plot_outputs(res, fig=None, max_points=6):
-    r"""Outputs :math:`f_\mu(t)` at up to ``max_points`` points (training points first, then test points)."""
+    r"""Outputs :math:`f_\mu(t)` at up to ``max_points`` points (training points first, then test points),
+    each with its target (dotted)."""
     plt = style()
     a = res.arrays
     P, Q = a["x_train"].shape[0], a["x_test"].shape[0]
@@ -99,7 +100,7 @@ def plot_outputs(res, fig=None, max_points=6):
                 lo, hi = se_band(a["f_mf"][:, mu], err[:, mu], k=2)
                 ax.fill_between(t, lo, hi, color="k", alpha=0.15, lw=0)
                 legend_note(axes[0], caption("mc2"), color="k")
-        ax.axhline(y[mu], color="0.5", lw=0.8, ls=":")
+        ax.axhline(y[mu], color="0.5", lw=0.8, ls=":", label="target $y_\\mu$")
         ax.set_title(("train" if mu < P else "test") + f" point {mu if mu < P else mu - P}", fontsize=9)
         ax.set_xlabel("t")
     for ax in axes[len(pts):]:

@@ -6,8 +6,9 @@ value of ``hue``, the mean of ``y`` over the seeds at each ``x`` with its standa
 with ``--fit`` a least-squares line in log-log coordinates whose slope ± standard error goes to
 the legend (ordinary least squares on the seed means, standard
 error from the residual scatter with K - 2 degrees of freedom). Parameters that vary but are
-neither ``x`` nor ``hue`` get one panel per combination. The fits are also written next to the
-figure as JSON.
+neither ``x`` nor ``hue`` get one panel per combination, in increasing order of their values; the
+points of several hue lines are moved sideways by a few percent so their bars stay readable. The
+fits are also written next to the figure as JSON.
 """
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ def _key(v):
     return json.dumps(v.item() if hasattr(v, "item") else v, sort_keys=True)
 
 
+def _order(keys):
+    """Sort key of a tuple of :func:`_key` strings by value: numbers numerically (5 before 10), before
+    anything else, which sorts by its text."""
+    out = []
+    for k in keys:
+        v = json.loads(k)
+        num = isinstance(v, (int, float)) and not isinstance(v, bool)
+        out.append((0, float(v), "") if num else (1, 0.0, k))
+    return out
+
+
 def aggregate(table, x, y, by=()):
     """Mean, standard error and count of ``y`` over the rows sharing (``by`` values, ``x``).
 
@@ -91,6 +103,19 @@ def aggregate(table, x, y, by=()):
     return out
 
 
+def _dodge(xs, i, n, log):
+    """x positions of line ``i`` of ``n`` sharing one x grid, moved sideways by up to ±3 % of a log
+    step (a factor exp(±0.03·k)) or of the x range, so that their error bars do not hide each other;
+    the fits use the true x."""
+    xs = np.asarray(xs, dtype=float)
+    if n < 2 or xs.size == 0:
+        return xs
+    k = i - (n - 1) / 2
+    if log:
+        return xs * np.exp(0.03 * k)
+    return xs + 0.01 * k * (np.ptp(xs) or 1.0)
+
+
 def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fit=False, fig=None):
     """Draw ``y`` against ``x`` from a :class:`~meanfield.scan.collect.Collected`.
 
@@ -106,7 +131,7 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
     # an axis over train.widths is the width column itself: no panel per value of it
     skip = (x, hue) + (("train.widths",) if "width" in (x, hue) else ())
     varying = [p for p in col.param_names if p not in skip and len(set(map(_key, t[p]))) > 1]
-    panel_keys = sorted({tuple(_key(t[p][i]) for p in varying) for i in range(len(col))})
+    panel_keys = sorted({tuple(_key(t[p][i]) for p in varying) for i in range(len(col))}, key=_order)
     if len(panel_keys) > 12:
         raise ValueError(f"{len(panel_keys)} panels (parameters {', '.join(varying)} vary): choose --hue among them")
     n = len(panel_keys)
@@ -120,14 +145,14 @@ def plot_scan(col, x="width", y="risk_gap", hue=None, logx=False, logy=False, fi
     fits = []
     for pi, pk in enumerate(panel_keys):
         ax = axes[pi]
-        lines = sorted((k for k in agg if k[: len(varying)] == pk), key=lambda k: [json.loads(v) for v in k])
+        lines = sorted((k for k in agg if k[: len(varying)] == pk), key=_order)
         for li, k in enumerate(lines):
             xs, m, se, cnt = agg[k]
             color = cmap(0.9 * li / max(1, len(lines) - 1))
             label = f"{hue} = {json.loads(k[-1])}" if hue else (y if not fit else "seed mean")
             se0 = np.where(np.isfinite(se), se, 0.0)
-            ax.errorbar(xs, m, yerr=se_errorbars(m, se0, log=bool(logy)), fmt="o", color=color, ms=4, capsize=3,
-                        lw=1.2)
+            ax.errorbar(_dodge(xs, li, len(lines), bool(logx)), m, yerr=se_errorbars(m, se0, log=bool(logy)),
+                        fmt="o", color=color, ms=4, capsize=3, lw=1.2)
             if fit:
                 try:
                     # unweighted: with a handful of seeds the standard errors are themselves too noisy

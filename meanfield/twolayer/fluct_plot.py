@@ -2,9 +2,11 @@
 
 * ``fluct_bands``: for a few outputs, the limit curve with the predicted band ±2σ/√N of each width
   (σ² the predicted N·Var for that width's initialisation) over the measured seed spread of that
-  width (mean ± 2 standard deviations over seeds);
+  width (dotted: mean ± 2 standard deviations over seeds, the same Gaussian quantity as the band);
 * ``fluct_collapse``: measured N·Var of each width over time (markers, ±1 SE) against the prediction
-  (line, ±1 reference SE) and the naive estimate (dashed).
+  (line, ±1 SE of the finite reference sample) and the naive estimate (dashed). Its y axis is
+  logarithmic, so both errors are drawn as ×/÷ exp(SE/value) (:mod:`meanfield.viz.bands`; positive,
+  equal to ±1 SE to first order) and the legend says so.
 
 ``meanfield plot`` draws them when the result has ``fluct_nvar``.
 """
@@ -14,7 +16,9 @@ import os
 
 import numpy as np
 
+from ..viz import colors as _colors
 from ..viz import save, style
+from ..viz.bands import caption, figure_legend, legend_note, se_band, se_errorbars
 
 __all__ = ["measured_outputs", "plot_bands", "plot_prediction_collapse", "write_prediction_figures"]
 
@@ -47,7 +51,7 @@ def _panels(res, names):
     names = names or _chosen(outs)
     widths = [int(n) for n in a.get("widths", [])]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors(plt, len(widths))  # the project's width colours (viridis), as on every other figure
     return a, outs, names, widths, fig, axes, a["t"], a["fluct_predicted"].astype(bool), colors
 
 
@@ -61,15 +65,16 @@ def plot_bands(res, names=None):
             c = colors[wi % len(colors)]
             sd = np.sqrt(np.maximum(a["fluct_nvar_nn"][wi][:, o], 0) / N)
             ax.fill_between(t[ok], (lim - 2 * sd)[ok], (lim + 2 * sd)[ok], color=c, alpha=0.25,
-                            label=f"predicted ±2σ/√N, N={N}")
+                            label=f"N={N}: predicted")
             if nets is not None and nets.shape[1] >= 2:
                 m, s = np.nanmean(nets[wi], axis=0), np.nanstd(nets[wi], axis=0, ddof=1)
                 ax.plot(a.get("t_nn", t), m - 2 * s, color=c, ls=":", lw=1)
-                ax.plot(a.get("t_nn", t), m + 2 * s, color=c, ls=":", lw=1, label=f"measured ±2 sd, N={N}")
+                ax.plot(a.get("t_nn", t), m + 2 * s, color=c, ls=":", lw=1, label=f"N={N}: measured")
         ax.set_xlabel("t")
         ax.set_title(name)
-    axes[0][0].legend(fontsize=7)
+    legend_note(axes[0][0], "band: limit ± 2σ/√N (σ² predicted); dotted: seed mean ± 2 sd")
     fig.tight_layout()
+    figure_legend(fig, axes[0][0], ncol=3)  # below the panels, off the data
     return fig
 
 
@@ -82,14 +87,16 @@ def plot_prediction_collapse(res, names=None):
             c = colors[wi % len(colors)]
             pred, se = a["fluct_nvar_nn"][wi][:, o], a["fluct_nvar_se"][:, o]
             ax.plot(t[ok], pred[ok], color=c, lw=1.5, label=f"predicted, N={N}")
-            ax.fill_between(t[ok], (pred - se)[ok], (pred + se)[ok], color=c, alpha=0.2)
+            lo, hi = se_band(pred, se, log=True)
+            ax.fill_between(t[ok], lo[ok], hi[ok], color=c, alpha=0.2, lw=0)
             if nets is not None and nets.shape[1] >= 4:
                 from ..analysis.fluctuations import variance_stderr
 
                 x = nets[wi]
-                ax.errorbar(a.get("t_nn", t), N * np.nanvar(x, axis=0, ddof=1),
-                            yerr=N * variance_stderr(x, method="analytic"), fmt="o", ms=3, color=c,
-                            label=f"measured, N={N}")
+                nvar = N * np.nanvar(x, axis=0, ddof=1)
+                ax.errorbar(a.get("t_nn", t), nvar, yerr=se_errorbars(nvar, N * variance_stderr(x, method="analytic"),
+                                                                      log=True),
+                            fmt="o", ms=3, color=c, label=f"measured, N={N}")
         ax.plot(t[ok], a["fluct_naive"][ok, o], "k--", lw=1, label="naive (own transported term)")
         if "fluct_nvar_replicas" in a:
             ax.plot(t, a["fluct_nvar_replicas"][:, o], color="0.5", lw=1, ls="-.", label="forward replicas")
@@ -97,8 +104,10 @@ def plot_prediction_collapse(res, names=None):
         ax.set_xlabel("t")
         ax.set_ylabel("N Var")
         ax.set_title(name)
-    axes[0][0].legend(fontsize=7)
+    legend_note(axes[0][0], "band: " + caption("se", True)[len("band: "):] + ", reference sample")
+    legend_note(axes[0][0], caption("bars", True), color="k")
     fig.tight_layout()
+    figure_legend(fig, axes[0][0], ncol=3)  # below the panels, off the data
     return fig
 
 

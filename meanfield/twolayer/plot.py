@@ -11,7 +11,7 @@ import numpy as np
 
 from ..viz import colors, style
 
-__all__ = ["plot_risk", "plot_particles", "CloudAxes", "cloud_axes", "columns_of", "occupied"]
+__all__ = ["plot_risk", "plot_particles", "plane_window", "CloudAxes", "cloud_axes", "columns_of", "occupied"]
 
 
 def occupied(a, key, *index):
@@ -135,8 +135,11 @@ def plot_particles(res, fig=None, max_points=4000, max_panels=5):
     """Particle snapshots at up to ``max_panels`` evenly chosen snapshot times (axes by column name,
     see :class:`CloudAxes`); every snapshot is a frame of ``clouds.gif``.
 
-    Grey: the limit's particles (in the two-layer weight plane: colour = sign of a_i, size ∝ |a_i|,
-    teacher neurons as stars); circles: the neurons of the widest network's first seed.
+    The limit's particles: grey, or in the two-layer weight plane red (a_i > 0) and blue (a_i < 0)
+    with size ∝ |a_i|, teacher neurons as stars; circles: the neurons of the widest network's first
+    seed. In the plane every panel shares one square window holding 99.5 % of the particles of every
+    shown snapshot and every teacher neuron (the clouds spread out as they learn, and the teacher
+    neurons are what they move towards, so neither may fall off the figure).
     """
     plt = style()
     a = res.arrays
@@ -156,8 +159,10 @@ def plot_particles(res, fig=None, max_points=4000, max_panels=5):
         x, y = ca.xy(P)
         if planar:
             s = P[:, ca.sign]
-            ax.scatter(x, y, s=4 + 30 * np.abs(s) / (np.abs(s).max() + 1e-12),
-                       c=np.where(s > 0, "tab:red", "tab:blue"), alpha=0.35, lw=0, label="limit")
+            size = 4 + 30 * np.abs(s) / (np.abs(s).max() + 1e-12)
+            for sel, colour, sign in ((s > 0, "tab:red", ">"), (s <= 0, "tab:blue", "<")):
+                ax.scatter(x[sel], y[sel], s=size[sel], c=colour, alpha=0.35, lw=0,
+                           label=f"limit, $a_i {sign} 0$ (size ∝ $|a_i|$)")
         else:
             ax.scatter(x, y, s=3, c="0.6", alpha=0.5, lw=0, label="limit particles")
         if nn is not None:
@@ -173,13 +178,24 @@ def plot_particles(res, fig=None, max_points=4000, max_panels=5):
                     ax.plot([0, r[0]], [0, r[1]], ls="--", c="goldenrod", lw=0.8, zorder=1)
             ax.scatter(tw[:, 0], tw[:, 1], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="teacher")
         ax.set_title(f"t = {a['snap_t'][k]:.3g}")
-        if planar:
-            allp = np.concatenate([np.column_stack(ca.xy(occupied(a, "particles_mf", j)[:max_points]))
-                                   for j in range(K)])
-            lim = np.nanpercentile(np.abs(allp), 99.5) * 1.1
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
         ax.set_xlabel(ca.labels[0])
+    if planar:
+        lim = plane_window(res, shown, max_points)
+        axes[0].set_xlim(-lim, lim)  # the axes share x and y
+        axes[0].set_ylim(-lim, lim)
     axes[0].set_ylabel(ca.labels[1])
     axes[-1].legend(fontsize=7, loc="best")
     return fig
+
+
+def plane_window(res, shown, max_points=4000):
+    """Half-width of the square window of the weight-plane panels: the 99.5th percentile of |w_1|, |w_2|
+    over the limit's particles of the snapshots ``shown`` (a few far particles may fall outside), and
+    at least every teacher neuron; 10 % margin."""
+    a = res.arrays
+    ca = cloud_axes(res)
+    pts = [np.column_stack(ca.xy(occupied(a, "particles_mf", j)[:max_points])) for j in shown]
+    lim = float(np.nanpercentile(np.abs(np.concatenate(pts)), 99.5))
+    if "teacher_w" in a and np.size(a["teacher_w"]):
+        lim = max(lim, float(np.max(np.abs(a["teacher_w"]))))
+    return 1.1 * lim if lim > 0 else 1.0

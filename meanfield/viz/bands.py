@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["QUANTILES", "seed_band", "se_band", "se_errorbars", "caption", "legend_note", "legend"]
+__all__ = ["QUANTILES", "seed_band", "se_band", "se_errorbars", "caption", "legend_note", "legend",
+           "figure_legend"]
 
 #: the percentiles of the seed band (±1σ of a Gaussian)
 QUANTILES = (15.865525393145708, 84.13447460685429)
@@ -77,10 +78,17 @@ def caption(kind: str, log: bool = False) -> str:
 
 
 def legend_note(ax, text, color="0.55"):
-    """Remember ``text`` as a shaded patch entry for ``ax``'s legend (drawn by :func:`legend`)."""
+    """Remember ``text`` as an entry of ``ax``'s legend (drawn by :func:`legend`): a shaded patch for a
+    band, a vertical bar for error bars (``text`` starting with 'bars:'), so the key looks like what it
+    explains."""
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handle = Patch(facecolor=color, alpha=0.3, edgecolor="none", label=text)
+    if text.startswith("bars:"):
+        handle = Line2D([], [], color=color, marker="|", markersize=10, markeredgewidth=1.5, ls="none",
+                        label=text)
+    else:
+        handle = Patch(facecolor=color, alpha=0.3, edgecolor="none", label=text)
     notes = getattr(ax, "_meanfield_notes", [])
     if text not in [n.get_label() for n in notes]:
         notes.append(handle)
@@ -94,3 +102,14 @@ def legend(ax, notes_only=False, **kw):
     handles, labels = ([], []) if notes_only else ax.get_legend_handles_labels()
     notes = getattr(ax, "_meanfield_notes", [])
     return ax.legend(handles + notes, labels + [n.get_label() for n in notes], **kw)
+
+
+def figure_legend(fig, ax, ncol=4, **kw):
+    """The legend of :func:`legend` for ``ax``'s lines and notes, drawn once below all of ``fig``'s panels
+    (``ncol`` columns) instead of over the data of one of them; the tight bounding box of the save path
+    keeps it in the image."""
+    handles, labels = ax.get_legend_handles_labels()
+    notes = getattr(ax, "_meanfield_notes", [])
+    kw.setdefault("fontsize", 8)
+    return fig.legend(handles + notes, labels + [n.get_label() for n in notes], loc="upper center",
+                      bbox_to_anchor=(0.5, 0.0), ncol=ncol, **kw)

@@ -47,25 +47,50 @@ def banner():
     return _BANNER["text"]
 
 
+#: tick multipliers within a decade, densest first, and the smallest gap between neighbours (log10)
+_SUBS = (((1, 2, 3, 4, 5, 6, 7, 8, 9), 0.046), ((1, 2, 3, 5, 7), 0.146), ((1, 2, 5), 0.301), ((1,), 1.0))
+#: the least distance between neighbouring tick labels, in inches (x labels are wide, y labels low)
+_MIN_GAP_IN = {"x": 0.42, "y": 0.22}
+
+
 def readable_log_ticks(ax):
-    """Plain, uncrowded labels on the log axes of ``ax``: an axis spanning under two decades gets
-    major ticks at 1, 2 and 5 × 10^k (every k × 10^j under one decade) labelled as plain numbers
-    ('0.2', '3') and no minor labels
-    (matplotlib otherwise labels every minor tick there, and the labels overlap)."""
+    """Plain, uncrowded labels on the base-10 log axes of ``ax`` that span under two decades: major
+    ticks at the densest of 1–9, {1, 2, 3, 5, 7}, {1, 2, 5}, {1} × 10^k whose closest neighbours are
+    still ``_MIN_GAP_IN`` apart on the drawn axis (and at least two ticks in view), labelled as plain
+    numbers ('0.2', '3'), no minor labels. (matplotlib otherwise labels every minor tick there and the
+    labels overlap; '60 70 80 90 100' on a 4-inch axis did.) Axes over two decades keep 10^k labels;
+    a log axis of another base (2^k) keeps its own ticks."""
     import math
 
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    for axis, get_lim in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
+    fig = ax.get_figure()
+    pos = ax.get_position()
+    w_in, h_in = fig.get_size_inches()
+    for name, axis, get_lim, length in (("x", ax.xaxis, ax.get_xlim, pos.width * w_in),
+                                        ("y", ax.yaxis, ax.get_ylim, pos.height * h_in)):
         if axis.get_scale() != "log":
             continue
+        loc = axis.get_major_locator()
+        if isinstance(loc, LogLocator) and float(getattr(loc, "_base", 10.0)) != 10.0:
+            continue  # e.g. set_xscale("log", base=2): powers of two are the chosen ticks
         lo, hi = sorted(get_lim())
         if not (lo > 0 and math.isfinite(hi)) or math.log10(hi / lo) >= 2:
             continue
         if isinstance(axis.get_major_formatter(), FuncFormatter):
             continue  # already set (e.g. explicit tick labels)
-        subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) >= 1 else tuple(float(k) for k in range(1, 10))
-        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        span = math.log10(hi / lo)
+        per_decade = length / span  # inches per decade on the drawn axis
+
+        def n_in_view(cand):
+            ks = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+            return sum(lo * (1 - 1e-9) <= m * 10.0 ** k <= hi * (1 + 1e-9) for k in ks for m in cand)
+
+        readable = [c for c, gap in _SUBS if n_in_view(c) >= 2 and gap * per_decade >= _MIN_GAP_IN[name]]
+        enough = [c for c, _ in _SUBS if n_in_view(c) >= 2]
+        # the densest set that reads; else the sparsest that still shows two ticks
+        subs = readable[0] if readable else (enough[-1] if enough else _SUBS[0][0])
+        axis.set_major_locator(LogLocator(base=10, subs=tuple(float(m) for m in subs)))
         axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
 
@@ -83,6 +108,24 @@ def save(fig, path, **kw):
 
 
 def pm(x, se, digits=3):
-    """``x ± se`` as every figure legend and every experiment table writes it (``digits`` significant
-    digits for the value, two for the error), so a slope in a figure reads as in the table beside it."""
-    return f"{x:.{digits}g} ± {se:.2g}"
+    """``x ± se`` as every figure legend and every experiment table writes it, so a slope in a figure
+    reads as in the table beside it: the error with two significant digits and the value rounded to
+    the same decimal place (-0.450 ± 0.016, -0.405 ± 0.070, 12 ± 45), never a value quoted less
+    precisely than its error. Without a positive finite error, or when that would take more than six
+    decimals, ``digits`` significant digits for the value (enough to show the error's digits)."""
+    import math
+
+    x, se = float(x), float(se)
+    if not (math.isfinite(x) and math.isfinite(se) and se > 0):
+        return f"{x:.{digits}g} ± {se:.2g}"
+    e = math.floor(math.log10(se))
+    if float(f"{se:.1e}") >= 10.0 ** (e + 1):  # 0.0996 rounds to 0.10: one digit fewer
+        e += 1
+    dec = 1 - e
+    if dec > 6:
+        sig = max(digits, min(15, (math.floor(math.log10(abs(x))) if x else e) - e + 2))
+        return f"{x:.{sig}g} ± {se:.2g}"
+    if dec > 0:
+        return f"{x:.{dec}f} ± {se:.{dec}f}"
+    q = 10.0 ** (-dec)
+    return f"{round(x / q) * q:.0f} ± {round(se / q) * q:.0f}"
