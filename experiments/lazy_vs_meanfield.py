@@ -57,10 +57,13 @@ def analyse(alphas, alpha_ref, results, out, fmt="png", fit_from=4):
     risk = np.array([results[a]["risk_nn"][0, :, -1].mean() for a in alphas])
     plt = style()
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    # seed means with their standard errors: the same weighted fits as runs.fit_vs_width in the table
+    def mean_se(q):
+        return q.mean(1), q.std(ddof=1, axis=1) / np.sqrt(q.shape[1])
     plot_power_laws(axes[0], al[big], {
-        r"movement RMS$_i|\theta_i(t)-\theta_i(0)|$": (mv[big].mean(1), None),
-        rf"$\|f_\alpha - f_{{\alpha={alpha_ref:g}}}\|$": (fd[big].mean(1), None),
-    }, xlabel=r"$\alpha$", ylabel=f"at t = {results[alphas[0]]['t'][-1]:.3g}", ref_slope=-1)
+        r"movement RMS$_i|\theta_i(t)-\theta_i(0)|$": mean_se(mv[big]),
+        rf"$\|f_\alpha - f_{{\alpha={alpha_ref:g}}}\|$": mean_se(fd[big]),
+    }, xlabel=r"$\alpha$", ylabel=f"at t = {results[alphas[0]]['t'][-1]:.3g}", ref_slope=-1, xsym=r"\alpha")
     axes[0].plot(al, mv.mean(1), "k:", lw=0.8)
     t = results[alpha_ref]["t"]
     cmap = plt.get_cmap("viridis")

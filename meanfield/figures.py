@@ -46,7 +46,7 @@ def _colors(plt, n):
     return _viz_colors(plt, n)
 
 
-def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=None):
+def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=None, xsym="N"):
     r"""Log–log scaling plot with fitted power laws.
 
     Parameters
@@ -59,6 +59,8 @@ def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=Non
         points are dropped (a series with fewer than 2 usable points is drawn unfitted).
     ref_slope : float, optional
         Draw a grey dashed reference line :math:`\propto x^{\text{ref}}` through the first series.
+    xsym : str
+        The abscissa's symbol in the reference line's label (TeX, e.g. ``r"\alpha"``).
 
     Returns
     -------
@@ -94,7 +96,7 @@ def plot_power_laws(ax, x, series, *, xlabel="width N", ylabel="", ref_slope=Non
                 first = (xx, fit.predict(xx))
     if ref_slope is not None and first is not None:
         xx, yy = first
-        ax.plot(xx, yy[0] * (xx / xx[0]) ** ref_slope, ls="--", c="0.5", lw=1, label=f"$\\propto N^{{{ref_slope:g}}}$")
+        ax.plot(xx, yy[0] * (xx / xx[0]) ** ref_slope, ls="--", c="0.5", lw=1, label=f"$\\propto {xsym}^{{{ref_slope:g}}}$")
     ax.set_xscale("log")
     ax.set_yscale("log")
     # label the sampled abscissae themselves (the log locator crowds a narrow range)
