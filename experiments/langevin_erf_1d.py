@@ -55,6 +55,7 @@ def main(argv=None):
     _report.begin(args.quick)
     os.makedirs(args.out, exist_ok=True)
     from meanfield.viz import style
+    from meanfield.viz.bands import caption, legend, legend_note
 
     plt = style()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -84,7 +85,8 @@ def main(argv=None):
         C = float(np.polyfit(1.0 / widths, m - sol.risk, 1)[0])
         for n, mm, ss in zip(widths, m, se):
             rows_nn.append([f"{tau:g}", str(n), pm(mm, ss), f"{sol.risk:.4f}"])
-        axes[1].errorbar(widths, m, yerr=2 * se, fmt="o", color=col, label=f"networks, tau = {tau:g}")
+        axes[1].errorbar(widths, m, yerr=se, fmt="o", color=col, capsize=2, label=f"networks, tau = {tau:g}")
+        legend_note(axes[1], caption("bars"))
         nn = np.linspace(widths.min(), widths.max() * 1.3, 100)
         axes[1].plot(nn, sol.risk + C / nn, color=col, ls=":", lw=1, label=f"R* + C/N, C = {C:.3g}")
         axes[1].axhline(sol.risk, color=col, ls="--", lw=0.8)
@@ -97,7 +99,7 @@ def main(argv=None):
     axes[1].set_xticklabels([str(int(n)) for n in rep[temps[0]]["widths"]])
     axes[2].set(xlabel="mean-field time t", ylabel="free energy E - tau H", title="free energy (kNN entropy)")
     for ax in axes:
-        ax.legend(fontsize=7)
+        legend(ax, fontsize=7)
     save(fig, args.out, "langevin_erf_1d")
     write_results(args.out, "Mean-field Langevin with erf units against the Gibbs fixed point (d = 1)"
                   + (" (quick mode: a smoke test)" if args.quick else ""),

@@ -62,7 +62,7 @@ def readable_log_ticks(ax):
     a log axis of another base (2^k) keeps its own ticks."""
     import math
 
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     fig = ax.get_figure()
     pos = ax.get_position()
@@ -88,11 +88,38 @@ def readable_log_ticks(ax):
 
         readable = [c for c, gap in _SUBS if n_in_view(c) >= 2 and gap * per_decade >= _MIN_GAP_IN[name]]
         enough = [c for c, _ in _SUBS if n_in_view(c) >= 2]
+        if n_in_view(_SUBS[0][0]) < 3:
+            # a narrow range (0.085 ... 0.17 showed only '0.09' and '0.1'): round linear steps, which
+            # are as readable on a log axis that spans less than a factor of ~3, thinned until apart
+            ticks = _linear_ticks(lo, hi, length, _MIN_GAP_IN[name])
+            if len(ticks) >= 2:
+                axis.set_major_locator(FixedLocator(ticks))
+                axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+                axis.set_minor_formatter(NullFormatter())
+                axis.set_minor_locator(NullLocator())
+                continue
         # the densest set that reads; else the sparsest that still shows two ticks
         subs = readable[0] if readable else (enough[-1] if enough else _SUBS[0][0])
         axis.set_major_locator(LogLocator(base=10, subs=tuple(float(m) for m in subs)))
         axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
+
+
+def _linear_ticks(lo, hi, length_in, min_gap_in):
+    """Round, evenly spaced values in [lo, hi] (steps 1, 2, 2.5, 5 × 10^k) whose closest pair is at least
+    ``min_gap_in`` inches apart on a log axis of ``length_in`` inches spanning lo ... hi."""
+    import math
+
+    from matplotlib.ticker import MaxNLocator
+
+    per_log = length_in / math.log10(hi / lo)
+    for nbins in (8, 6, 5, 4, 3, 2):
+        vals = [v for v in MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+                if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) and v > 0]
+        # the tightest pair on a log axis is the top one
+        if len(vals) >= 2 and math.log10(vals[-1] / vals[-2]) * per_log >= min_gap_in:
+            return vals
+    return []
 
 
 def save(fig, path, **kw):
