@@ -63,9 +63,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
                           y if algorithm in ("gd", "sgd") else None, batch, sampler, rng, dtype, adam)
     if algorithm == "gd":
         def step(th, k):
-            v = net.velocity(th, X, y, scale=lr)[1]
-            v += th
-            return v
+            return net.update(th, X, y, lr)[1]
 
         return step
     if algorithm == "flow":
@@ -80,9 +78,7 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             idx = rng.integers(0, P, size=(th.shape[0], batch))
-            v = net.velocity(th, X[idx], y[idx], scale=lr)[1]
-            v += th
-            return v
+            return net.update(th, X[idx], y[idx], lr)[1]
 
         step.streams = (rng,)
         return step
@@ -92,10 +88,8 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             xb, yb = sampler(rng, batch, batch=(th.shape[0],))
-            v = net.velocity(th, np.asarray(xb, dtype=dtype or th.dtype), np.asarray(yb, dtype=dtype or th.dtype),
-                             scale=lr)[1]
-            v += th
-            return v
+            return net.update(th, np.asarray(xb, dtype=dtype or th.dtype), np.asarray(yb, dtype=dtype or th.dtype),
+                              lr)[1]
 
         step.streams = (rng,)
         return step
