@@ -109,6 +109,36 @@ def test_fused_update_is_bitwise_velocity_plus_state():
                 np.testing.assert_allclose(new, a.update(theta, XX, yy, 0.3)[1], rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_step_recycles_dropped_states_without_changing_values(backend):
+    """make_step writes a new state into the buffer of one the caller has dropped (train.Recycler: no page faults of a
+    fresh state each step). A loop that drops its states gives bitwise the trajectory of one that keeps all of them
+    (so nothing can be recycled), it does recycle, and a state still referenced — here by a view — is never
+    overwritten."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    S, D, N, L = 3, 4, 16, 4
+    X, y = _data(P=6, D=D)
+    net = DeepNet("tanh", D, N, L, make_parametrisation("mup", 0.8, residual=True), backend=backend)
+    theta = net.init(_rngs(S, L, base=9))
+    keep = [theta]
+    step = make_step(net, "gd", 0.2, train=(X, y))
+    for k in range(6):
+        keep.append(step(keep[-1], k))
+    assert step.recycler.reused == 0  # every state is still referenced
+    step = make_step(net, "gd", 0.2, train=(X, y))
+    th = theta
+    view, kept_values = None, None
+    for k in range(6):
+        th = step(th, k)
+        if k == 1:
+            view = th[:, :5]  # a view keeps its base alive: that state must not be recycled
+            kept_values = view.copy()
+    assert step.recycler.reused >= 3
+    assert np.array_equal(th, keep[-1])
+    assert np.array_equal(view, kept_values)
+
+
 def test_residual_config_keys_and_run():
     import meanfield
 

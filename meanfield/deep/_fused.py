@@ -161,7 +161,8 @@ def _ensemble_serial(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss
         _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s, update)
 
 
-def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef, parallel=True, update=False):
+def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef, parallel=True, update=False,
+                   out=None):
     """Loss (S,) and velocity (S, n_params) of S deep networks (see the module docstring).
 
     Parameters
@@ -176,12 +177,15 @@ def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef
     update : return ``theta + v`` (a GD step when ``vcoef`` carries the step) instead of ``v``: each group is
         updated right after its product, while its block is in cache, saving a pass over the whole state
         (bitwise the same as ``v + theta`` computed afterwards: the same additions in the same order)
+    out : None, or a C-contiguous array like ``theta`` (not ``theta``) to write the result into; every entry is
+        written, so a recycled buffer gives the same bits as a new one and spares the page faults of a new
+        S·n_params array every step (README "Benchmark" paragraph of the residual section)
     """
     from meanfield_solvers.threads import blas_threads
 
     dt = theta.dtype
     S = theta.shape[0]
-    v = np.empty_like(theta)
+    v = np.empty_like(theta) if out is None else out
     loss = np.empty(S, dtype=dt)
     args = (int(code), int(L), int(N), int(D), bool(residual), theta, np.asarray(offsets, np.int64),
             np.ascontiguousarray(X, dtype=dt), np.ascontiguousarray(y, dtype=dt),
