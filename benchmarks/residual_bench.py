@@ -22,8 +22,9 @@ On a shared machine the wall clock of both the step and the calibration depends 
 also has ``roofline_fraction_cpu``: FLOPs per CPU-second of the step (process time over all threads) against
 FLOPs per CPU-second of the one-thread GEMM — the efficiency of the work itself, nearly independent of load
 (it counts any spinning of idle numba threads as work, so it errs low). The numba record's
-``seconds_unfused_update`` times the same step done the previous way (the velocity kernel, then ``v += θ`` as a
-separate pass over the S·L·N² state) in the same run. The 1-minute load average before and after is in ``notes``
+``seconds_unfused_update`` times the same step done the previous way (the velocity kernel into a new array, then
+``v += θ`` as a separate pass over the S·L·N² state) in the same run; the timed steps themselves go through
+:func:`~meanfield.deep.train.make_step`, which recycles the buffer of a dropped state as a training loop does. The 1-minute load average before and after is in ``notes``
 and ``load``. Quick mode: L = 16.
 """
 from __future__ import annotations
