@@ -5,10 +5,11 @@ independent branches (κ = 0) they do not.
 
 Setup: linear residual muP networks h^{ℓ+1} = h^ℓ + (β/L^κ) W^ℓ h^ℓ/√N (docs/residual.md §1), γ₀ = 1,
 teacher-student task (D = 6, a tanh teacher with 2 units), P = 4 training points and one test point,
-full-batch GD with η = limit.dt = 0.25 for 12 steps, depths L = 2 … 64 (quick: 2 … 32). The infinite-width
+full-batch GD with η = limit.dt = 0.25 for 12 steps, depths L = 2 … 128 (quick: 2 … 32). The infinite-width
 limit at each depth is the exact residual deep-linear DMFT (``limit.method = 'dmft_linear'``, one causal
 pass, meanfield_solvers/dmft/residual_linear.py): no Monte Carlo error, so depth gaps are measured without
-noise. One parameter scan: ``model.depth`` × (κ, β) ∈ {(½, 1) depth-muP, (0, ½) no depth scaling}; every run
+noise. Its memory grows like L² (about 2.2 GB at L = 128, inside the default limit.dmft_max_memory_gb = 4); the
+full mode took 555 CPU-seconds in all (README). One parameter scan: ``model.depth`` × (κ, β) ∈ {(½, 1) depth-muP, (0, ½) no depth scaling}; every run
 also trains ``NETS`` finite networks of width N = 256 beside its limit (the check that the limit describes
 them at every depth).
 
@@ -46,7 +47,7 @@ WIDTH = 256
 
 
 def mode(quick):
-    return {"depths": [2, 4, 8, 16, 32] if quick else [2, 4, 8, 16, 32, 64]}
+    return {"depths": [2, 4, 8, 16, 32] if quick else [2, 4, 8, 16, 32, 64, 128]}
 
 
 def spec(m):

@@ -86,6 +86,59 @@ def test_fused_numba_residual_step_equals_numpy():
     np.testing.assert_allclose(tb, ta, rtol=1e-12, atol=1e-12)
 
 
+def test_fused_update_is_bitwise_velocity_plus_state():
+    """The fused GD step (net.update: the addition done group by group inside the kernel, README "Benchmark")
+    is bitwise the velocity kernel's v + theta, for plain and residual nets, float64 and float32, shared and per-seed
+    data; and the numpy path's update equals the fused one to rounding."""
+    pytest.importorskip("numba")
+    S, D, N, L = 3, 4, 16, 5
+    X, y = _data(P=6, D=D)
+    for residual in (True, False):
+        p = make_parametrisation("mup", 0.8, residual=residual)
+        a = DeepNet("tanh", D, N, L, p, backend="numpy")
+        b = DeepNet("tanh", D, N, L, p, backend="numba")
+        for dtype in (np.float64, np.float32):
+            theta = a.init(_rngs(S, L, base=7), dtype=dtype)
+            Xs = np.repeat(X[None], S, 0).astype(dtype) + 0.1 * np.arange(S, dtype=dtype)[:, None, None]
+            for XX, yy in ((X.astype(dtype), y.astype(dtype)), (Xs, np.repeat(y[None], S, 0).astype(dtype))):
+                loss_v, v = b.velocity(theta, XX, yy, scale=0.3)
+                v += theta
+                loss_u, new = b.update(theta, XX, yy, 0.3)
+                assert new.dtype == theta.dtype and np.array_equal(new, v) and np.array_equal(loss_u, loss_v)
+                tol = 1e-12 if dtype == np.float64 else 2e-5
+                np.testing.assert_allclose(new, a.update(theta, XX, yy, 0.3)[1], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_step_recycles_dropped_states_without_changing_values(backend):
+    """make_step writes a new state into the buffer of one the caller has dropped (train.Recycler: no page faults of a
+    fresh state each step). A loop that drops its states gives bitwise the trajectory of one that keeps all of them
+    (so nothing can be recycled), it does recycle, and a state still referenced — here by a view — is never
+    overwritten."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    S, D, N, L = 3, 4, 16, 4
+    X, y = _data(P=6, D=D)
+    net = DeepNet("tanh", D, N, L, make_parametrisation("mup", 0.8, residual=True), backend=backend)
+    theta = net.init(_rngs(S, L, base=9))
+    keep = [theta]
+    step = make_step(net, "gd", 0.2, train=(X, y))
+    for k in range(6):
+        keep.append(step(keep[-1], k))
+    assert step.recycler.reused == 0  # every state is still referenced
+    step = make_step(net, "gd", 0.2, train=(X, y))
+    th = theta
+    view, kept_values = None, None
+    for k in range(6):
+        th = step(th, k)
+        if k == 1:
+            view = th[:, :5]  # a view keeps its base alive: that state must not be recycled
+            kept_values = view.copy()
+    assert step.recycler.reused >= 3
+    assert np.array_equal(th, keep[-1])
+    assert np.array_equal(view, kept_values)
+
+
 def test_residual_config_keys_and_run():
     import meanfield
 

@@ -72,7 +72,8 @@ def test_finite_width_residual_networks_approach_the_exact_solver(L):
 
 
 def test_lazy_limit_is_the_residual_ntk_flow():
-    """gamma0 -> 0: the solver's outputs -> the Euler kernel flow with the residual K_0, deviation ~ gamma0^2."""
+    """gamma0 -> 0: the solver's outputs -> the Euler kernel flow with the residual K_0 (discrete GD at the same
+    step), deviation ~ gamma0^2 (docs/residual.md §3: f is even in gamma0, so no O(gamma0) term)."""
     X, y, Xt = _problem()
     L, b, dt, T = 3, 0.8, 0.2, 8
     ntk = solve_residual_ntk(X, y, L, b, dt, T, activation="linear", X_test=Xt)
@@ -82,6 +83,21 @@ def test_lazy_limit_is_the_residual_ntk_flow():
     assert 1.9 < slope < 2.1, (dev, slope)
     np.testing.assert_allclose(solve_residual_linear(X, y, L, b, 0.1, dt, T, X_test=Xt).K[0], ntk.kernels.K,
                                rtol=1e-12)
+
+
+def test_lazy_limit_deviation_is_even_in_gamma0():
+    """The evenness behind the gamma0^2 rate (docs/residual.md §3): f(gamma0) = f_NTK + c2 gamma0^2 + O(gamma0^4).
+    The scaled deviation d(gamma0) = (f - f_NTK)/gamma0^2 tends to a nonzero c2, and its change between gamma0 and
+    2 gamma0 falls 4-fold per halving (an O(gamma0^3) term, i.e. an odd part, would make it fall only 2-fold)."""
+    X, y, Xt = _problem()
+    L, b, dt, T = 3, 0.8, 0.2, 8
+    ntk = solve_residual_ntk(X, y, L, b, dt, T, activation="linear", X_test=Xt)
+    g0s = [0.025, 0.05, 0.1, 0.2]
+    d = [(solve_residual_linear(X, y, L, b, g, dt, T, X_test=Xt).f - ntk.f) / g ** 2 for g in g0s]
+    assert np.abs(d[0]).max() > 0.05  # c2 != 0: the rate is gamma0^2, not faster
+    change = [np.abs(d[i + 1] - d[i]).max() for i in range(3)]
+    rates = [change[i + 1] / change[i] for i in range(2)]
+    assert all(3.8 < r < 4.2 for r in rates), (change, rates)
 
 
 def test_residual_dmft_linear_run_and_memory_refusal():

@@ -56,22 +56,32 @@ def _activate(code, scale, H, Hprev, residual, A, Dp):
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
-def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp, E, Left, Tmp):
+def _add_block(v, th, lo, hi):
+    """v[lo:hi] += th[lo:hi]: the GD update of one weight group, while its block is still in cache."""
+    for i in range(lo, hi):
+        v[i] += th[i]
+
+
+@njit(fastmath=KFLAGS, error_model="numpy", cache=True)
+def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp, E, Left, Tmp, update):
     """Loss and velocity (written into ``v``, scaled by ``vc``) of one network; see module docstring.
 
     sf : (L+1,) forward scales s_l;  vc : (L+1,) scale * c_l * s_l / P (velocity prefactors).
-    Work arrays: H, A, Dp (L, P, N); E, Left, Tmp (P, N).
+    Work arrays: H (2, P, N) (pre-activations: only the previous layer's is read again, by the skip addition, so
+    two alternating rows suffice and the forward writes a third less memory), A, Dp (L, P, N); E, Left, Tmp (P, N).
+    update : write ``th + v`` instead of ``v`` (one GD step, ``vc`` carrying the step size), group by group right
+        after each group's product, instead of a separate pass over the whole state afterwards.
     """
     P = Xs.shape[0]
     zero = like(0.0, sf[0])
-    # ---- forward: H[l] = h^{l+1}, A[l] = phi(h^{l+1}), Dp[l] = phi'(h^{l+1})
+    # ---- forward: H[l % 2] = h^{l+1}, A[l] = phi(h^{l+1}), Dp[l] = phi'(h^{l+1})
     W0 = th[offs[0]:offs[1]].reshape((N, D))
     np.dot(Xs, W0.T, H[0])
     _activate(code, sf[0], H[0], H[0], False, A[0], Dp[0])
     for l in range(1, L):
         W = th[offs[l]:offs[l + 1]].reshape((N, N))
-        np.dot(A[l - 1], W.T, H[l])
-        _activate(code, sf[l], H[l], H[l - 1], residual, A[l], Dp[l])
+        np.dot(A[l - 1], W.T, H[l % 2])
+        _activate(code, sf[l], H[l % 2], H[(l - 1) % 2], residual, A[l], Dp[l])
     w = th[offs[L]:offs[L + 1]]
     aL = A[L - 1]
     sL = sf[L]
@@ -94,6 +104,8 @@ def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp,
         for n in range(N):
             vL[n] += cp * aL[p, n]
             E[p, n] = sL * w[n] * Dp[L - 1, p, n]
+    if update:
+        _add_block(v, th, offs[L], offs[L + 1])
     # ---- hidden groups l = L-1 .. 0: dW^l = (vc_l Delta e^{l+1})^T a^l, then e^l
     for l in range(L - 1, -1, -1):
         for p in range(P):
@@ -102,10 +114,14 @@ def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp,
                 Left[p, n] = cp * E[p, n]
         if l == 0:
             np.dot(Left.T, Xs, v[offs[0]:offs[1]].reshape((N, D)))
+            if update:
+                _add_block(v, th, offs[0], offs[1])
             break
         np.dot(Left.T, A[l - 1], v[offs[l]:offs[l + 1]].reshape((N, N)))
         W = th[offs[l]:offs[l + 1]].reshape((N, N))
         np.dot(E, W, Tmp)
+        if update:  # after E W: W^l was just read, so it is in cache for the update
+            _add_block(v, th, offs[l], offs[l + 1])
         s = sf[l]
         for p in range(P):
             for n in range(N):
@@ -117,35 +133,36 @@ def _one_network(code, L, N, D, residual, th, offs, Xs, ys, sf, vc, v, H, A, Dp,
 
 
 @njit(fastmath=KFLAGS, error_model="numpy", cache=True)
-def _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s):
+def _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s, update):
     sx = s if X.shape[0] > 1 else 0
     sy = s if y.shape[0] > 1 else 0  # X and y are shared or per seed independently
     P = X.shape[1]
     dt = theta.dtype
-    H = np.empty((L, P, N), dtype=dt)
+    H = np.empty((2, P, N), dtype=dt)
     A = np.empty((L, P, N), dtype=dt)
     Dp = np.empty((L, P, N), dtype=dt)
     E = np.empty((P, N), dtype=dt)
     Left = np.empty((P, N), dtype=dt)
     Tmp = np.empty((P, N), dtype=dt)
     loss[s] = _one_network(code, L, N, D, residual, theta[s], offs, X[sx], y[sy], sf, vc, v[s],
-                           H, A, Dp, E, Left, Tmp)
+                           H, A, Dp, E, Left, Tmp, update)
 
 
 @njit(parallel=True, error_model="numpy", cache=True)
-def _ensemble_parallel(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss):
+def _ensemble_parallel(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, update):
     for s in prange(theta.shape[0]):
         # an int64 index: prange's may be unsigned, and numba unifies uint64 with int64 to float
-        _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, np.int64(s))
+        _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, np.int64(s), update)
 
 
 @njit(error_model="numpy", cache=True)
-def _ensemble_serial(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss):
+def _ensemble_serial(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, update):
     for s in range(theta.shape[0]):
-        _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s)
+        _seed(code, L, N, D, residual, theta, offs, X, y, sf, vc, v, loss, s, update)
 
 
-def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef, parallel=True):
+def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef, parallel=True, update=False,
+                   out=None):
     """Loss (S,) and velocity (S, n_params) of S deep networks (see the module docstring).
 
     Parameters
@@ -157,16 +174,22 @@ def fused_velocity(code, L, N, D, residual, theta, offsets, X, y, forward, vcoef
     forward : (L+1,) forward scales s_l
     vcoef : (L+1,) velocity prefactors ``scale * c_l * s_l / P``
     parallel : run the seeds in a numba ``prange`` (False: on the calling thread)
+    update : return ``theta + v`` (a GD step when ``vcoef`` carries the step) instead of ``v``: each group is
+        updated right after its product, while its block is in cache, saving a pass over the whole state
+        (bitwise the same as ``v + theta`` computed afterwards: the same additions in the same order)
+    out : None, or a C-contiguous array like ``theta`` (not ``theta``) to write the result into; every entry is
+        written, so a recycled buffer gives the same bits as a new one and spares the page faults of a new
+        S·n_params array every step (README "Benchmark" paragraph of the residual section)
     """
     from meanfield_solvers.threads import blas_threads
 
     dt = theta.dtype
     S = theta.shape[0]
-    v = np.empty_like(theta)
+    v = np.empty_like(theta) if out is None else out
     loss = np.empty(S, dtype=dt)
     args = (int(code), int(L), int(N), int(D), bool(residual), theta, np.asarray(offsets, np.int64),
             np.ascontiguousarray(X, dtype=dt), np.ascontiguousarray(y, dtype=dt),
-            np.asarray(forward, dtype=dt), np.asarray(vcoef, dtype=dt), v, loss)
+            np.asarray(forward, dtype=dt), np.asarray(vcoef, dtype=dt), v, loss, bool(update))
     with blas_threads(1):
         if parallel and S > 1:
             _ensemble_parallel(*args)

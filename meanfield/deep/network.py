@@ -307,7 +307,32 @@ class DeepNet:
         loss = self._velocity_into(self.weights(theta), X, y, self.weights(v), scale)
         return loss, v
 
-    def _fused_velocity(self, theta, X, y, scale):
+    def update(self, theta, X, y, lr, out=None):
+        r"""One plain step: loss at ``theta`` (S,) and the new state :math:`\theta + \eta v`.
+
+        The same arithmetic as ``velocity(theta, X, y, scale=lr)`` followed by ``v += theta`` (bitwise); the fused
+        numba kernel does the addition group by group while each block is still in cache, which saves a pass
+        over the whole state (S N^2 L doubles) per step (README "Benchmark" paragraph of the residual section).
+
+        out : None (a new array) or an array shaped like ``theta``, not ``theta`` itself, that the new state is
+            written into (every entry is overwritten); at depth 1 it is ignored (a new array).
+        """
+        if out is not None and (out is theta or out.shape != theta.shape or out.dtype != theta.dtype
+                                or not out.flags.c_contiguous):
+            raise ValueError("out must be a separate C-contiguous array with theta's shape and dtype")
+        if self.L > 1 and self.fused_code is not None:
+            with blas_limit(self.blas_threads):
+                return self._fused_velocity(theta, X, y, lr, update=True, out=out)
+        if self.L == 1 or out is None:
+            loss, v = self.velocity(theta, X, y, scale=lr)
+        else:
+            with blas_limit(self.blas_threads):
+                v = out
+                loss = self._velocity_into(self.weights(theta), X, y, self.weights(v), lr)
+        v += theta
+        return loss, v
+
+    def _fused_velocity(self, theta, X, y, scale, update=False, out=None):
         from ._fused import fused_velocity
 
         P = X.shape[-2]
@@ -316,7 +341,7 @@ class DeepNet:
         X3 = X if X.ndim == 3 else X[None]
         y2 = y if y.ndim == 2 else y[None]
         return fused_velocity(self.fused_code, self.L, self.N, self.D, self.sc.residual,
-                              np.ascontiguousarray(theta), self.offsets, X3, y2, s, vcoef)
+                              np.ascontiguousarray(theta), self.offsets, X3, y2, s, vcoef, update=update, out=out)
 
     @_limited
     def velocity_weights(self, weights, X, y):

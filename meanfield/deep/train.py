@@ -20,6 +20,8 @@ Optimiser (``train.optimizer``): ``'sgd'`` is the plain step above; ``'adam'`` r
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from meanfield_solvers.particles import get_integrator
@@ -30,6 +32,50 @@ from .optim import OPTIMIZERS, Adam
 __all__ = ["ALGORITHMS", "make_step", "train_ensemble", "stack_records"]
 
 ALGORITHMS = ("gd", "flow", "sgd", "online_sgd")
+
+
+class Recycler:
+    """Output buffers of a plain step: a state array the step returned earlier is written again once nothing else
+    refers to it.
+
+    Why: a new S·n_params state every step is fresh memory that the kernel must fault in and zero page by page; at
+    the residual benchmark size (528 MB per state) that was about a fifth of the step (README "Benchmark" paragraph
+    of the residual section). A training loop drops the state of step k − 1 once it holds step k + 1, so the step
+    keeps its last two outputs and reuses the older one when :func:`sys.getrefcount` shows that only this pool holds
+    it (no caller, view, record or snapshot: a numpy view holds a reference to its base). Otherwise it allocates, as
+    before; the values are the same either way (every entry of the output is written). Peak memory is unchanged (the
+    input and the output of a step); between steps two states are held instead of one.
+    """
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self.held = []
+        self.reused = 0
+        # the count of an array held by a list only, read the same way as in take(): what getrefcount reports
+        # for the list's own reference plus the temporaries of the reading (interpreter-version dependent)
+        self._alone = self._count([np.empty(0)], 0)
+
+    @staticmethod
+    def _count(held, i):
+        return sys.getrefcount(held[i])
+
+    def take(self, like):
+        """A held array shaped like ``like`` that nothing else refers to (removed from the pool), or None."""
+        for i in range(len(self.held)):
+            a = self.held[i]
+            if a is not like and a.shape == like.shape and a.dtype == like.dtype \
+                    and self._count(self.held, i) <= self._alone + 1:  # + 1: the local name ``a``
+                del self.held[i]
+                self.reused += 1
+                return a
+        return None
+
+    def hold(self, a):
+        """Remember the output ``a`` (the oldest beyond ``keep`` is forgotten); returns ``a``."""
+        self.held.append(a)
+        if len(self.held) > self.keep:
+            self.held.pop(0)
+        return a
 
 
 def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "rk4", batch: int = 32,
@@ -61,12 +107,12 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
     if optimizer == "adam":
         return _adam_step(net, algorithm, lr, X if algorithm in ("gd", "sgd") else None,
                           y if algorithm in ("gd", "sgd") else None, batch, sampler, rng, dtype, adam)
+    pool = Recycler()  # output buffers of the plain steps (see Recycler)
     if algorithm == "gd":
         def step(th, k):
-            v = net.velocity(th, X, y, scale=lr)[1]
-            v += th
-            return v
+            return pool.hold(net.update(th, X, y, lr, out=pool.take(th))[1])
 
+        step.recycler = pool
         return step
     if algorithm == "flow":
         integ = get_integrator(integrator)
@@ -80,11 +126,9 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             idx = rng.integers(0, P, size=(th.shape[0], batch))
-            v = net.velocity(th, X[idx], y[idx], scale=lr)[1]
-            v += th
-            return v
+            return pool.hold(net.update(th, X[idx], y[idx], lr, out=pool.take(th))[1])
 
-        step.streams = (rng,)
+        step.streams, step.recycler = (rng,), pool
         return step
     if algorithm == "online_sgd":
         if sampler is None:
@@ -92,12 +136,10 @@ def make_step(net, algorithm: str, lr: float, *, train=None, integrator: str = "
 
         def step(th, k):
             xb, yb = sampler(rng, batch, batch=(th.shape[0],))
-            v = net.velocity(th, np.asarray(xb, dtype=dtype or th.dtype), np.asarray(yb, dtype=dtype or th.dtype),
-                             scale=lr)[1]
-            v += th
-            return v
+            return pool.hold(net.update(th, np.asarray(xb, dtype=dtype or th.dtype),
+                                        np.asarray(yb, dtype=dtype or th.dtype), lr, out=pool.take(th))[1])
 
-        step.streams = (rng,)
+        step.streams, step.recycler = (rng,), pool
         return step
     raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
 

@@ -50,7 +50,9 @@ depends only on seeds at times ≤ k, so the tangents of step k are stored for t
 allocated.
 
 Monte Carlo error: ``error_batches`` = B ≥ 2 independent sweeps on contiguous sample blocks, standard
-error ``std_b / sqrt(B)`` (as :mod:`~meanfield_solvers.dmft.sampled`).
+error ``std_b / sqrt(B)`` of f, the loss, the equal-time kernels Φ, G and the NTK K (as
+:mod:`~meanfield_solvers.dmft.sampled`); with B < 2 or a failed sweep no error is estimated and every ``*_err``
+is NaN, with the reason in ``info['error_batch_method']``.
 """
 from __future__ import annotations
 
@@ -151,42 +153,67 @@ def solve_residual_sampled(X, y, L: int, branch: float, gamma0: float, dt: float
     act = gaussian.get_activation(activation)
     args = (act, L, float(branch), float(gamma0), float(dt), int(T), y, P, Phi0, jitter, bool(responses))
     main = _sweep(*args, bank, u1_all, S_tan)
-    f_err = np.full(main["f"].shape, np.nan)
-    loss_err = np.full(T + 1, np.nan)
+    f = main["f"]
+    Phi, G, K = _equal_time(main, L, branch, Phi0)
+    nan = np.full
+    err = dict(f=nan(f.shape, np.nan), loss=nan(T + 1, np.nan), Phi=nan(Phi.shape, np.nan),
+               G=nan(G.shape, np.nan), K=nan(K.shape, np.nan))
     status, message, good = "swept", "", T
+    err_method = "none: error_batches < 2, no Monte Carlo error estimated (the errors are NaN, not zero)"
     if main["failed"] is not None:
         k_bad, why = main["failed"]
         status, good = "not_positive_definite", k_bad - 1
         message = f"stopped at step {k_bad} (t = {k_bad * dt:g}): {why}"
         B = 0  # no error batches for a failed sweep
+        err_method = "none: the sweep failed (no error batches for a failed sweep; the errors are NaN)"
     if B >= 2:
         Sb, Sb_tan = S // B, max(1, S_tan // B)
         if Sb < 2:
             raise ValueError(f"error_batches={B} leaves fewer than 2 samples per batch (S={S})")
         subs = [_sweep(*args, bank.subset(slice(b * Sb, (b + 1) * Sb)), u1_all[:, b * Sb:(b + 1) * Sb], Sb_tan)
                 for b in range(B)]
-        f_err = np.std([s["f"] for s in subs], axis=0, ddof=1) / np.sqrt(B)
-        loss_err = np.std([train_loss(s["f"], y) for s in subs], axis=0, ddof=1) / np.sqrt(B)
-    f = main["f"]
-    Tn = T + 1
-    idx = np.arange(Tn)
-    Phi2, G2 = main["Phi2"], main["G2"]
+        err = _batch_errors(subs, y, L, branch, Phi0)
+        err_method = (f"{B} independent causal sweeps on contiguous sample blocks ({Sb} samples, {Sb_tan} tangent "
+                      "samples each): standard error std_b / sqrt(B) of f, loss, Phi, G, K")
+    info = dict(activation=activation, L=L, branch=float(branch), gamma0=float(gamma0), dt=dt, T=T, n_samples=S,
+                n_tangent=S_tan, seed=seed, error_batches=B, jitter=jitter, memory_estimate_bytes=need,
+                seeds_per_time=(L - 1) * (P + n), responses=bool(responses), seconds_main=main["seconds"],
+                seconds=time.perf_counter() - t0, causality_max=main["causality_max"], good_horizon=good,
+                error_batch_method=err_method)
+    return DMFTResult(t=dt * np.arange(T + 1), f=f, loss=train_loss(f, y), Phi=Phi, G=G, K=K, Phi0=Phi0,
+                      Phi_two_time=main["Phi2"], G_two_time=main["G2"], RA=main["RA"], RB=main["RB"],
+                      f_err=err["f"], loss_err=err["loss"], K_err=err["K"], Phi_err=err["Phi"], G_err=err["G"],
+                      residuals=np.zeros(0), horizons=np.zeros(0, dtype=int),
+                      status=status, iterations=1, message=message, n_train=P, info=info)
+
+
+def _equal_time(sweep, L, branch, Phi0):
+    r"""Equal-time :math:`\Phi^\ell(t,t)`, :math:`G^\ell(t,t)` (L, T+1, n, n) and the NTK
+    :math:`K = \Phi^L + b^2\sum_{\ell<L}G^{\ell+1}\odot\Phi^\ell + G^1\odot\Phi^0` (T+1, n, n) of one sweep."""
+    Phi2, G2 = sweep["Phi2"], sweep["G2"]
+    idx = np.arange(Phi2.shape[1])
     Phi = Phi2[:, idx, :, idx, :].transpose(1, 0, 2, 3)  # (L, Tn, n, n)
     G = G2[:, idx, :, idx, :].transpose(1, 0, 2, 3)
     b2 = float(branch) ** 2
     K = Phi[L - 1] + G[0] * Phi0[None]
     for l in range(1, L):
         K = K + b2 * G[l] * Phi[l - 1]
-    nan = np.full
-    info = dict(activation=activation, L=L, branch=float(branch), gamma0=float(gamma0), dt=dt, T=T, n_samples=S,
-                n_tangent=S_tan, seed=seed, error_batches=B, jitter=jitter, memory_estimate_bytes=need,
-                seeds_per_time=(L - 1) * (P + n), responses=bool(responses), seconds_main=main["seconds"],
-                seconds=time.perf_counter() - t0, causality_max=main["causality_max"], good_horizon=good)
-    return DMFTResult(t=dt * idx, f=f, loss=train_loss(f, y), Phi=Phi, G=G, K=K, Phi0=Phi0,
-                      Phi_two_time=Phi2, G_two_time=G2, RA=main["RA"], RB=main["RB"], f_err=f_err,
-                      loss_err=loss_err, K_err=nan(K.shape, np.nan), Phi_err=nan(Phi.shape, np.nan),
-                      G_err=nan(G.shape, np.nan), residuals=np.zeros(0), horizons=np.zeros(0, dtype=int),
-                      status=status, iterations=1, message=message, n_train=P, info=info)
+    return Phi, G, K
+
+
+def _batch_errors(subs, y, L, branch, Phi0):
+    """Monte Carlo standard errors from B independent sub-sweeps: std_b / sqrt(B) of every reported quantity.
+
+    Every quantity (f, the training loss, the equal-time kernels and the NTK) is a function of one sweep, so its
+    batch values are independent draws and their spread is a real batch error (tests/test_residual_sampled.py
+    checks that the quoted kernel errors match the spread of independent solves)."""
+    B = len(subs)
+    vals = {"f": [], "loss": [], "Phi": [], "G": [], "K": []}
+    for s in subs:
+        Phi, G, K = _equal_time(s, L, branch, Phi0)
+        for key, v in (("f", s["f"]), ("loss", train_loss(s["f"], y)), ("Phi", Phi), ("G", G), ("K", K)):
+            vals[key].append(v)
+    return {key: np.std(v, axis=0, ddof=1) / np.sqrt(B) for key, v in vals.items()}
 
 
 def _sweep(act, L, b, g0, dt, T, y, P, Phi0, jitter, keep, bank: NoiseBank, u1, S_tan):
