@@ -20,6 +20,7 @@ import shutil
 import time
 
 from meanfield_solvers.heap import retain_freed_memory
+from meanfield_solvers.threads import blas_threads_for
 
 from . import checkpoint
 from . import config as _config
@@ -77,9 +78,12 @@ def run(cfg, progress="auto", log=None) -> Result:
     arrays = {"t": grid.t, **setup.arrays}
     summary = {"kind": setup.kind, "status": "completed", "dtype": cfg.run.dtype, "messages": [], **setup.summary}
     limit = None
-    if cfg.limit.method != "none":
-        limit = get_limit_method(cfg.limit.method).run(setup, grid, progress, log)
-    nets = wing.train(setup, grid, limit, progress, log)
+    # small products: one BLAS thread (meanfield_solvers/threads.py; the deep wing and the DMFT pin their own)
+    flops = getattr(wing, "largest_product_flops", None)
+    with blas_threads_for(flops(setup) if flops else float("inf")):
+        if cfg.limit.method != "none":
+            limit = get_limit_method(cfg.limit.method).run(setup, grid, progress, log)
+        nets = wing.train(setup, grid, limit, progress, log)
     diverged = []
     for side in (limit, nets):
         if side is None:

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["blas_threads"]
+__all__ = ["blas_threads", "blas_threads_for", "SMALL_GEMM_FLOPS"]
+
+#: below this many floating-point operations in the largest product of a step, a second BLAS thread
+#: costs more in synchronisation than it saves: the two-layer quickstart (512 particles, products of
+#: ~1e7 flops) ran 5.9 s with one thread and 13.5 s with two on the shared 2-core machine at load 2.5
+#: (the limit side; 2.5 against 3.6 s for its networks), and a 1e8-flop product takes ~10 ms on one core
+SMALL_GEMM_FLOPS = 1e8
 
 _CONTROLLER = []
 # the limit this module has in force (None: none); BLAS pools are process-wide, so is this
@@ -45,3 +51,9 @@ def blas_threads(n):
 
         _CONTROLLER.append(ThreadpoolController())
     return _limit(int(n))
+
+
+def blas_threads_for(gemm_flops):
+    """:func:`blas_threads` (1) for a computation whose largest matrix product has fewer than
+    :data:`SMALL_GEMM_FLOPS` floating-point operations; the pool as it is (a no-op) otherwise."""
+    return blas_threads(1 if gemm_flops < SMALL_GEMM_FLOPS else None)

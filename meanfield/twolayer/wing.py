@@ -88,6 +88,20 @@ def setup(cfg, log) -> ParticleSetup:
                          train_set, arrays, summary)
 
 
+def largest_product_flops(st: ParticleSetup) -> float:
+    """Floating-point operations of the largest matrix product one step of this run issues (the rule of
+    :func:`meanfield_solvers.threads.blas_threads_for`): the particles or all networks' neurons against
+    the Monte Carlo sample (only where the expectation is sampled), the training set, a minibatch, each
+    other or the test sample, times 2d."""
+    cfg = st.cfg
+    units = cfg.limit.particles if cfg.limit.method != "none" else 0
+    if cfg.train.seeds > 0:
+        units = max(units, cfg.train.seeds * max(cfg.train.widths))
+    rows = max(cfg.train.n_train, cfg.train.batch, cfg.eval.n_test, units,
+               cfg.limit.mc_samples if st.expectation == "mc" else 0)
+    return 2.0 * units * rows * cfg.task.d
+
+
 def snapshot_indices(cfg, T):
     """Indices into the recording grid of the ``time.snapshots`` snapshot times (evenly spread)."""
     K = min(cfg.time.snapshots, T)
