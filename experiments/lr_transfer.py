@@ -49,6 +49,7 @@ marked) and DIR/scans/<parametrisation or branch rule>/ (the scans: resumable, `
 them).
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -124,41 +125,42 @@ def depth_spec(branch: str, m: dict) -> dict:
             "zip": [{"train.lr": lrs, "time.t_max": [STEPS * lr for lr in lrs]}]}
 
 
-def lazy_edges(branch: str, m: dict) -> np.ndarray:
-    """η* = 2P/λ_max(K₀) per depth (docs/residual.md §2.1): the step above which GD on the frozen
-    infinite-width NTK of the training points diverges, from the residual recursion of §2 on the task's points."""
+@functools.lru_cache(maxsize=None)
+def _lazy_kernels(branch: str, depths: tuple, seeds: int):
+    """(X (P, D), y (P,), [K₀ (P, P) per depth]): the task's training points (the runs' own: same config, same
+    seed streams) and the infinite-width residual NTK at initialisation on them (docs/residual.md §2).
+    Cached: the recursion's quadratures cost about 0.25 s per layer."""
     from meanfield.config import Config
     from meanfield.deep.wing import deep_points
     from meanfield.tasks import make_task
     from meanfield_solvers.dmft.residual_ntk import residual_init_kernels
 
     _, kappa, beta = BRANCHES[branch]
+    m = dict(mode(True), depths=list(depths), seeds=seeds)
     cfg = Config.from_dict(depth_spec(branch, m)["base"])
     X, y, _, _ = deep_points(cfg, make_task(cfg))
-    P = X.shape[0]
-    return np.array([2.0 * P / np.linalg.eigvalsh(residual_init_kernels(X, L, beta / L ** kappa, "tanh").K).max()
-                     for L in m["depths"]])
+    return X, y, [residual_init_kernels(X, L, beta / L ** kappa, "tanh").K for L in depths]
+
+
+def lazy_edges(branch: str, m: dict) -> np.ndarray:
+    """η* = 2P/λ_max(K₀) per depth (docs/residual.md §2.1): the step above which GD on the frozen
+    infinite-width NTK of the training points diverges."""
+    X, _, Ks = _lazy_kernels(branch, tuple(m["depths"]), m["seeds"])
+    return np.array([2.0 * X.shape[0] / np.linalg.eigvalsh(K).max() for K in Ks])
 
 
 def lazy_speed_steps(branch: str, m: dict, factor=SPEED_FACTOR, steps=STEPS) -> np.ndarray:
     """η_100 of GD on the frozen infinite-width NTK K₀ per depth (docs/residual.md §2.1): the smallest η with
     |(I − ηK₀/P)^T y|² ≤ |y|²/factor (outputs start at 0, the infinite-width value), found on a fine log grid
-    below the lazy edge."""
-    from meanfield.config import Config
-    from meanfield.deep.wing import deep_points
-    from meanfield.tasks import make_task
-    from meanfield_solvers.dmft.residual_ntk import residual_init_kernels
-
-    _, kappa, beta = BRANCHES[branch]
-    cfg = Config.from_dict(depth_spec(branch, m)["base"])
-    X, y, _, _ = deep_points(cfg, make_task(cfg))
+    (ratio 1.003) below the lazy edge."""
+    X, y, Ks = _lazy_kernels(branch, tuple(m["depths"]), m["seeds"])
     P = X.shape[0]
     out = []
-    for L in m["depths"]:
-        lam, V = np.linalg.eigh(residual_init_kernels(X, L, beta / L ** kappa, "tanh").K)
+    for K in Ks:
+        lam, V = np.linalg.eigh(K)
         c2 = (V.T @ y) ** 2
         etas = np.geomspace(1e-4, 2.0 * P / lam.max(), 4000)
-        ratio = np.array([np.sum(c2 * (1.0 - e * lam / P) ** (2 * steps)) for e in etas]) / np.sum(c2)
+        ratio = np.sum(c2 * (1.0 - np.outer(etas, lam) / P) ** (2 * steps), axis=1) / np.sum(c2)
         hit = np.where(ratio <= 1.0 / factor)[0]
         out.append(float(etas[hit[0]]) if hit.size else float("nan"))
     return np.asarray(out)

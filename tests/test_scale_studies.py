@@ -102,3 +102,20 @@ def test_lr_transfer_bad_options(tmp_path):
         with pytest.raises(SystemExit) as e:
             mod.main(["--quick", "--out", str(out)] + bad)
         assert e.value.code == 2 and not out.exists()
+
+
+def test_lr_transfer_lazy_predictions_match_kernel_gd():
+    """The lazy edge 2P/lambda_max(K0) and the lazy speed step eta_100 (docs/residual.md section 2.1), checked by
+    running GD on the frozen kernel (meanfield_solvers.dmft.ntk.kernel_flow): the top mode stays bounded just
+    below the edge and grows just above it; at eta_100 the loss falls 100-fold in the study's 30 steps."""
+    from meanfield_solvers.dmft.ntk import kernel_flow
+
+    lt = _load("lr_transfer")
+    m = lt.mode(True)
+    edges, speeds = lt.lazy_edges("residual_k0", m), lt.lazy_speed_steps("residual_k0", m)
+    X, y, Ks = lt._lazy_kernels("residual_k0", tuple(m["depths"]), m["seeds"])
+    assert len(y) == 8 and edges[0] / edges[-1] > 4  # the kappa = 0 kernel grows with depth
+    for K, edge, speed in zip(Ks, edges, speeds):
+        ratio = lambda eta, T=lt.STEPS: float(np.sum((y - kernel_flow(K, y, eta, T)[-1]) ** 2) / np.sum(y ** 2))  # noqa: E731
+        assert ratio(0.98 * edge, 400) < 1 < ratio(1.02 * edge, 400)
+        assert ratio(speed) == pytest.approx(0.01, rel=0.05) and ratio(0.95 * speed) > 0.01
