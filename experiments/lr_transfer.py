@@ -184,11 +184,13 @@ def gather(d, sizes, axis="train.widths"):
     ``sizes`` (widths, or depths with ``axis='model.depth'``)."""
     col = scan.collect(d, keys=("risk_nn",))
     status = dict(zip(col.table["id"], col.table["status"]))
-    lrs = sorted({float(g.params["train.lr"]) for g in col.groups})
+    # a folder may hold runs of other sizes (a larger run into the same --out): only the requested rows count
+    groups = [g for g in col.groups if _size(g.params, axis) in sizes]
+    lrs = sorted({float(g.params["train.lr"]) for g in groups})
     W, K = len(sizes), len(lrs)
     loss, se, loss0 = np.full((W, K), np.nan), np.full((W, K), np.nan), np.full((W, K), np.nan)
     done = np.zeros((W, K), dtype=bool)
-    for g in col.groups:
+    for g in groups:
         i, k = sizes.index(_size(g.params, axis)), lrs.index(float(g.params["train.lr"]))
         r = g.arrays["risk_nn"][0, 0]  # (S, T): the run's networks of this width
         fin = r[:, -1]
