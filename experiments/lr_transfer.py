@@ -27,16 +27,19 @@ networks) and the loss at initialisation:
 * **argmin**: the η of the smallest final loss among the stable ones, refined by a parabola through the
   log-loss at the grid minimum and its two neighbours (vertex in log η) when both neighbours are stable;
   otherwise the grid point itself (marked "edge");
+* **η_100**: the step at which the final loss is 100 times below the initial one (log-log interpolation on
+  the stable points): where the sub-edge part of a curve sits along the η axis (curves that collapse share it);
 * their **spread** across widths (max / min).
 
 **Depth axis** (residual networks, docs/residual.md §1): muP residual networks h^{ℓ+1} = h^ℓ + (β/L^κ) W^ℓ
 φ(h^ℓ)/√N at one width (``DEPTH_WIDTH`` = 128), same task, steps and statistics, depths
 L = 2 … 64 (quick: 2, 8, 32), one scan per branch rule with axes ``model.depth`` and, zipped, (η, t_max):
 κ = ½, β = 1 (depth-muP) and κ = 0 with β = 1/√2 (the same branch multiplier b = 1/√2 at L = 2, so the two
-rules differ only by how b scales with depth). The same argmin / largest stable step / spread are measured
-across depths, beside the lazy edge η* = 2P/λ_max(K₀) of the infinite-width NTK at initialisation
-(docs/residual.md §2.1): it converges in L for κ = ½ (K₀ → K_∞, O(1/L)) and falls with L for κ = 0 (K₀ grows
-without a depth limit), so the largest stable step should follow it.
+rules differ only by how b scales with depth). The same argmin / largest stable step / η_100 / spread are
+measured across depths, beside the lazy edge η* = 2P/λ_max(K₀) and the lazy η_100 of GD on the frozen
+infinite-width NTK at initialisation (docs/residual.md §2.1): both converge in L for κ = ½ (K₀ → K_∞, O(1/L))
+and fall with L for κ = 0 (K₀ grows without a depth limit). Measured (README): κ = ½ follows them; κ = 0
+moves the right way but far less than the lazy prediction (finite N = 128 at L/N up to ½, catapult steps).
 
 Theory (Yang & Hu 2021; Yang et al. 2022): under muP both are width-independent (spread → 1); under the
 standard parametrisation the NTK grows ∝ N, so the largest stable step falls ∝ 1/N (a factor 16 from
