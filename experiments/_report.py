@@ -59,14 +59,17 @@ def save(fig, out, name, fmt="png"):
     return path
 
 
-def study_args(doc, name, argv=None):
+def study_args(doc, name, argv=None, extra=None):
     """The command line every scan study shares (``--quick``, ``--out``, ``--workers``, ``--format``):
-    parsed, the output folder made (default ``runs/<name>[_quick]``), the quick banner set."""
+    parsed, the output folder made (default ``runs/<name>[_quick]``), the quick banner set. ``extra``, if
+    given, is called with the parser to add a study's own options."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--format", default="png", choices=("png", "pdf"))
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args(argv)
     args.out = args.out or os.path.join("runs", name + ("_quick" if args.quick else ""))
     os.makedirs(args.out, exist_ok=True)
