@@ -20,6 +20,11 @@ time and ``n_tri = n_pts (T+1)(T+2)/2`` (lower-triangular storage, :mod:`meanfie
 about half of the dense ``2 n R_ℓ S_tan``); it is followed by one chunked Jacobi
 application, so its peak is the larger of the two.
 
+With the randomised-probe responses (``response='probe'``, :mod:`meanfield_solvers.dmft.probes`; ``C`` =
+probes × samples columns): the directions ``2 (L-1) n C`` beside the noise; the Jacobi map one layer's
+dφ, dg and their past parts plus a copy of the directions, ``6 n C``; the causal sweep ``4 n C`` per
+layer with seeds. Each estimator states its own term (:mod:`meanfield_solvers.dmft.responses`).
+
 i.e. the brief's ``T × points × M × L`` floats for the samples plus the tangent part.
 """
 from __future__ import annotations

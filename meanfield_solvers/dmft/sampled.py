@@ -113,7 +113,7 @@ from .result import DMFTResult, result_from_state
 from .sources import JITTER, KernelNotPositiveDefinite, NoiseBank
 from .state import DMFTState, memory_operators, outputs_from_field_term
 
-__all__ = ["solve_dmft", "SampledMap", "check_supported"]
+__all__ = ["solve_dmft", "SampledMap", "check_supported", "choose_response_estimator", "response_samples"]
 
 F_ESTIMATORS = ("pathwise", "stein", "empirical")
 
@@ -156,6 +156,13 @@ def choose_response_estimator(name, P, n_pts, T):
         return "tangent", "auto: exact tangents (the reference; BENCHMARKS.md, cheaper responses)"
     get_response_estimator(name)  # a clear error for an unknown name
     return name, "asked for"
+
+
+def response_samples(name, S, n_tangent, P, n_pts, T):
+    """``(estimator name, samples it uses)`` for a solve asked with ``response_estimator=name`` (what
+    the config checks need for the memory estimate, before any solve)."""
+    chosen, _ = choose_response_estimator(name, P, n_pts, T)
+    return chosen, get_response_estimator(chosen).samples(S, n_tangent)
 
 
 class SampledMap:
