@@ -146,6 +146,11 @@ def test_sweep_steps_equal_the_blocked_march(monkeypatch, part):
         np.testing.assert_allclose(RB, ref["RB"], rtol=1e-11, atol=1e-14)
     assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
     assert np.max(np.abs(ref["RB"])) > 0.05
+    # the Jacobi map's sample chunks: the same sums to rounding, the same bits with 1 or 2 workers
+    a, b = (probe_averages(act, h, z, H, Z, g, Vr, Vu, K, block=3, workers=w, chunk=7) for w in (1, 2))
+    assert np.array_equal(a["RA"], b["RA"]) and np.array_equal(a["RB"], b["RB"])
+    np.testing.assert_allclose(a["RB"], ref["RB"], rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(a["RA"], ref["RA"], rtol=1e-11, atol=1e-14)
 
 
 @pytest.mark.parametrize("L", [2, 3])

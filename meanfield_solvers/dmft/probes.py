@@ -57,12 +57,14 @@ import numpy as np
 
 from .grid import Grid
 
-__all__ = ["PROBE_STREAM", "PART", "ProbeBank", "ProbeTangents", "probe_averages"]
+__all__ = ["PROBE_STREAM", "PART", "CHUNK", "ProbeBank", "ProbeTangents", "probe_averages"]
 
 #: spawn key of the probes' stream under the solve's seed (the white noise uses SeedSequence(seed) itself)
 PROBE_STREAM = 19
 #: tangent columns per part in the causal sweep's threads: fixed, so the result does not depend on ``workers``
 PART = 1024
+#: samples per chunk of the Jacobi map's probe march (fixed, for the same reason)
+CHUNK = 512
 
 
 def _rademacher(rng, shape):
@@ -296,13 +298,19 @@ def _strict_rows(X, V, grid: Grid, block: int, C: int):
     return M
 
 
-def probe_averages(act, h, z, H, Z, grid: Grid, Vr, Vu, K: int, block: int = 8):
+def probe_averages(act, h, z, H, Z, grid: Grid, Vr, Vu, K: int, block: int = 8, workers: int = 1,
+                   chunk: int = None):
     r"""Responses of one layer from the probe tangents of the samples (columns) of ``h, z``.
+
+    The samples are marched in chunks of ``chunk`` (default :data:`CHUNK`) samples, ``workers`` chunks
+    at once in threads with one BLAS thread each (a multi-threaded BLAS stalls on a loaded machine,
+    meanfield_solvers/threads.py); the chunks' sums are added in chunk order, so the result depends on
+    ``chunk`` but not on ``workers``.
 
     Parameters
     ----------
     act : Activation;  h, z : (n, c) primal histories;  H, Z : (n, n) memory operators
-    grid : Grid;  Vr, Vu : (≥ n, K*c) directions or None;  K : directions per sample
+    grid : Grid;  Vr, Vu : (≥ n, K*c) directions (column ``q*c + s``) or None;  K : directions per sample
     block : time steps per blocked GEMM of the march
 
     Returns
@@ -311,22 +319,49 @@ def probe_averages(act, h, z, H, Z, grid: Grid, Vr, Vu, K: int, block: int = 8):
     and ``'RB'`` (n, n) where ``Vu`` is given (block-lower, same-time blocks in closed form).
     """
     from .march import causal_march
+    from ..threads import blas_threads
 
-    n = grid.n
-    Vr = None if Vr is None else Vr[:n]
-    Vu = None if Vu is None else Vu[:n]
-    tm = ProbeTangents(act, h, z, Vr, Vu, grid, K, keep_past=True, Z=Z)
-    causal_march(H, Z, grid, tm.dp, tm.dg, tm.step_h, tm.step_z, block)
+    n, c = grid.n, h.shape[1]
+    m = CHUNK if chunk is None else int(chunk)
+
+    def dirs(V, s0, s1):
+        if V is None:
+            return None
+        return np.ascontiguousarray(V[:n].reshape(n, K, c)[:, :, s0:s1]).reshape(n, K * (s1 - s0))
+
+    def one(s0):
+        s1 = min(s0 + m, c)
+        vr, vu = dirs(Vr, s0, s1), dirs(Vu, s0, s1)
+        tm = ProbeTangents(act, h[:, s0:s1], z[:, s0:s1], vr, vu, grid, K, keep_past=True, Z=Z)
+        causal_march(H, Z, grid, tm.dp, tm.dg, tm.step_h, tm.step_z, block)
+        return (None if vr is None else _strict_rows(tm.pp, vr, grid, block, 1),
+                None if vu is None else _strict_rows(tm.gp, vu, grid, block, 1),
+                None if tm.same is None else tm.same * (s1 - s0))
+
+    starts = range(0, c, m)
+    sums = [None, None, None]
+    with blas_threads(1):
+        if workers > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+                parts = list(pool.map(one, starts))
+        else:
+            parts = [one(s0) for s0 in starts]
+    for part in parts:  # in chunk order, whatever the number of workers
+        for i, x in enumerate(part):
+            if x is not None:
+                sums[i] = x if sums[i] is None else sums[i] + x
     out = {}
     if Vr is not None:
-        RA = _strict_rows(tm.pp, Vr, grid, block, tm.C)
-        RA4 = grid.as4(RA)
-        RA4[:, :, :, grid.n_train:] = 0.0
+        RA = sums[0] / (K * c)
+        grid.as4(RA)[:, :, :, grid.n_train:] = 0.0
         out["RA"] = RA
     if Vu is not None:
-        RB = _strict_rows(tm.gp, Vu, grid, block, tm.C)
+        RB = sums[1] / (K * c)
         RB4 = grid.as4(RB)
+        same = sums[2] / c
         for k in range(grid.n_t):
-            RB4[k, :, k, :] = tm.same[k]
+            RB4[k, :, k, :] = same[k]
         out["RB"] = RB
     return out

@@ -86,11 +86,8 @@ class ProbeResponses:
                 pb.directions("u", l, n) if l >= 2 else None, pb.K)
 
     def jacobi(self, smap, l, pm, H, Z, g):
-        from ..threads import blas_threads
-
         Vr, Vu, K = self._dirs(smap.bank, l, smap.bank.L, g.n)
-        with blas_threads(smap.gemm_threads):  # few large products: BLAS on all the workers' cores
-            return probe_averages(smap.act, pm.h, pm.z, H, Z, g, Vr, Vu, K, smap.block)
+        return probe_averages(smap.act, pm.h, pm.z, H, Z, g, Vr, Vu, K, smap.block, smap.workers)
 
     def tracker(self, act, pm, l, L, g, bank, n_tangent, pool, workers):
         if L < 2:
@@ -99,14 +96,19 @@ class ProbeResponses:
         return ProbeTangents(act, pm.h, pm.z, Vr, Vu, g, K, pool=pool, workers=workers)
 
     def memory(self, n, n_t, n_pts, Rs, n_tangent, c, busy, probes=1):
-        """``(jacobi_tangent_bytes, sweep_tangent_bytes, extra_noise_bytes)``: the Jacobi map holds one
-        layer's dφ, dg and their past parts (4 n C, C = probes * S columns) plus a copy of its
-        directions (2 n C, when an error batch slices them); the sweep every layer's dφ, dg and
-        directions' copies (4 n C per layer with seeds); the directions themselves live beside the
-        white noise (one n C array per layer and kind, ``2 (L-1)`` in all)."""
+        """``(jacobi_tangent_bytes, sweep_tangent_bytes, extra_noise_bytes)``: the Jacobi map marches
+        chunks of ``CHUNK`` samples, ``busy`` at once, each holding dφ, dg, their past parts and a
+        copy of its directions (6 n C_chunk, C_chunk = probes * chunk columns) plus its (n, n) sums;
+        the sweep every layer's dφ, dg and directions' copies (4 n C per layer with seeds, C =
+        probes * S); the directions themselves live beside the white noise (one n C array per layer
+        and kind, ``2 (L-1)`` in all)."""
+        from .probes import CHUNK
+
         C = probes * n_tangent
         kinds = sum((r > 0) for r in Rs)
-        jac = _F * 6 * n * C if kinds else 0
+        chunks = -(-n_tangent // CHUNK)
+        busy = min(max(1, busy), chunks)
+        jac = _F * busy * (6 * n * probes * min(CHUNK, n_tangent) + 3 * n * n) if kinds else 0
         sweep = _F * 4 * n * C * kinds
         noise = _F * 2 * (len(Rs) - 1) * n * C
         return jac, sweep, noise
