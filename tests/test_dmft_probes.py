@@ -193,6 +193,12 @@ def test_probe_solve_is_deterministic_and_estimates_its_memory():
     # P = 32, T = 100: about 4.7 GB with probes (2.5 GB of it the (PT)^2 order parameters), some 85 GB
     # for the exact tangents' causal sweep with 500 tangent samples
     assert pe.total < 6e9 and te.total > 50e9
+    # 'auto': the reference where its causal sweep fits, the probes where it does not
+    from meanfield_solvers.dmft.sampled import choose_response_estimator
+
+    assert choose_response_estimator("auto", 100, 32, 32, 2, 4000, 500, 1, 4e9)[0] == "probe"
+    assert choose_response_estimator("auto", 40, 16, 8, 2, 4000, 500, 1, 4e9)[0] == "tangent"  # issue 19
+    assert choose_response_estimator("auto", 100, 32, 32, 1, 4000, 500, 1, 4e9)[0] == "tangent"  # no responses
     with pytest.raises(Exception, match="max_bytes"):
         solve_dmft(X, y, 2, 1.0, 0.2, 5, max_bytes=1e5, **kw)
     with pytest.raises(ValueError, match="response_estimator"):

@@ -174,7 +174,8 @@ def _deep(c) -> MemoryEstimate:
             Tl = int(round(c["time"]["t_max"] / lim["dt"]))
             resp = "tangent" if c["model"].get("residual") else lim.get("dmft_response_estimator", "auto")
             resp, S_resp = response_samples(resp, lim["dmft_samples"],
-                                            min(lim["dmft_tangent_samples"], lim["dmft_samples"]), P, n, Tl)
+                                            min(lim["dmft_tangent_samples"], lim["dmft_samples"]), P, n, Tl, L,
+                                            lim["dmft_max_memory_gb"] * 1e9)
             e = estimate_memory(Tl, n, P, L, lim["dmft_samples"], S_resp, response=resp,
                                 probes=lim.get("dmft_probes", 1))
             est.add("DMFT solve", ("limit.dmft_samples", "limit.dmft_tangent_samples", "time.t_max", "limit.dt",

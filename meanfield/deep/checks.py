@@ -217,7 +217,7 @@ def size_problems(c) -> list:
                 from meanfield_solvers.dmft import estimate_memory
                 from meanfield_solvers.dmft.sampled import response_samples
 
-                resp, S_resp = response_samples(resp, S, S_tan, P, P + Q, T)
+                resp, S_resp = response_samples(resp, S, S_tan, P, P + Q, T, model["depth"], max_bytes)
                 est = estimate_memory(T, P + Q, P, model["depth"], S, S_resp, response=resp,
                                       probes=limit.get("dmft_probes", 1))
                 total = est.total

@@ -146,22 +146,35 @@ def check_supported(activation: str, L: int, f_estimator: str = "auto") -> str:
     return f_estimator
 
 
-def choose_response_estimator(name, P, n_pts, T):
+def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max_bytes=None, chunk=None):
     """``(estimator name, reason)`` for ``response_estimator=name`` (see :func:`solve_dmft`).
 
-    ``'auto'`` keeps the exact tangents (the reference): measured error per second
-    (BENCHMARKS.md, "Cheaper responses") decides, see the module doc.
+    ``'auto'``: the exact tangents (the reference) when their causal sweep fits in ``max_bytes``,
+    else the probes. Measured (BENCHMARKS.md, "Cheaper responses", whole solves with error bars at
+    S = 4000): where both fit, the error per second of the two is at parity within the measurement
+    (probe 1.2-2.3x better at P*T = 80-800, single runs on a loaded machine), so the reference is
+    kept; where the exact sweep does not fit, the exact estimator needs a subset warm start and
+    further Jacobi iterations at (PT)^3 cost per tangent sample, while the probes' sweep still solves
+    in one pass (P*T = 3200: ~85 GB for 500 exact tangent samples against ~5 GB with probes).
     """
-    if name == "auto":
-        return "tangent", "auto: exact tangents (the reference; BENCHMARKS.md, cheaper responses)"
-    get_response_estimator(name)  # a clear error for an unknown name
-    return name, "asked for"
+    if name != "auto":
+        get_response_estimator(name)  # a clear error for an unknown name
+        return name, "asked for"
+    if L < 2:
+        return "tangent", "auto: no responses at L = 1"
+    need = estimate_memory(T, n_pts, P, L, S, min(n_tangent, S), chunk=chunk, sweep="causal", workers=workers,
+                           response="tangent").total
+    if max_bytes is None or need <= max_bytes:
+        return "tangent", (f"auto: the exact tangents' causal sweep fits ({need / 1e9:.3g} GB); the reference, "
+                           "at parity in measured error per second")
+    return "probe", (f"auto: the exact tangents' causal sweep needs {need / 1e9:.3g} GB > max_bytes "
+                     f"{max_bytes / 1e9:.3g} GB; randomised probes solve in one sweep at (PT)^2 cost per sample")
 
 
-def response_samples(name, S, n_tangent, P, n_pts, T):
+def response_samples(name, S, n_tangent, P, n_pts, T, L=2, max_bytes=None, workers=1):
     """``(estimator name, samples it uses)`` for a solve asked with ``response_estimator=name`` (what
     the config checks need for the memory estimate, before any solve)."""
-    chosen, _ = choose_response_estimator(name, P, n_pts, T)
+    chosen, _ = choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers, max_bytes)
     return chosen, get_response_estimator(chosen).samples(S, n_tangent)
 
 
@@ -407,7 +420,8 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         exact unit-seed tangents on ``n_tangent`` samples (the reference, cost ∝ (PT)³ per tangent
         sample); 'probe', one tangent per sample along ``probes`` fixed Rademacher directions on all
         ``n_samples`` samples (unbiased, cost ∝ (PT)² per sample; ``n_tangent`` is not used;
-        docs/dmft.md §3.3(c)); 'auto' picks by :func:`choose_response_estimator`. Recorded in
+        docs/dmft.md §3.3(c)); 'auto' takes 'tangent' where its causal sweep fits in ``max_bytes``,
+        else 'probe' (:func:`choose_response_estimator`, from measured error per second). Recorded in
         ``info['response_estimator']`` with ``info['response_reason']``.
     probes : int, directions per sample of the 'probe' estimator (default 1)
     verbose : bool, print one line per iteration
@@ -471,7 +485,8 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         n_samples = S_given
     S = 8000 if n_samples is None else int(n_samples)
     n_pts_all = Xall.shape[0]
-    resp_name, resp_reason = choose_response_estimator(response_estimator, P, n_pts_all, T)
+    resp_name, resp_reason = choose_response_estimator(response_estimator, T, n_pts_all, P, L, S, n_tangent,
+                                                       workers, max_bytes, tangent_chunk)
     responses = get_response_estimator(resp_name)
     S_tan = responses.samples(S, n_tangent)
     if L >= 2 and S_tan < 1:
