@@ -13,7 +13,9 @@ per worker.
   law). At the smallest size also the actual error against an independent high-sample exact-tangent
   reference (RMS of f and of R_B over its support).
 * ``scaling`` — main solves (sweep + certification, no error batches) with one parameter varied from a
-  base point, for both estimators; log-log fits with standard errors are made by :func:`fit`.
+  base point (P = 4, T = 32, L = 2, S = 4000, 50 tangent samples), for both estimators; log-log fits with
+  standard errors are made by :func:`fit`. ``scaling_large``: P and T around P = 8, T = 40 at the default
+  500 tangent samples, where the exact tangents dominate.
 * ``target`` — P = 32, T = 100, L = 2 with probes, S = 4000, 8 error batches, 2 workers.
 """
 from __future__ import annotations
@@ -103,6 +105,20 @@ def scaling(out):
                 out(rec)
 
 
+def scaling_large(out):
+    """P and T sweeps around the issue-19 size at the default 500 tangent samples, where the exact
+    tangents' (PT)^3 term dominates (the base of :func:`scaling` is march-dominated)."""
+    base = dict(P=8, T=40, L=2, S=4000, n_tangent=500)
+    for est in ("probe", "tangent"):
+        for name, values in {"P": [4, 8, 16], "T": [20, 40, 80]}.items():
+            for v in values:
+                kw = dict(base, **{name: v})
+                rec, _ = solve(est=est, B=0, workers=1, **kw)
+                rec["varied"] = name
+                rec["series"] = "large"
+                out(rec)
+
+
 def target(out):
     rec, r = solve(32, 100, L=2, S=4000, est="probe", B=8, workers=2, max_bytes=8e9)
     rec["f_err_median"] = float(np.nanmedian(r.f_err[1:]))
@@ -126,7 +142,7 @@ if __name__ == "__main__":  # pragma: no cover
     from meanfield_solvers.threads import blas_threads
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("efficiency", "scaling", "target"))
+    ap.add_argument("what", choices=("efficiency", "scaling", "scaling_large", "target"))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     fh = open(a.out, "a") if a.out else sys.stdout
@@ -136,4 +152,4 @@ if __name__ == "__main__":  # pragma: no cover
         fh.flush()
 
     with blas_threads(1):
-        {"efficiency": efficiency, "scaling": scaling, "target": target}[a.what](out)
+        {"efficiency": efficiency, "scaling": scaling, "scaling_large": scaling_large, "target": target}[a.what](out)
