@@ -71,7 +71,7 @@ def efficiency(out, sizes=((4, 20), (8, 40), (16, 50)),
                variants=(("tangent", 100, 1), ("tangent", 500, 1), ("probe", None, 1), ("probe", None, 4))):
     for P, T in sizes:
         ref = None
-        if (P, T) == sizes[0]:  # an independent high-sample exact reference (other seed)
+        if (P, T) == (4, 20):  # an independent high-sample exact reference (other seed), smallest size only
             rec, ref = solve(P, T, S=32000, est="tangent", n_tangent=4000, B=0, seed=99)
             rec["role"] = "reference"
             out(rec)
