@@ -127,6 +127,22 @@ def scaling_large(out):
                 out(rec)
 
 
+def scaling_large_LS(out):
+    """L and samples around P = 8, T = 40 (500 exact tangent samples; the exact estimator's samples
+    are its tangent samples, the probe's all samples)."""
+    base = dict(P=8, T=40, L=2, S=4000, n_tangent=500)
+    series = [("probe", "L", [2, 3, 4]), ("tangent", "L", [2, 3, 4]), ("probe", "S", [1000, 2000, 4000, 8000]),
+              ("tangent", "n_tangent", [100, 200, 400, 800])]
+    for est, name, values in series:
+        for v in values:
+            rec, _ = solve(est=est, B=0, workers=1, **dict(base, **{name: v}))
+            rec["varied"] = name
+            rec["series"] = "large"
+            if name == "n_tangent":
+                rec["n_tangent"] = v
+            out(rec)
+
+
 def target(out):
     rec, r = solve(32, 100, L=2, S=4000, est="probe", B=8, workers=2, max_bytes=8e9)
     rec["f_err_median"] = float(np.nanmedian(r.f_err[1:]))
@@ -150,7 +166,8 @@ if __name__ == "__main__":  # pragma: no cover
     from meanfield_solvers.threads import blas_threads
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("efficiency", "efficiency_large", "scaling", "scaling_large", "target"))
+    ap.add_argument("what", choices=("efficiency", "efficiency_large", "scaling", "scaling_large", "scaling_large_LS",
+                                       "target"))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     fh = open(a.out, "a") if a.out else sys.stdout
@@ -160,4 +177,5 @@ if __name__ == "__main__":  # pragma: no cover
         fh.flush()
 
     with blas_threads(1):
-        {"efficiency": efficiency, "efficiency_large": efficiency_large, "scaling": scaling, "scaling_large": scaling_large, "target": target}[a.what](out)
+        {"efficiency": efficiency, "efficiency_large": efficiency_large, "scaling": scaling, "scaling_large": scaling_large,
+         "scaling_large_LS": scaling_large_LS, "target": target}[a.what](out)
