@@ -64,8 +64,13 @@ the minimum of 2 (``info['extra_iterations']``).
 Estimators
 ----------
 * Kernels: sample second moments over all ``n_samples`` samples.
-* Responses :math:`R_A, R_B`: exact forward-mode tangents with unit seeds on ``n_tangent`` samples
-  (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
+* Responses :math:`R_A, R_B` (``response_estimator``, a registry in :mod:`~meanfield_solvers.dmft.responses`):
+  ``'probe'`` — one tangent per sample along ``probes`` fixed Rademacher directions on all samples,
+  correlated with the directions (unbiased, causal, no inverse; cost ∝ (PT)² per sample against
+  (PT)³ per tangent sample; docs/dmft.md §3.3(c), :mod:`~meanfield_solvers.dmft.probes`); ``'auto'``
+  takes it where the exact tangents' causal sweep does not fit in ``max_bytes`` (measured error per
+  second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'`` (the default and the reference) —
+  exact forward-mode tangents with unit seeds on ``n_tangent`` samples (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
   low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
   :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
   answer with a tiny residual (the 12% trap of docs/dmft.md §3.3(b)). Pathwise derivatives need
@@ -84,7 +89,8 @@ Monte Carlo error
 -----------------
 Batch sub-solves: the samples are split into ``error_batches`` = B contiguous blocks (tangent
 samples likewise), each block is solved on its own, and the standard error of the full solve is
-estimated as ``std_b(X_b) / sqrt(B)`` (assumes the :math:`S^{-1/2}` law; the :math:`O(1/S)` bias is
+estimated as ``std_b(X_b) / sqrt(B)`` (with probes, each block uses its own samples' directions, so
+the spread includes the probe noise; assumes the :math:`S^{-1/2}` law; the :math:`O(1/S)` bias is
 not included). The relative uncertainty of that estimate is about :math:`1/\sqrt{2(B-1)}`: ±41 % at
 B = 4 (independent solves then scatter up to 2.5× their quoted errors on some outputs), ±27 % at the
 default B = 8. A batch is solved by one causal sweep (its exact fixed point for its own noise; the
