@@ -157,9 +157,10 @@ def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max
 
     ``'auto'``: the exact tangents (the reference) when their causal sweep fits in ``max_bytes``,
     else the probes. Measured (BENCHMARKS.md, "Cheaper responses", whole solves with error bars at
-    S = 4000): where both fit, the error per second of the two is at parity within the measurement
-    (probe 1.2-2.3x better at P*T = 80-800, single runs on a loaded machine), so the reference is
-    kept; where the exact sweep does not fit, the exact estimator needs a subset warm start and
+    S = 4000, error^2 x CPU seconds): the probes are 1.1x better at P*T = 80, 1.3-1.5x at 320, 2x at
+    800; where both fit the margin is within the +-25 % of single runs or small, so the reference (and
+    every earlier result) is kept; where the exact sweep does not fit (with 500 tangent samples from
+    P*T ~ 700 on), the exact estimator needs a subset warm start and
     further Jacobi iterations at (PT)^3 cost per tangent sample, while the probes' sweep still solves
     in one pass (P*T = 3200: ~85 GB for 500 exact tangent samples against ~5 GB with probes).
     """
