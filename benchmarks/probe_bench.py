@@ -1,7 +1,9 @@
 r"""The DMFT's response estimators compared: exact tangents against randomised probes (issue 19).
 
-``python -m benchmarks.probe_bench {efficiency,scaling,target} [--out FILE]`` (JSON lines, one record per
-solve, each with the load average before and after it). The problem everywhere: L = 2 (or as stated)
+``python -m benchmarks.probe_bench {efficiency,efficiency_large,scaling,scaling_large,scaling_large_LS,target}
+[--out FILE]`` (JSON lines, one record per solve, each with the load average before and after it, the
+wall time and the process CPU time — on a shared, loaded machine the CPU time is the cost to compare:
+BENCHMARKS.md, "Cheaper responses"). The problem everywhere: L = 2 (or as stated)
 tanh, γ₀ = 1, dt = 0.05, P training points with inputs N(0, I_8)/… and targets tanh(x₁), one BLAS thread
 per worker.
 
@@ -14,8 +16,9 @@ per worker.
   reference (RMS of f and of R_B over its support).
 * ``scaling`` — main solves (sweep + certification, no error batches) with one parameter varied from a
   base point (P = 4, T = 32, L = 2, S = 4000, 50 tangent samples), for both estimators; log-log fits with
-  standard errors are made by :func:`fit`. ``scaling_large``: P and T around P = 8, T = 40 at the default
-  500 tangent samples, where the exact tangents dominate.
+  standard errors are made by :func:`fit`. ``scaling_large`` (P, T) and ``scaling_large_LS`` (L, samples):
+  around P = 8, T = 40 at the default 500 tangent samples, where the exact tangents dominate.
+* ``efficiency_large`` — the two larger sizes of ``efficiency`` again (probe, exact 100 and 500).
 * ``target`` — P = 32, T = 100, L = 2 with probes, S = 4000, 8 error batches, 2 workers.
 """
 from __future__ import annotations
@@ -177,5 +180,6 @@ if __name__ == "__main__":  # pragma: no cover
         fh.flush()
 
     with blas_threads(1):
-        {"efficiency": efficiency, "efficiency_large": efficiency_large, "scaling": scaling, "scaling_large": scaling_large,
+        {"efficiency": efficiency, "efficiency_large": efficiency_large, "scaling": scaling,
+         "scaling_large": scaling_large,
          "scaling_large_LS": scaling_large_LS, "target": target}[a.what](out)

@@ -70,8 +70,8 @@ Estimators
   (PT)³ per tangent sample; docs/dmft.md §3.3(c), :mod:`~meanfield_solvers.dmft.probes`); ``'auto'``
   takes it where the exact tangents' causal sweep does not fit in ``max_bytes`` (measured error per
   second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'`` (the default and the reference) —
-  exact forward-mode tangents with unit seeds on ``n_tangent`` samples (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
-  low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
+  exact forward-mode tangents with unit seeds on ``n_tangent`` samples (docs/dmft.md §3.3(a)).
+  Chosen because it is exactly causal and needs no inverse of the (numerically low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
   :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
   answer with a tiny residual (the 12% trap of docs/dmft.md §3.3(b)). Pathwise derivatives need
   :math:`\phi''` as a function, so relu with :math:`L\ge2` (where :math:`\phi''` is a Dirac delta and
@@ -160,7 +160,7 @@ def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max
     S = 4000, error^2 x CPU seconds): the probes are 1.1x better at P*T = 80, 1.3-1.5x at 320, 2x at
     800; where both fit the margin is within the +-25 % of single runs or small, so the reference (and
     every earlier result) is kept; where the exact sweep does not fit (with 500 tangent samples from
-    P*T ~ 700 on), the exact estimator needs a subset warm start and
+    P*(T+1) ~ 650 on, 4 GB), the exact estimator needs a subset warm start and
     further Jacobi iterations at (PT)^3 cost per tangent sample, while the probes' sweep still solves
     in one pass (P*T = 3200: ~85 GB for 500 exact tangent samples against ~5 GB with probes).
     """
@@ -173,7 +173,7 @@ def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max
                            response="tangent").total
     if max_bytes is None or need <= max_bytes:
         return "tangent", (f"auto: the exact tangents' causal sweep fits ({need / 1e9:.3g} GB); the reference, "
-                           "at parity in measured error per second")
+                           "the probes measured at most 1.5x better per CPU second at this size or smaller")
     return "probe", (f"auto: the exact tangents' causal sweep needs {need / 1e9:.3g} GB > max_bytes "
                      f"{max_bytes / 1e9:.3g} GB; randomised probes solve in one sweep at (PT)^2 cost per sample")
 
