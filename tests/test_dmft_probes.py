@@ -234,20 +234,20 @@ def test_probe_estimator_through_the_config():
 
 def test_probe_error_bars_are_calibrated():
     """The batch error bars of probe solves include the probe noise (each batch uses its own samples'
-    directions): over 16 pairs of independent solves (different seeds: noise and directions), the
+    directions): over 12 pairs of independent solves (different seeds: noise and directions), the
     pooled chi^2 of f, sum (f_a - f_b)^2 / sum (err_a^2 + err_b^2), is near 1, and so is mean z^2
     (above 1 by the tails of a variance estimated from 8 batches: about 14/12 for the sum of two).
-    Measured on three sets of 16 pairs: chi^2 1.33 (these seeds), 0.91, 1.05 (1600 samples); mean z^2
-    1.57, 1.19, 1.26; the exact tangents on the same problem 1.07 and 1.26. Errors too small by sqrt(2)
-    would give chi^2 near 2."""
+    Measured: these 12 pairs chi^2 1.26, mean z^2 1.39; three sets of 16 pairs chi^2 1.33, 0.91, 1.05
+    (1600 samples), mean z^2 1.57, 1.19, 1.26; the exact tangents on the same problem 1.07 and 1.26.
+    Errors too small by sqrt(2) would give chi^2 near 2."""
     rng = np.random.default_rng(13)
     X, y = rng.standard_normal((3, 5)), rng.choice([-1.0, 1.0], 3)
     kw = dict(L=2, gamma0=1.0, dt=0.25, T=10, n_samples=800, error_batches=8, workers=1,
               response_estimator="probe")
-    runs = [solve_dmft(X, y, seed=2000 + s, **kw) for s in range(32)]
+    runs = [solve_dmft(X, y, seed=2000 + s, **kw) for s in range(24)]
     assert all(r.converged for r in runs)
     d = np.stack([a.f[1:] - b.f[1:] for a, b in zip(runs[::2], runs[1::2])])
     v = np.stack([a.f_err[1:] ** 2 + b.f_err[1:] ** 2 for a, b in zip(runs[::2], runs[1::2])])
     chi2 = np.sum(d ** 2) / np.sum(v)
-    assert 0.6 <= chi2 <= 1.6, chi2
-    assert 0.6 <= np.mean(d ** 2 / v) <= 1.8
+    assert 0.6 <= chi2 <= 1.7, chi2
+    assert 0.6 <= np.mean(d ** 2 / v) <= 1.9
