@@ -113,7 +113,7 @@ class ProbeBank:
         return out
 
     def directions(self, kind: str, l: int, n: int):
-        """``(n, K*S)`` directions of layer ``l`` (column ``k*S + s``), or None; a view when possible."""
+        """``(n, K*S)`` directions of layer ``l`` (column ``q*S + s``: direction q of sample s), or None."""
         v = (self.v_r if kind == "r" else self.v_u)[l]
         if v is None:
             return None
