@@ -229,9 +229,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                          "(exact forward-mode tangents on dmft_tangent_samples samples, cost ~ (P T)^3 "
                                          "per tangent sample; the reference), probe (one tangent per sample along "
                                          "dmft_probes random +-1 directions on all dmft_samples samples, unbiased, "
-                                         "cost ~ (P T)^2 per sample: reaches P T in the thousands), auto (tangent where its "
-                                         "causal sweep fits in dmft_max_memory_gb, else probe: at parity in measured "
-                                         "error per second where both fit, README's DMFT section).",
+                                         "cost ~ (P T)^2 per sample: reaches P T in the thousands), auto (probe from (T+1) x "
+                                         "points >= 500 on, where it measured 2-3.6x less error per CPU second, or "
+                                         "where tangent's causal sweep exceeds dmft_max_memory_gb; else tangent; "
+                                         "README's DMFT section).",
                                          choices=("auto", "tangent", "probe"), family="deep"),
         "dmft_probes": Field("int", 1, "dmft with dmft_response_estimator = probe: random directions per sample.",
                              check=_ge1, check_doc=">= 1", family="deep"),

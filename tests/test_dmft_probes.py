@@ -193,11 +193,15 @@ def test_probe_solve_is_deterministic_and_estimates_its_memory():
     # P = 32, T = 100: about 4.7 GB with probes (2.5 GB of it the (PT)^2 order parameters), some 85 GB
     # for the exact tangents' causal sweep with 500 tangent samples
     assert pe.total < 6e9 and te.total > 50e9
-    # 'auto': the reference where its causal sweep fits, the probes where it does not
+    # 'auto': the probes from n_pts (T+1) = 500 rows on (measured crossover) or where the exact sweep does
+    # not fit; the exact tangents, the reference, on small problems
     from meanfield_solvers.dmft.sampled import choose_response_estimator
 
     assert choose_response_estimator("auto", 100, 32, 32, 2, 4000, 500, 1, 4e9)[0] == "probe"
-    assert choose_response_estimator("auto", 40, 16, 8, 2, 4000, 500, 1, 4e9)[0] == "tangent"  # issue 19
+    assert choose_response_estimator("auto", 40, 16, 8, 2, 4000, 500, 1, 4e9)[0] == "probe"  # issue 19: 656 rows
+    assert choose_response_estimator("auto", 40, 8, 8, 2, 4000, 500, 1, 4e9)[0] == "tangent"  # 328 rows
+    name, why = choose_response_estimator("auto", 40, 8, 8, 2, 10**5, 10**5, 1, 4e9)  # 328 rows, no fit
+    assert name == "probe" and "GB" in why
     assert choose_response_estimator("auto", 100, 32, 32, 1, 4000, 500, 1, 4e9)[0] == "tangent"  # no responses
     with pytest.raises(Exception, match="max_bytes"):
         solve_dmft(X, y, 2, 1.0, 0.2, 5, max_bytes=1e5, **kw)

@@ -68,8 +68,8 @@ Estimators
   ``'probe'`` — one tangent per sample along ``probes`` fixed Rademacher directions on all samples,
   correlated with the directions (unbiased, causal, no inverse; cost ∝ (PT)² per sample against
   (PT)³ per tangent sample; docs/dmft.md §3.3(c), :mod:`~meanfield_solvers.dmft.probes`); ``'auto'``
-  takes it where the exact tangents' causal sweep does not fit in ``max_bytes`` (measured error per
-  second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'`` (the default and the reference) —
+  takes it from ``n_pts (T+1) >= 500`` on or where the exact tangents' causal sweep does not fit in
+  ``max_bytes`` (measured error per second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'`` (the default and the reference) —
   exact forward-mode tangents with unit seeds on ``n_tangent`` samples (docs/dmft.md §3.3(a)).
   Chosen because it is exactly causal and needs no inverse of the (numerically low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
   :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
@@ -152,28 +152,37 @@ def check_supported(activation: str, L: int, f_estimator: str = "auto") -> str:
     return f_estimator
 
 
+#: ``response_estimator='auto'`` takes the probes from this many rows ``n_pts (T+1)`` on (measured crossover)
+AUTO_PROBE_ROWS = 500
+
+
 def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max_bytes=None, chunk=None):
     """``(estimator name, reason)`` for ``response_estimator=name`` (see :func:`solve_dmft`).
 
-    ``'auto'``: the exact tangents (the reference) when their causal sweep fits in ``max_bytes``,
-    else the probes. Measured (BENCHMARKS.md, "Cheaper responses", whole solves with error bars at
-    S = 4000, error^2 x CPU seconds): the probes are 1.1x better at P*T = 80, 1.3-1.5x at 320, 2x at
-    800; where both fit the margin is within the +-25 % of single runs or small, so the reference (and
-    every earlier result) is kept; where the exact sweep does not fit (with 500 tangent samples from
-    P*(T+1) ~ 650 on, 4 GB), the exact estimator needs a subset warm start and
-    further Jacobi iterations at (PT)^3 cost per tangent sample, while the probes' sweep still solves
-    in one pass (P*T = 3200: ~85 GB for 500 exact tangent samples against ~5 GB with probes).
+    ``'auto'``: the probes where ``n_pts (T+1) >= AUTO_PROBE_ROWS`` or the exact tangents' causal
+    sweep does not fit in ``max_bytes``; else the exact tangents (the reference). Measured
+    (BENCHMARKS.md, "Cheaper responses", whole solves with 8 error batches at S = 4000, error^2 x CPU
+    seconds): the probes are 1.1x better at n_pts (T+1) = 84, 1.3-1.5x at 328 (within the +-25 % of
+    single runs: the reference, and every earlier result, is kept there), 3.6x at 656 (the issue-19
+    configuration, 500 tangent samples) and 2x at 816 (100 tangent samples). Where the exact sweep
+    does not fit, the exact estimator would need a subset warm start and further Jacobi iterations at
+    (PT)^3 cost per tangent sample, while the probes still solve in one sweep (P*T = 3200: ~85 GB for
+    500 exact tangent samples against ~5 GB with probes).
     """
     if name != "auto":
         get_response_estimator(name)  # a clear error for an unknown name
         return name, "asked for"
     if L < 2:
         return "tangent", "auto: no responses at L = 1"
+    rows = n_pts * (T + 1)
+    if rows >= AUTO_PROBE_ROWS:
+        return "probe", (f"auto: n_pts (T+1) = {rows} >= {AUTO_PROBE_ROWS}, where the probes were measured 2-3.6x "
+                         "better per CPU second than the exact tangents (BENCHMARKS.md)")
     need = estimate_memory(T, n_pts, P, L, S, min(n_tangent, S), chunk=chunk, sweep="causal", workers=workers,
                            response="tangent").total
     if max_bytes is None or need <= max_bytes:
-        return "tangent", (f"auto: the exact tangents' causal sweep fits ({need / 1e9:.3g} GB); the reference, "
-                           "the probes measured at most 1.5x better per CPU second at this size or smaller")
+        return "tangent", (f"auto: the exact tangents (the reference; n_pts (T+1) = {rows} < {AUTO_PROBE_ROWS}, "
+                           "where the probes were measured at most 1.5x better per CPU second)")
     return "probe", (f"auto: the exact tangents' causal sweep needs {need / 1e9:.3g} GB > max_bytes "
                      f"{max_bytes / 1e9:.3g} GB; randomised probes solve in one sweep at (PT)^2 cost per sample")
 
@@ -440,8 +449,9 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         exact unit-seed tangents on ``n_tangent`` samples (the reference, cost ∝ (PT)³ per tangent
         sample); 'probe', one tangent per sample along ``probes`` fixed Rademacher directions on all
         ``n_samples`` samples (unbiased, cost ∝ (PT)² per sample; ``n_tangent`` is not used;
-        docs/dmft.md §3.3(c)); 'auto' takes 'tangent' where its causal sweep fits in ``max_bytes``,
-        else 'probe' (:func:`choose_response_estimator`, from measured error per second). Recorded in
+        docs/dmft.md §3.3(c)); 'auto' takes 'probe' from ``n_pts (T+1) >= AUTO_PROBE_ROWS`` (500) on
+        or where the exact sweep does not fit in ``max_bytes``, else 'tangent'
+        (:func:`choose_response_estimator`, from measured error per second). Recorded in
         ``info['response_estimator']`` with ``info['response_reason']``.
     probes : int, directions per sample of the 'probe' estimator (default 1)
     verbose : bool, print one line per iteration
