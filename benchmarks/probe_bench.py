@@ -146,6 +146,16 @@ def scaling_large_LS(out):
             out(rec)
 
 
+def scaling_probe_target(out):
+    """The probes alone towards the P*T = 3200 target: T at P = 32 and P at T = 100 (main solves, 8 GB)."""
+    for name, values, base in (("T", [25, 50, 100], dict(P=32)), ("P", [8, 16, 32], dict(T=100))):
+        for v in values:
+            rec, _ = solve(est="probe", B=0, workers=1, **dict(base, **{name: v}))
+            rec["varied"] = name
+            rec["series"] = "target"
+            out(rec)
+
+
 def target(out):
     rec, r = solve(32, 100, L=2, S=4000, est="probe", B=8, workers=2, max_bytes=8e9)
     rec["f_err_median"] = float(np.nanmedian(r.f_err[1:]))
@@ -170,7 +180,7 @@ if __name__ == "__main__":  # pragma: no cover
 
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("efficiency", "efficiency_large", "scaling", "scaling_large", "scaling_large_LS",
-                                       "target"))
+                                       "scaling_probe_target", "target"))
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     fh = open(a.out, "a") if a.out else sys.stdout
@@ -182,4 +192,5 @@ if __name__ == "__main__":  # pragma: no cover
     with blas_threads(1):
         {"efficiency": efficiency, "efficiency_large": efficiency_large, "scaling": scaling,
          "scaling_large": scaling_large,
-         "scaling_large_LS": scaling_large_LS, "target": target}[a.what](out)
+         "scaling_large_LS": scaling_large_LS, "scaling_probe_target": scaling_probe_target,
+         "target": target}[a.what](out)
