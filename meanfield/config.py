@@ -230,7 +230,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                          "per tangent sample; the reference), probe (one tangent per sample along "
                                          "dmft_probes random +-1 directions on all dmft_samples samples, unbiased, "
                                          "cost ~ (P T)^2 per sample: reaches P T in the thousands), auto (probe from (T+1) x "
-                                         "points >= 500 on, where it measured 2-3.6x less error per CPU second, or "
+                                         "points >= 500 on, where it measured 2-4x less error per CPU second, or "
                                          "where tangent's causal sweep exceeds dmft_max_memory_gb; else tangent; "
                                          "README's DMFT section).",
                                          choices=("auto", "tangent", "probe"), family="deep"),

@@ -163,7 +163,7 @@ def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max
     sweep does not fit in ``max_bytes``; else the exact tangents (the reference). Measured
     (BENCHMARKS.md, "Cheaper responses", whole solves with 8 error batches at S = 4000, error^2 x CPU
     seconds): the probes are 1.1x better at n_pts (T+1) = 84, 1.3-1.5x at 328 (within the +-25 % of
-    single runs: the reference, and every earlier result, is kept there), 3.6x at 656 (the issue-19
+    single runs: the reference, and every earlier result, is kept there), 3.6-4.1x at 656 (the issue-19
     configuration, 500 tangent samples) and 2x at 816 (100 tangent samples). Where the exact sweep
     does not fit, the exact estimator would need a subset warm start and further Jacobi iterations at
     (PT)^3 cost per tangent sample, while the probes still solve in one sweep (P*T = 3200: ~85 GB for
@@ -176,7 +176,7 @@ def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max
         return "tangent", "auto: no responses at L = 1"
     rows = n_pts * (T + 1)
     if rows >= AUTO_PROBE_ROWS:
-        return "probe", (f"auto: n_pts (T+1) = {rows} >= {AUTO_PROBE_ROWS}, where the probes were measured 2-3.6x "
+        return "probe", (f"auto: n_pts (T+1) = {rows} >= {AUTO_PROBE_ROWS}, where the probes were measured 2-4x "
                          "better per CPU second than the exact tangents (BENCHMARKS.md)")
     need = estimate_memory(T, n_pts, P, L, S, min(n_tangent, S), chunk=chunk, sweep="causal", workers=workers,
                            response="tangent").total
