@@ -69,10 +69,11 @@ Estimators
   correlated with the directions (unbiased, causal, no inverse; cost ∝ (PT)² per sample against
   (PT)³ per tangent sample; docs/dmft.md §3.3(c), :mod:`~meanfield_solvers.dmft.probes`); ``'auto'``
   takes it from ``n_pts (T+1) >= 500`` on or where the exact tangents' causal sweep does not fit in
-  ``max_bytes`` (measured error per second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'`` (the default and the reference) —
-  exact forward-mode tangents with unit seeds on ``n_tangent`` samples (docs/dmft.md §3.3(a)).
-  Chosen because it is exactly causal and needs no inverse of the (numerically low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
-  :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
+  ``max_bytes`` (measured error per second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'``
+  (the default and the reference) — exact forward-mode tangents with unit seeds on ``n_tangent``
+  samples (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the
+  (numerically low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}`
+  amplifies noise through :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
   answer with a tiny residual (the 12% trap of docs/dmft.md §3.3(b)). Pathwise derivatives need
   :math:`\phi''` as a function, so relu with :math:`L\ge2` (where :math:`\phi''` is a Dirac delta and
   the pathwise estimator drops the :math:`\delta(h)z` terms) is refused.
