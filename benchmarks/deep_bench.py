@@ -41,6 +41,9 @@ Workloads
    this is the model of docs/dmft.md §3.5, :math:`6LP^2T^2M + c\,P^3T^3S_\text{tan}` with the tangent
    constant reduced by the time ordering of the seeds. Elementwise work is not counted.
    ``roofline_fraction`` = counted FLOPs / time / calibration GEMM rate.
+   ``dmft_solve_issue19`` / ``dmft_solve_issue19_probe``: the whole issue-19 solve with the exact tangents
+   and with the randomised-probe responses (:mod:`meanfield_solvers.dmft.probes`), the ratio of the two
+   times (exact / probe) in the same run, and each solve's largest Monte Carlo error of f.
 3. ``residual_dmft_sweep_scaling_{L,T,P,S}`` (:mod:`benchmarks.residual_dmft_bench`): one causal sweep of the
    sampled residual DMFT against depth L (at two tangent-sample counts), steps T, points P and samples S, with
    the fitted exponent in ``scaling_exponent`` (issue 16; quick: L and T only).
@@ -251,6 +254,22 @@ def bench_issue19_solve(quick=False):
     for S, S_tan, with_ref in sizes:
         load = os.getloadavg()[0]
         r, sec = timed(S, S_tan)
+        probe_rec = None
+        if (S, S_tan) == sizes[0][:2]:  # the same solve with randomised-probe responses, same run
+            load_p = os.getloadavg()[0]
+            rp, sec_p = timed(S, S_tan, response_estimator="probe")
+            probe_rec = ({
+                "workload": "dmft_solve_issue19_probe", "backend": "numpy", "dtype": "float64", "N": None,
+                "d": 10, "M": S, "S": S, "seconds_per_step": sec_p, "throughput": None, "throughput_unit": None,
+                "ratio_vs_numpy": sec / sec_p, "ratio_vs_torch": None, "roofline_fraction": None,
+                "iterations": rp.iterations, "status": rp.status, "sweep": rp.info["sweep"],
+                "load_average_at_start": load_p, "reference_seconds": sec,
+                "f_err_max": float(np.nanmax(rp.f_err)), "f_err_max_reference": float(np.nanmax(r.f_err)),
+                "notes": (f"the issue-19 solve with response_estimator='probe' (one tangent per sample on all {S} "
+                          f"samples): {sec_p:.1f} s, {rp.iterations} iterations, max MC error of f "
+                          f"{np.nanmax(rp.f_err):.3g}; ratio_vs_numpy = time of the exact-tangent solve "
+                          f"({S_tan} tangent samples, {sec:.1f} s, max error {np.nanmax(r.f_err):.3g}) in the same "
+                          "run / this time")})
         ref_r, ref = timed(S, S_tan, sweep="jacobi") if with_ref else (None, None)
         recs.append({
             "workload": "dmft_solve_issue19", "backend": "numpy", "dtype": "float64", "N": None, "d": 10,
@@ -265,6 +284,8 @@ def bench_issue19_solve(quick=False):
                       f"{ {k: round(v, 2) for k, v in r.info['timings'].items()} }; "
                       + (f"before issue 19 (jacobi with continuation): {ref_r.iterations} iterations, {ref:.1f} s"
                          if ref else "before issue 19 at full size: 914 s, 26 iterations (not rerun)"))})
+        if probe_rec is not None:
+            recs.append(probe_rec)
     return recs
 
 

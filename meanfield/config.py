@@ -225,6 +225,17 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "dmft_tangent_samples": Field("int", 500, "dmft: samples used for the response functions (cost grows "
                                       "as this x (P T)^3; dominates the MC error at late times).",
                                       check=_ge1, check_doc=">= 1", family="deep"),
+        "dmft_response_estimator": Field("str", "auto", "dmft: how the response functions are estimated: tangent "
+                                         "(exact forward-mode tangents on dmft_tangent_samples samples, cost ~ (P T)^3 "
+                                         "per tangent sample; the reference), probe (one tangent per sample along "
+                                         "dmft_probes random +-1 directions on all dmft_samples samples, unbiased, "
+                                         "cost ~ (P T)^2 per sample: reaches P T in the thousands), auto (probe from (T+1) x "
+                                         "points >= 500 on, where it measured 2-4x less error per CPU second, or "
+                                         "where tangent's causal sweep exceeds dmft_max_memory_gb; else tangent; "
+                                         "README's DMFT section).",
+                                         choices=("auto", "tangent", "probe"), family="deep"),
+        "dmft_probes": Field("int", 1, "dmft with dmft_response_estimator = probe: random directions per sample.",
+                             check=_ge1, check_doc=">= 1", family="deep"),
         "dmft_tol": Field("float", 1e-6, "dmft, dmft_linear: fixed-point tolerance (max relative change).",
                           check=_pos, check_doc="> 0", family="deep"),
         "dmft_damping": Field("float", 1.0, "dmft, dmft_linear: initial damping beta of the fixed-point "

@@ -48,13 +48,16 @@ def test_bench_deep_quick_records():
     assert [r["backend"] for r in recs[:6]] == ["numpy batched", "numba batched", "numpy-loop", "numba-loop",
                                                  "numpy batched", "numba batched"]
     assert [r["workload"] for r in recs] == ["deep_ensemble_gd_step"] * 6 + ["residual_gd_step"] * 2 + [
-        "dmft_iteration", "dmft_causal_sweep", "dmft_solve_issue19", "dmft_iteration_scaling_M",
+        "dmft_iteration", "dmft_causal_sweep", "dmft_solve_issue19", "dmft_solve_issue19_probe",
+        "dmft_iteration_scaling_M",
         "dmft_iteration_scaling_T", "dmft_iteration_scaling_P", "residual_dmft_sweep_scaling_L",
         "residual_dmft_sweep_scaling_T"]
     for r in recs:
         assert keys <= set(r) and r["seconds_per_step"] > 0
         if r["workload"] == "dmft_solve_issue19":  # issue 19: one sweep + one certification, not 26
             assert r["iterations"] == 2 and r["status"] == "converged" and r["sweep"] == "causal"
+        elif r["workload"] == "dmft_solve_issue19_probe":  # the probe responses: same solve, ratio in the same run
+            assert r["iterations"] == 2 and r["status"] == "converged" and r["ratio_vs_numpy"] > 0
         elif "scaling" in r["workload"]:
             # plumbing only: at quick sizes (~10 ms) the timing ratios are too noisy to assert on
             assert r["ratio_vs_numpy"] > 0 and np.isfinite(r["scaling_exponent"])

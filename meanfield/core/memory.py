@@ -169,11 +169,17 @@ def _deep(c) -> MemoryEstimate:
     elif lim["method"] == "dmft":
         try:
             from meanfield_solvers.dmft import estimate_memory
+            from meanfield_solvers.dmft.sampled import response_samples
 
             Tl = int(round(c["time"]["t_max"] / lim["dt"]))
-            e = estimate_memory(Tl, n, P, L, lim["dmft_samples"], min(lim["dmft_tangent_samples"], lim["dmft_samples"]))
+            resp = "tangent" if c["model"].get("residual") else lim.get("dmft_response_estimator", "auto")
+            resp, S_resp = response_samples(resp, lim["dmft_samples"],
+                                            min(lim["dmft_tangent_samples"], lim["dmft_samples"]), P, n, Tl, L,
+                                            lim["dmft_max_memory_gb"] * 1e9)
+            e = estimate_memory(Tl, n, P, L, lim["dmft_samples"], S_resp, response=resp,
+                                probes=lim.get("dmft_probes", 1))
             est.add("DMFT solve", ("limit.dmft_samples", "limit.dmft_tangent_samples", "time.t_max", "limit.dt",
-                                   "train.n_train", "eval.n_points"), e.total)
+                                   "train.n_train", "eval.n_points", "limit.dmft_response_estimator"), e.total)
         except ImportError:  # pragma: no cover - solver not installed: its own check reports it
             pass
     elif lim["method"] == "ntk":

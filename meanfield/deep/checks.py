@@ -198,6 +198,11 @@ def size_problems(c) -> list:
     if limit["method"] == "dmft":
         S, B = limit["dmft_samples"], limit["dmft_error_batches"]
         S_tan = min(limit["dmft_tangent_samples"], S)
+        resp = limit.get("dmft_response_estimator", "auto")
+        if model["residual"] and resp == "probe":
+            p.append("limit.dmft_response_estimator = 'probe': the sampled residual DMFT estimates its responses by "
+                     "exact tangents only; set it to 'tangent' or 'auto' (or model.residual = false)")
+            resp = "tangent"
         if B >= 2 and (S // B < 2 or (model["depth"] >= 2 and S_tan // B < 1)):
             p.append(f"limit.dmft_error_batches = {B} leaves too few samples per batch (dmft_samples = {S}, "
                      f"dmft_tangent_samples = {S_tan}); lower it or raise the samples")
@@ -210,8 +215,11 @@ def size_problems(c) -> list:
                         "lower limit.dmft_tangent_samples first")
             else:
                 from meanfield_solvers.dmft import estimate_memory
+                from meanfield_solvers.dmft.sampled import response_samples
 
-                est = estimate_memory(T, P + Q, P, model["depth"], S, S_tan)
+                resp, S_resp = response_samples(resp, S, S_tan, P, P + Q, T, model["depth"], max_bytes)
+                est = estimate_memory(T, P + Q, P, model["depth"], S, S_resp, response=resp,
+                                      probes=limit.get("dmft_probes", 1))
                 total = est.total
                 what = est.describe()
         except ImportError:  # pragma: no cover

@@ -182,7 +182,8 @@ def _fixed_point_record(r, log, name):
             "good_horizon": r.info.get("good_horizon")}
     # why each iteration was needed and how the solve was organised (sampled DMFT only)
     for key in ("sweep", "sweep_reason", "iterations_minimum", "extra_iterations", "iteration_reasons",
-                "error_batches", "error_batch_method", "timings"):
+                "error_batches", "error_batch_method", "timings", "response_estimator", "response_reason",
+                "probes"):
         if key in r.info:
             info[key] = r.info[key]
     if r.message:
@@ -234,6 +235,7 @@ class DMFTMethod(DeepLimitMethod):
         r = dm.solve_dmft(X, y, cfg.model.depth, gamma0_of(cfg), lim.dt, T, activation=cfg.model.activation,
                           n_samples=lim.dmft_samples, n_tangent=lim.dmft_tangent_samples, seed=noise_seed,
                           error_batches=lim.dmft_error_batches, max_bytes=lim.dmft_max_memory_gb * 1e9,
+                          response_estimator=lim.dmft_response_estimator, probes=lim.dmft_probes,
                           progress=_chain(progress_logger(log, self.name), (hooks or {}).get("progress")),
                           **_common(cfg, Xt))
         return _fixed_point_record(r, log, self.name)

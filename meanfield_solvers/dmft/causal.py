@@ -39,7 +39,7 @@ from .. import gaussian
 from ..threads import blas_threads
 from .grid import Grid
 from .march import PrimalMarch, SeedLayout, TangentMarch
-from .triangular import TriangularTangents
+from .responses import get_response_estimator
 from .sources import JITTER, IncrementalCholesky, NoiseBank
 from .state import DMFTState
 
@@ -50,7 +50,7 @@ class CausalSweep:
     r"""The sweep as a map ``state -> state`` (see module doc); same parameters as ``SampledMap``."""
 
     def __init__(self, activation, gamma0, bank: NoiseBank, u1, n_tangent, f_estimator, jitter=JITTER,
-                 workers=1):
+                 workers=1, responses=None):
         self.workers = max(1, int(workers))  # threads for the tangent groups of each step
         self.act = gaussian.get_activation(activation)
         self.gamma0 = float(gamma0)
@@ -59,6 +59,8 @@ class CausalSweep:
         self.n_tangent = int(n_tangent)
         self.f_estimator = f_estimator
         self.jitter = jitter
+        # the response estimator (meanfield_solvers/dmft/responses.py): exact tangents unless told
+        self.responses = get_response_estimator("tangent") if responses is None else responses
 
     def __call__(self, state: DMFTState) -> DMFTState:
         # BLAS on one thread whatever the worker count: the sweep's many small products are faster so
@@ -92,9 +94,7 @@ class CausalSweep:
             u = np.broadcast_to(self.u1, shape) if l == 1 else np.zeros(shape)
             r = np.broadcast_to(bank.rL, shape) if l == L else np.zeros(shape)
             pm.append(PrimalMarch(act, u, r, g))
-            nr, nu = (P if l <= L - 1 else 0), (Pt if l >= 2 else 0)
-            tm.append(TriangularTangents(act, pm[l].h[:, :nt], pm[l].z[:, :nt], nr, nu, g, pool, self.workers)
-                      if nr + nu else None)
+            tm.append(self.responses.tracker(act, pm[l], l, L, g, bank, nt, pool, self.workers))
             if l >= 2:
                 chol_u.append(IncrementalCholesky(Phi[l - 1], Pt, self.jitter,
                                                   f"Phi^{l - 1} (covariance of u^{l})"))
@@ -124,10 +124,10 @@ class CausalSweep:
                 Phi[l][rows, upto] = pm[l].p[rows] @ pm[l].p[upto].T / S
                 Phi[l][upto, rows] = Phi[l][rows, upto].T
                 if tm[l] is not None:
-                    tm[l].step_h(k, Hk)
+                    tm[l].sweep_h(k, Hk)
                     if l <= L - 1:
                         RA4 = RA[l][rows].reshape(Pt, g.n_t, Pt)
-                        RA4[:, :k + 1, :P] = tm[l].response_rows(tm[l].dp, k, "r")
+                        RA4[:, :k + 1, :P] = tm[l].ra_rows(k)
             # ---- output f[k] and Delta[k]
             if one is not None:
                 one.step_h(k, H[L][rows, past] @ one.dg[past], S)
@@ -154,10 +154,10 @@ class CausalSweep:
                 G[l][rows, upto] = pm[l].g[rows] @ pm[l].g[upto].T / S
                 G[l][upto, rows] = G[l][rows, upto].T
                 if tm[l] is not None:
-                    tm[l].step_z(k, Zk)
+                    tm[l].sweep_z(k, Zk)
                     if l >= 2:
                         RB4 = RB[l - 1][rows].reshape(Pt, g.n_t, Pt)
-                        RB4[:, :k + 1, :] = tm[l].response_rows(tm[l].dg, k, "u")
+                        RB4[:, :k + 1, :] = tm[l].rb_rows(k)
                 if l == L and one is not None:
                     one.step_z(k, Zk @ one.dp[upto], S)
         return DMFTState(g, y, Phi, G, RA, RB, f)

@@ -20,13 +20,17 @@ time and ``n_tri = n_pts (T+1)(T+2)/2`` (lower-triangular storage, :mod:`meanfie
 about half of the dense ``2 n R_ℓ S_tan``); it is followed by one chunked Jacobi
 application, so its peak is the larger of the two.
 
+With the randomised-probe responses (``response='probe'``, :mod:`meanfield_solvers.dmft.probes`; ``C`` =
+probes × samples columns): the directions ``2 (L-1) n C`` beside the noise; the Jacobi map one layer's
+dφ, dg and their past parts plus a copy of the directions, ``6 n C``; the causal sweep ``4 n C`` per
+layer with seeds. Each estimator states its own term (:mod:`meanfield_solvers.dmft.responses`).
+
 i.e. the brief's ``T × points × M × L`` floats for the samples plus the tangent part.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .triangular import triangular_rows
 
 __all__ = ["MemoryEstimate", "estimate_memory", "auto_chunk", "DMFTMemoryError"]
 
@@ -75,13 +79,18 @@ class MemoryEstimate:
 
 
 def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chunk_budget=512e6,
-                    sweep="jacobi", workers=1):
+                    sweep="jacobi", workers=1, response="tangent", probes=1):
     """Peak memory (bytes) of one sampled solve; see module doc for the terms.
 
     ``sweep='causal'`` adds the causal sweep's all-at-once storage (the peak is the larger phase).
     ``workers`` chunks are marched at once: the automatic chunk shares ``chunk_budget`` among them,
-    and the tangent term counts each worker's chunk.
+    and the tangent term counts each worker's chunk. ``response`` names the response estimator
+    (:mod:`meanfield_solvers.dmft.responses`, which states its own tangent footprint; ``'probe'`` uses
+    ``probes`` directions on each of ``n_tangent`` samples, the solver passing all ``n_samples``).
     """
+    from .responses import get_response_estimator
+
+    est = get_response_estimator(response)
     n = (T + 1) * n_pts
     S = n_samples
     Rs = seeds_per_layer(T + 1, n_pts, n_train, L)
@@ -91,23 +100,21 @@ def estimate_memory(T, n_pts, n_train, L, n_samples, n_tangent, chunk=None, chun
     busy = min(workers, -(-n_tangent // c))  # chunks alive at once
     noise = _F * (2 * (L - 1) * n * S + 2 * n_pts * S + S)
     primal = _F * (7 * n * S + 4 * n * S)
-    # each chunk marches one seed time at a time (march.tangent_averages): histories of at most n rows
-    # and R / (T+1) seeds, plus the chunk's sums over all R seeds
-    r_t = R // (T + 1)
-    tangents = _F * (busy * (2 * n * r_t * c + 2 * n * c) + 2 * n * R + 2 * busy * n * R) if R else 0
+    # tangent term: the estimator's (the exact tangents: each chunk marches one seed time at a time,
+    # histories of at most n rows and R / (T+1) seeds, plus the chunk's sums over all R seeds)
+    n_t = T + 1
+    tangents, c_tangents, extra = est.memory(n, n_t, n_pts, Rs, n_tangent, c, busy, probes)
+    noise += extra
     state = _F * (12 * L + 6) * n * n
     if sweep == "causal":
         c_primal = _F * (6 * L * n * S + 2 * n * S)
-        # seed-time groups store only the times at or after their seed (meanfield_solvers.dmft.triangular):
-        # dφ, dg on (T+1)(T+2)/2 time rows of n_pts per group instead of (T+1)^2, plus the dh of the
-        # current time of every group (one dense time row's worth, n rows in all)
-        n_t = T + 1
-        tri = triangular_rows(n_t) * n_pts
-        c_tangents = _F * sum((2 * tri + n) * (r // n_t) * n_tangent for r in Rs)
+        # exact tangents: seed-time groups store only the times at or after their seed
+        # (meanfield_solvers.dmft.triangular): dφ, dg on (T+1)(T+2)/2 time rows of n_pts per group instead
+        # of (T+1)^2, plus the dh of the current time of every group (one dense time row's worth)
         c_state = _F * (8 * L + 2) * n * n
         if c_primal + c_tangents + c_state > primal + tangents + state:
             primal, tangents, state = c_primal, c_tangents, c_state
-            if chunk is None and R:
+            if chunk is None and R and est.subset_sweep:
                 # the certifying Jacobi map may use larger chunks, up to the memory the sweep's tangents
                 # already took (its dense chunks are (T+1)^2 rows, the sweep's triangle about half that:
                 # all n_tangent in one chunk would exceed the sweep, issue 19)

@@ -64,10 +64,16 @@ the minimum of 2 (``info['extra_iterations']``).
 Estimators
 ----------
 * Kernels: sample second moments over all ``n_samples`` samples.
-* Responses :math:`R_A, R_B`: exact forward-mode tangents with unit seeds on ``n_tangent`` samples
-  (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the (numerically
-  low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}` amplifies noise through
-  :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
+* Responses :math:`R_A, R_B` (``response_estimator``, a registry in :mod:`~meanfield_solvers.dmft.responses`):
+  ``'probe'`` — one tangent per sample along ``probes`` fixed Rademacher directions on all samples,
+  correlated with the directions (unbiased, causal, no inverse; cost ∝ (PT)² per sample against
+  (PT)³ per tangent sample; docs/dmft.md §3.3(c), :mod:`~meanfield_solvers.dmft.probes`); ``'auto'``
+  takes it from ``n_pts (T+1) >= 500`` on or where the exact tangents' causal sweep does not fit in
+  ``max_bytes`` (measured error per second: BENCHMARKS.md, "Cheaper responses"). ``'tangent'``
+  (the default and the reference) — exact forward-mode tangents with unit seeds on ``n_tangent``
+  samples (docs/dmft.md §3.3(a)). Chosen because it is exactly causal and needs no inverse of the
+  (numerically low-rank) kernels; the Stein estimator :math:`\langle F r^\top\rangle G^{-1}`
+  amplifies noise through :math:`G^{-1}`, and any truncated pseudo-inverse followed by a causal mask converges to a wrong
   answer with a tiny residual (the 12% trap of docs/dmft.md §3.3(b)). Pathwise derivatives need
   :math:`\phi''` as a function, so relu with :math:`L\ge2` (where :math:`\phi''` is a Dirac delta and
   the pathwise estimator drops the :math:`\delta(h)z` terms) is refused.
@@ -84,7 +90,8 @@ Monte Carlo error
 -----------------
 Batch sub-solves: the samples are split into ``error_batches`` = B contiguous blocks (tangent
 samples likewise), each block is solved on its own, and the standard error of the full solve is
-estimated as ``std_b(X_b) / sqrt(B)`` (assumes the :math:`S^{-1/2}` law; the :math:`O(1/S)` bias is
+estimated as ``std_b(X_b) / sqrt(B)`` (with probes, each block uses its own samples' directions, so
+the spread includes the probe noise; assumes the :math:`S^{-1/2}` law; the :math:`O(1/S)` bias is
 not included). The relative uncertainty of that estimate is about :math:`1/\sqrt{2(B-1)}`: ±41 % at
 B = 4 (independent solves then scatter up to 2.5× their quoted errors on some outputs), ±27 % at the
 default B = 8. A batch is solved by one causal sweep (its exact fixed point for its own noise; the
@@ -107,12 +114,13 @@ from ..threads import blas_threads
 from .iteration import IterationLog, SolveProgress, iterate, stage_horizons
 from .march import PrimalMarch, SeedLayout, gram, tangent_averages
 from .memory import MemoryEstimate, check_memory, estimate_memory
+from .responses import get_response_estimator
 from .ntk import init_kernels
 from .result import DMFTResult, result_from_state
 from .sources import JITTER, KernelNotPositiveDefinite, NoiseBank
 from .state import DMFTState, memory_operators, outputs_from_field_term
 
-__all__ = ["solve_dmft", "SampledMap", "check_supported"]
+__all__ = ["solve_dmft", "SampledMap", "check_supported", "choose_response_estimator", "response_samples"]
 
 F_ESTIMATORS = ("pathwise", "stein", "empirical")
 
@@ -145,6 +153,48 @@ def check_supported(activation: str, L: int, f_estimator: str = "auto") -> str:
     return f_estimator
 
 
+#: ``response_estimator='auto'`` takes the probes from this many rows ``n_pts (T+1)`` on (measured crossover)
+AUTO_PROBE_ROWS = 500
+
+
+def choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers=1, max_bytes=None, chunk=None):
+    """``(estimator name, reason)`` for ``response_estimator=name`` (see :func:`solve_dmft`).
+
+    ``'auto'``: the probes where ``n_pts (T+1) >= AUTO_PROBE_ROWS`` or the exact tangents' causal
+    sweep does not fit in ``max_bytes``; else the exact tangents (the reference). Measured
+    (BENCHMARKS.md, "Cheaper responses", whole solves with 8 error batches at S = 4000, error^2 x CPU
+    seconds): the probes are 1.1x better at n_pts (T+1) = 84, 1.3-1.5x at 328 (within the +-25 % of
+    single runs: the reference, and every earlier result, is kept there), 3.6-4.1x at 656 (the issue-19
+    configuration, 500 tangent samples) and 2x at 816 (100 tangent samples). Where the exact sweep
+    does not fit, the exact estimator would need a subset warm start and further Jacobi iterations at
+    (PT)^3 cost per tangent sample, while the probes still solve in one sweep (P*T = 3200: ~85 GB for
+    500 exact tangent samples against ~5 GB with probes).
+    """
+    if name != "auto":
+        get_response_estimator(name)  # a clear error for an unknown name
+        return name, "asked for"
+    if L < 2:
+        return "tangent", "auto: no responses at L = 1"
+    rows = n_pts * (T + 1)
+    if rows >= AUTO_PROBE_ROWS:
+        return "probe", (f"auto: n_pts (T+1) = {rows} >= {AUTO_PROBE_ROWS}, where the probes were measured 2-4x "
+                         "better per CPU second than the exact tangents (BENCHMARKS.md)")
+    need = estimate_memory(T, n_pts, P, L, S, min(n_tangent, S), chunk=chunk, sweep="causal", workers=workers,
+                           response="tangent").total
+    if max_bytes is None or need <= max_bytes:
+        return "tangent", (f"auto: the exact tangents (the reference; n_pts (T+1) = {rows} < {AUTO_PROBE_ROWS}, "
+                           "where the probes were measured at most 1.5x better per CPU second)")
+    return "probe", (f"auto: the exact tangents' causal sweep needs {need / 1e9:.3g} GB > max_bytes "
+                     f"{max_bytes / 1e9:.3g} GB; randomised probes solve in one sweep at (PT)^2 cost per sample")
+
+
+def response_samples(name, S, n_tangent, P, n_pts, T, L=2, max_bytes=None, workers=1):
+    """``(estimator name, samples it uses)`` for a solve asked with ``response_estimator=name`` (what
+    the config checks need for the memory estimate, before any solve)."""
+    chosen, _ = choose_response_estimator(name, T, n_pts, P, L, S, n_tangent, workers, max_bytes)
+    return chosen, get_response_estimator(chosen).samples(S, n_tangent)
+
+
 class SampledMap:
     r"""One application of the sampled fixed-point map :math:`\Sigma\mapsto F(\Sigma)`.
 
@@ -162,7 +212,7 @@ class SampledMap:
     """
 
     def __init__(self, activation, gamma0, bank: NoiseBank, Phi0, n_tangent, chunk, f_estimator,
-                 jitter=JITTER, block=8, workers=1):
+                 jitter=JITTER, block=8, workers=1, responses=None):
         self.act = gaussian.get_activation(activation)
         self.gamma0 = float(gamma0)
         self.bank = bank
@@ -172,6 +222,7 @@ class SampledMap:
         self.jitter = jitter
         self.block = block
         self.workers = int(workers)
+        self.responses = get_response_estimator("tangent") if responses is None else responses
         # BLAS threads of the large Gram/colouring products: all workers' cores, unless the caller
         # asked to leave BLAS alone (solve_dmft(n_threads=None) sets gemm_threads = None)
         self.gemm_threads = self.workers
@@ -211,12 +262,8 @@ class SampledMap:
                 Phi[l] = gram(pm.p)
                 G[l] = gram(pm.g)
             t3 = time.perf_counter()
-            seeds = SeedLayout(g.n_t, g.n_pts, g.n_train, r_seeds=l <= L - 1, u_seeds=l >= 2,
-                               one_seed=False)
-            if seeds.R:
-                nt = self.n_tangent
-                avg = tangent_averages(act, pm.h[:, :nt], pm.z[:, :nt], H, Z, g, seeds, self.chunk,
-                                       self.block, self.workers)
+            if L >= 2:  # the layer has response seeds (r if l < L, u if l > 1)
+                avg = self.responses.jacobi(self, l, pm, H, Z, g)
                 if l <= L - 1:
                     RA[l] = avg["RA"]
                 if l >= 2:
@@ -250,15 +297,18 @@ MIN_ITERATIONS = 2  # one causal sweep solves the causal system, one Jacobi appl
 MIN_SUBSET_TANGENTS = 8  # fewer tangent samples in a warm-start sweep: too noisy to be worth it
 
 
-def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
+def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes, responses=None, probes=1):
     """The first map of the solve: ``(sweep, reason, tangent samples of the causal sweep or None)``.
 
     ``'auto'``: the full causal sweep if its memory estimate fits ``max_bytes``; else the causal
     sweep on the largest number of tangent samples that fits (at least ``MIN_SUBSET_TANGENTS``) as
     a warm start of the chunked Jacobi iteration; else the Jacobi iteration with continuation.
     """
+    responses = get_response_estimator("tangent") if responses is None else responses
+
     def causal_bytes(n):
-        return estimate_memory(T, n_pts, P, L, S, n, chunk=chunk, sweep="causal", workers=workers).total
+        return estimate_memory(T, n_pts, P, L, S, n, chunk=chunk, sweep="causal", workers=workers,
+                               response=responses.name, probes=probes).total
 
     gb = lambda b: f"{b / 1e9:.3g} GB"  # noqa: E731
     if sweep == "jacobi":
@@ -269,6 +319,13 @@ def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
         return "causal", f"one sweep solves the causal system ({why})", S_tan
     if max_bytes is None:
         raise ValueError("sweep='causal_subset' sizes its sweep to max_bytes; give max_bytes (or use 'causal')")
+    if not responses.subset_sweep:  # (the probe estimator uses all samples: no smaller sweep)
+        if sweep == "causal_subset":
+            raise ValueError(f"sweep='causal_subset' needs the exact tangents (response_estimator='tangent'); "
+                             f"the {responses.name!r} estimator's sweep uses all samples")
+        return "jacobi", (f"the causal sweep needs {gb(need)} > max_bytes {gb(max_bytes)}: Jacobi iteration with "
+                          "horizon continuation; raise max_bytes (limit.dmft_max_memory_gb) or lower the "
+                          "samples to solve in 2 iterations"), None
     lo, hi = 0, S_tan  # largest n with causal_bytes(n) <= max_bytes (monotone in n)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -287,9 +344,22 @@ def choose_sweep(sweep, T, n_pts, P, L, S, S_tan, chunk, workers, max_bytes):
                       f"or lower the tangent samples to solve in 2 iterations"), None
 
 
+def _batch_summary(state, log):
+    """What the error estimate needs from a batch sub-solve: its equal-time outputs (a few
+    (T+1, P, P) arrays), not its (n, n) two-time state, which is dropped here — eight batches'
+    states and two-time copies held to the end took 10.4 GB at P = 32, T = 100 (5 times the
+    solve's own order parameters)."""
+    from types import SimpleNamespace
+
+    r = result_from_state(state, log)
+    return SimpleNamespace(f=r.f, loss=r.loss, K=r.K, Phi=r.Phi, G=r.G, iterations=r.iterations)
+
+
 def _reporting(results, B, progress, t0, grid, b_sweep, b_reason):
-    """Pass the batch results through in order, telling ``progress`` after each."""
+    """Pass the batch results through in order (each reduced to :func:`_batch_summary` as it
+    arrives), telling ``progress`` after each."""
     for b, (sb, lb) in enumerate(results):
+        sb = _batch_summary(sb, lb)
         if progress is not None:
             done = time.perf_counter() - t0
             res_b = float(lb.residuals[-1]) if lb.residuals else float("nan")
@@ -330,6 +400,7 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
                f_estimator: str = "auto", error_batches: int = 8, antithetic: bool = False,
                u1=None, rL=None, tangent_chunk: int | None = None, block: int = 8, sweep: str = "auto",
                max_bytes: float | None = 4e9, n_threads: int | None = 1, workers: int | None = None,
+               response_estimator: str = "tangent", probes: int = 1,
                verbose: bool = False, progress=None) -> DMFTResult:
     r"""Solve the infinite-width DMFT of an L-hidden-layer muP network by sample-and-solve.
 
@@ -402,6 +473,16 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         cores this process may use. The tangent budget (512 MB) is shared among them, so the chunk
         size, and with it the rounding of the result, depends on ``workers``: the same seed and
         the same ``workers`` give bitwise-identical results.
+    response_estimator : 'tangent' | 'probe' | 'auto'
+        How the responses R_A, R_B are estimated (:mod:`~meanfield_solvers.dmft.responses`): 'tangent',
+        exact unit-seed tangents on ``n_tangent`` samples (the reference, cost ∝ (PT)³ per tangent
+        sample); 'probe', one tangent per sample along ``probes`` fixed Rademacher directions on all
+        ``n_samples`` samples (unbiased, cost ∝ (PT)² per sample; ``n_tangent`` is not used;
+        docs/dmft.md §3.3(c)); 'auto' takes 'probe' from ``n_pts (T+1) >= AUTO_PROBE_ROWS`` (500) on
+        or where the exact sweep does not fit in ``max_bytes``, else 'tangent'
+        (:func:`choose_response_estimator`, from measured error per second). Recorded in
+        ``info['response_estimator']`` with ``info['response_reason']``.
+    probes : int, directions per sample of the 'probe' estimator (default 1)
     verbose : bool, print one line per iteration
     progress : callable, optional
         Receives a :class:`~meanfield_solvers.dmft.iteration.SolveProgress` (iteration, stage,
@@ -433,9 +514,13 @@ def usable_cores() -> int:
 
 def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tangent, tol, stage_tol,
                 max_iter, damping, stages, seed, jitter, f_estimator, error_batches, antithetic, u1, rL,
-                tangent_chunk, block, sweep, max_bytes, workers, n_threads, verbose, progress):
+                tangent_chunk, block, sweep, max_bytes, workers, n_threads, response_estimator, probes,
+                verbose, progress):
     t_start = time.perf_counter()
     f_estimator = check_supported(activation, L, f_estimator)
+    if int(probes) != probes or probes < 1:
+        raise ValueError(f"probes must be a positive integer (directions per sample), got {probes!r}")
+    probes = int(probes)
     if gamma0 == 0:
         raise ValueError("gamma0 = 0 is the lazy limit: use meanfield_solvers.dmft.solve_ntk")
     X = np.asarray(X, dtype=float)
@@ -458,7 +543,11 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
                              "sources are coloured from the kernels)")
         n_samples = S_given
     S = 8000 if n_samples is None else int(n_samples)
-    S_tan = int(min(n_tangent, S))
+    n_pts_all = Xall.shape[0]
+    resp_name, resp_reason = choose_response_estimator(response_estimator, T, n_pts_all, P, L, S, n_tangent,
+                                                       workers, max_bytes, tangent_chunk)
+    responses = get_response_estimator(resp_name)
+    S_tan = responses.samples(S, n_tangent)
     if L >= 2 and S_tan < 1:
         raise ValueError("L >= 2 needs n_tangent >= 1 samples for the response functions")
     if int(T) != T or T < 1 or not dt > 0:
@@ -471,16 +560,17 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         raise ValueError(f"unknown sweep {sweep!r}; choose one of {SWEEPS}")
     sweep_asked = sweep
     sweep, sweep_reason, S_sweep = choose_sweep(sweep, T, n_pts, P, L, S, S_tan, tangent_chunk, workers,
-                                                max_bytes)
+                                                max_bytes, responses, probes)
     if stages is None:
         stages = int(np.ceil(T / 12)) if sweep == "jacobi" else 1
     stage_tol = max(tol, 1e-4) if stage_tol is None else stage_tol
 
+    mem = dict(response=resp_name, probes=probes)
     est = estimate_memory(T, n_pts, P, L, S, S_tan, chunk=tangent_chunk,
-                          sweep="causal" if sweep == "causal" else "jacobi", workers=workers)
+                          sweep="causal" if sweep == "causal" else "jacobi", workers=workers, **mem)
     if sweep == "causal_subset":  # the subset sweep, then the chunked Jacobi map with all tangents
         est_c = estimate_memory(T, n_pts, P, L, S, S_sweep, chunk=tangent_chunk, sweep="causal",
-                                workers=workers)
+                                workers=workers, **mem)
         if est_c.total > est.total:
             est = MemoryEstimate(est_c.noise, est_c.primal, est_c.tangents, est_c.state, est.chunk)
     check_memory(est, max_bytes)
@@ -490,20 +580,23 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     init = init_kernels(Xall, L, activation)
     rng = np.random.default_rng(seed)
     bank = NoiseBank(grid.n, L, S, rng, n_pts, antithetic=antithetic, u1=u1, rL=rL)
+    responses.prepare(bank, grid, L, probes, seed)
     grids = [grid.with_steps(Ts) for Ts in stage_horizons(T, stages)]
     settings = dict(activation=activation, L=L, gamma0=gamma0, dt=dt, T=T, n_samples=S,
                     n_tangent=S_tan, tol=tol, stage_tol=stage_tol, max_iter=max_iter, damping=damping,
                     stages=[gg.T for gg in grids], seed=seed, jitter=jitter, f_estimator=f_estimator,
                     error_batches=error_batches, antithetic=antithetic, chunk=chunk, block=block,
                     sweep=sweep, sweep_reason=sweep_reason, sweep_tangents=S_sweep, workers=workers,
-                    memory_estimate_bytes=est.total)
+                    memory_estimate_bytes=est.total, response_estimator=resp_name,
+                    response_reason=resp_reason, probes=probes)
     if progress is not None:
         progress(SolveProgress(0, 1, len(grids), grids[0].T, float("nan"), 0.0, None, "solve",
                                f"{sweep}: {sweep_reason}"))
 
     log = IterationLog()
     try:
-        F = SampledMap(activation, gamma0, bank, init.Phi[0], S_tan, chunk, f_estimator, jitter, block, workers)
+        F = SampledMap(activation, gamma0, bank, init.Phi[0], S_tan, chunk, f_estimator, jitter, block, workers,
+                       responses)
         if n_threads is None:
             F.gemm_threads = None
     except KernelNotPositiveDefinite as e:
@@ -514,7 +607,7 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
     def first(Fm, n_sweep, threads=workers):  # the causal sweep on the same noise (and estimators) as Fm
         if n_sweep is None:
             return None
-        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, n_sweep, f_estimator, jitter, threads)
+        return CausalSweep(activation, gamma0, Fm.bank, Fm.u1, n_sweep, f_estimator, jitter, threads, responses)
 
     first_reason = ("causal sweep" if sweep == "causal" else
                     f"causal sweep with {S_sweep} of the {S_tan} tangent samples (warm start)")
@@ -548,22 +641,24 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
         subs, sub_status = [], []
         Sb, Sb_tan = S // B, max(1, S_tan // B)
         b_sweep, b_reason, _ = choose_sweep("jacobi" if sweep_asked == "jacobi" else "auto", T, n_pts, P, L,
-                                            Sb, Sb_tan, tangent_chunk, workers, max_bytes)
+                                            Sb, Sb_tan, tangent_chunk, workers, max_bytes, responses, probes)
         t_err = time.perf_counter()
 
         def one_batch(b):  # reads `par`, set below before any batch runs
             sub_bank = bank.subset(slice(b * Sb, (b + 1) * Sb))
             Fb = SampledMap(activation, gamma0, sub_bank, init.Phi[0], Sb_tan, chunk,
-                            f_estimator, jitter, block, workers)
+                            f_estimator, jitter, block, workers, responses)
             Fb.gemm_threads = F.gemm_threads
             if b_sweep == "causal":  # one sweep: the batch's own fixed point (certified method, see module doc)
                 return _sweep_only(first(Fb, Sb_tan, 1 if par > 1 else workers), state, grid)
             return iterate(Fb, state, [grid], tol=tol, max_iter=max_iter, damping=damping, F_first=None)
 
         # independent sweeps: run `workers` at once (one BLAS thread each) when their memory fits
-        b_bytes = estimate_memory(T, n_pts, P, L, Sb, Sb_tan, sweep="causal", workers=1).total
+        b_bytes = estimate_memory(T, n_pts, P, L, Sb, Sb_tan, sweep="causal", workers=1, **mem).total
         par = min(workers, B)
-        while par > 1 and max_bytes is not None and par * b_bytes > max_bytes:
+        # the main solve's noise and solution stay alive beside the batches (4 L n^2 order parameters)
+        resident = est.noise + 8 * 4 * L * grid.n ** 2
+        while par > 1 and max_bytes is not None and resident + par * b_bytes > max_bytes:
             par -= 1
         if b_sweep != "causal":
             par = 1  # the Jacobi sub-solves already march their tangent chunks on `workers` threads
@@ -578,7 +673,7 @@ def _solve_dmft(X, y, L, gamma0, dt, T, *, activation, X_test, n_samples, n_tang
             batches = list(_reporting(map(one_batch, range(B)), B, progress, t_err, grid, b_sweep, b_reason))
         for sb, lb in batches:
             sub_status.append(lb.status)
-            subs.append(result_from_state(sb, lb))
+            subs.append(sb)
         ok = [r for r, st in zip(subs, sub_status) if st in ("converged", "swept")]
         # a failed batch returns the full solution: leaving it in would shrink the spread
         errors = _error_estimates(ok, B) if len(ok) >= 2 else errors

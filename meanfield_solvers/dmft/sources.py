@@ -173,6 +173,7 @@ class NoiseBank:
             raise ValueError(f"u1 must have shape {(n_pts, S)}, got {self.u1.shape}")
         if self.rL.shape != (S,):
             raise ValueError(f"rL must have shape {(S,)}, got {self.rL.shape}")
+        self.probes = None  # set by the 'probe' response estimator (meanfield_solvers/dmft/responses.py)
 
     def subset(self, cols: slice) -> "NoiseBank":
         """The same noise restricted to a contiguous block of samples (for batch sub-solves)."""
@@ -184,6 +185,8 @@ class NoiseBank:
         out.u1 = None if self.u1 is None else self.u1[:, cols]
         out.rL = self.rL[cols]
         out.S = out.rL.shape[0]
+        # the probe estimator's directions belong to their samples (meanfield_solvers/dmft/probes.py)
+        out.probes = None if self.probes is None else self.probes.subset(cols)
         return out
 
     def first_layer(self, Phi0, jitter):

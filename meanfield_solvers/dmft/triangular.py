@@ -124,6 +124,21 @@ class TriangularTangents:
 
         self._run(group, k)
 
+    # the causal sweep's tracker interface (meanfield_solvers/dmft/responses.py)
+    def sweep_h(self, k: int, Hk) -> None:
+        self.step_h(k, Hk)
+
+    def sweep_z(self, k: int, Zk) -> None:
+        self.step_z(k, Zk)
+
+    def ra_rows(self, k: int):
+        r"""Block row ``k`` of :math:`R_A` (r-seeds): (n_pts, k+1, n_r)."""
+        return self.response_rows(self.dp, k, "r")
+
+    def rb_rows(self, k: int):
+        r"""Block row ``k`` of :math:`R_B` (u-seeds): (n_pts, k+1, n_u)."""
+        return self.response_rows(self.dg, k, "u")
+
     def response_rows(self, X, k: int, seeds: str):
         r"""Sample means at time ``k`` of ``X`` (``self.dp`` or ``self.dg``) for the r- or u-seeds of
         every group :math:`s \le k`: (n_pts, k+1, n_r or n_u), i.e. block row ``k`` of the response,
