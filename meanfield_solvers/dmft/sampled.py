@@ -482,7 +482,8 @@ def solve_dmft(X, y, L: int, gamma0: float, dt: float, T: int, *, activation: st
         or where the exact sweep does not fit in ``max_bytes``, else 'tangent'
         (:func:`choose_response_estimator`, from measured error per second). Recorded in
         ``info['response_estimator']`` with ``info['response_reason']``.
-    probes : int, directions per sample of the 'probe' estimator (default 1)
+    probes : int
+        Directions per sample of the 'probe' estimator (default 1).
     verbose : bool, print one line per iteration
     progress : callable, optional
         Receives a :class:`~meanfield_solvers.dmft.iteration.SolveProgress` (iteration, stage,
